@@ -1,0 +1,52 @@
+"""Postgres pools and versioned SQL migrations, one schema per service."""
+
+import logging
+from pathlib import Path
+
+import asyncpg
+
+log = logging.getLogger(__name__)
+
+
+async def create_pool(dsn: str, schema: str, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
+    pool = await asyncpg.create_pool(
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        server_settings={"search_path": schema, "application_name": f"sso-{schema}"},
+    )
+    assert pool is not None
+    return pool
+
+
+async def migrate(dsn: str, schema: str, migrations_dir: Path) -> list[str]:
+    """Apply the numbered *.sql files not yet applied, each in its own transaction."""
+    applied_now: list[str] = []
+    connection = await asyncpg.connect(dsn)
+    try:
+        # One migrator at a time per schema, even with many replicas starting together.
+        await connection.execute("SELECT pg_advisory_lock(hashtext($1))", f"migrate:{schema}")
+        await connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+        await connection.execute(
+            f'CREATE TABLE IF NOT EXISTS "{schema}".schema_migrations '
+            "(version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        done = {
+            row["version"]
+            for row in await connection.fetch(f'SELECT version FROM "{schema}".schema_migrations')
+        }
+        for path in sorted(migrations_dir.glob("*.sql")):
+            if path.stem in done:
+                continue
+            async with connection.transaction():
+                await connection.execute(f'SET LOCAL search_path TO "{schema}"')
+                await connection.execute(path.read_text())
+                await connection.execute(
+                    f'INSERT INTO "{schema}".schema_migrations (version) VALUES ($1)', path.stem
+                )
+            log.info("applied migration %s.%s", schema, path.stem)
+            applied_now.append(path.stem)
+        await connection.execute("SELECT pg_advisory_unlock(hashtext($1))", f"migrate:{schema}")
+    finally:
+        await connection.close()
+    return applied_now

@@ -1,0 +1,60 @@
+"""JSON calls between services, each carrying a short-lived JWT signed with the caller's key."""
+
+import logging
+from typing import Any
+
+import httpx
+from fastapi import Request
+
+from .errors import DependencyUnavailable, Unauthorized
+from .logging import request_id_var
+from .tokens import InvalidToken, TokenIssuer, TokenVerifier
+
+log = logging.getLogger(__name__)
+
+SERVICE_TOKEN_TTL_SECONDS = 60
+
+
+class ServiceClient:
+    def __init__(self, http: httpx.AsyncClient, issuer: TokenIssuer, base_url: str, audience: str) -> None:
+        self.http = http
+        self.issuer = issuer
+        self.base_url = base_url.rstrip("/")
+        self.audience = audience
+
+    async def call(self, path: str, payload: dict[str, Any]) -> httpx.Response:
+        """POST payload; returns the response for 2xx and 404, raises DependencyUnavailable otherwise."""
+        token = self.issuer.issue(self.audience, SERVICE_TOKEN_TTL_SECONDS)
+        try:
+            response = await self.http.post(
+                f"{self.base_url}{path}",
+                json=payload,
+                headers={"authorization": f"Bearer {token}", "x-request-id": request_id_var.get()},
+                timeout=10.0,
+            )
+        except httpx.HTTPError as error:
+            log.error("call to %s%s failed: %s", self.audience, path, type(error).__name__)
+            raise DependencyUnavailable(detail=f"{self.audience} unreachable") from error
+        if response.status_code >= 300 and response.status_code != 404:
+            log.error("call to %s%s answered %s", self.audience, path, response.status_code)
+            raise DependencyUnavailable(detail=f"{self.audience} answered {response.status_code}")
+        return response
+
+
+class CallerCheck:
+    """A FastAPI dependency: the request must carry a service token from one of the allowed callers."""
+
+    def __init__(self, verifier: TokenVerifier) -> None:
+        self.verifier = verifier
+
+    async def __call__(self, request: Request) -> str:
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise Unauthorized("Service token required.", detail="no bearer token")
+        try:
+            claims = await self.verifier.verify(token)
+        except InvalidToken as error:
+            raise Unauthorized("Service token refused.", detail=str(error)) from error
+        caller: str = claims["iss"]
+        return caller

@@ -1,0 +1,157 @@
+"""Signed JWTs: one issuer per service, verifiers that pin algorithms and find keys by kid."""
+
+import logging
+import uuid
+from typing import Any, Protocol
+
+import httpx
+import jwt
+
+from .clock import Clock, SystemClock
+from .keys import SigningKey
+
+log = logging.getLogger(__name__)
+
+LEEWAY_SECONDS = 5
+
+
+class InvalidToken(Exception):
+    """The token is malformed, unsigned, mis-signed, expired or meant for someone else."""
+
+
+class TokenIssuer:
+    def __init__(self, key: SigningKey, issuer: str, clock: Clock | None = None) -> None:
+        self.key = key
+        self.issuer = issuer
+        self.clock = clock or SystemClock()
+
+    def issue(self, audience: str, ttl_seconds: int, claims: dict[str, Any] | None = None) -> str:
+        now = int(self.clock.now())
+        payload = {
+            **(claims or {}),
+            "iss": self.issuer,
+            "aud": audience,
+            "iat": now,
+            "exp": now + ttl_seconds,
+            "jti": uuid.uuid4().hex,
+        }
+        return jwt.encode(payload, self.key.private_key, algorithm=self.key.algorithm, headers={"kid": self.key.kid})
+
+
+class KeySource(Protocol):
+    async def key_for(self, kid: str, issuer: str) -> jwt.PyJWK | None: ...
+
+
+class StaticKeys:
+    """Keys known up front, e.g. a service's own JWKS."""
+
+    def __init__(self, jwks: dict[str, Any]) -> None:
+        self.keys = {jwk["kid"]: jwt.PyJWK(jwk) for jwk in jwks["keys"]}
+
+    async def key_for(self, kid: str, issuer: str) -> jwt.PyJWK | None:
+        return self.keys.get(kid)
+
+
+class RemoteKeys:
+    """A peer's JWKS, cached by kid and fetched again when an unknown kid shows up."""
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        url: str,
+        clock: Clock | None = None,
+        min_refetch_seconds: float = 10.0,
+    ) -> None:
+        self.http = http
+        self.url = url
+        self.clock = clock or SystemClock()
+        self.min_refetch_seconds = min_refetch_seconds
+        self.keys: dict[str, jwt.PyJWK] = {}
+        self.fetched_at: float | None = None
+
+    async def key_for(self, kid: str, issuer: str) -> jwt.PyJWK | None:
+        if kid in self.keys:
+            return self.keys[kid]
+        now = self.clock.now()
+        # An unknown kid may be a freshly rotated key, but a flood of made-up kids
+        # must not turn into a flood of fetches.
+        if self.fetched_at is not None and now - self.fetched_at < self.min_refetch_seconds:
+            return None
+        self.fetched_at = now
+        try:
+            response = await self.http.get(self.url, timeout=5.0)
+            response.raise_for_status()
+            self.keys = {jwk["kid"]: jwt.PyJWK(jwk) for jwk in response.json()["keys"]}
+        except (httpx.HTTPError, ValueError, KeyError, jwt.PyJWKError) as error:
+            log.warning("could not fetch JWKS from %s: %s", self.url, type(error).__name__)
+            return None
+        return self.keys.get(kid)
+
+
+class PeerKeys:
+    """Each peer service's own JWKS: a token claiming to be from a peer must use that peer's key."""
+
+    def __init__(self, sources: dict[str, KeySource]) -> None:
+        self.sources = sources
+
+    async def key_for(self, kid: str, issuer: str) -> jwt.PyJWK | None:
+        source = self.sources.get(issuer)
+        return None if source is None else await source.key_for(kid, issuer)
+
+
+class TokenVerifier:
+    def __init__(
+        self,
+        keys: KeySource,
+        issuers: set[str] | frozenset[str],
+        audience: str,
+        algorithms: tuple[str, ...] = ("ES256",),
+        clock: Clock | None = None,
+        required: tuple[str, ...] = ("exp", "iat", "iss", "aud", "jti"),
+    ) -> None:
+        self.keys = keys
+        self.issuers = frozenset(issuers)
+        self.audience = audience
+        self.algorithms = algorithms
+        self.clock = clock or SystemClock()
+        self.required = required
+
+    async def verify(self, token: str) -> dict[str, Any]:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as error:
+            raise InvalidToken("malformed token") from error
+        algorithm = header.get("alg")
+        kid = header.get("kid")
+        if algorithm not in self.algorithms:
+            raise InvalidToken(f"algorithm {algorithm!r} not accepted")
+        if not isinstance(kid, str):
+            raise InvalidToken("token has no kid")
+        try:
+            claimed_issuer = jwt.decode(token, options={"verify_signature": False}).get("iss")
+        except jwt.PyJWTError as error:
+            raise InvalidToken("malformed payload") from error
+        if claimed_issuer not in self.issuers:
+            raise InvalidToken("issuer not accepted")
+        key = await self.keys.key_for(kid, claimed_issuer)
+        if key is None:
+            raise InvalidToken("unknown kid")
+        if key.algorithm_name != algorithm:
+            raise InvalidToken("kid and algorithm disagree")
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key.key,
+                algorithms=[algorithm],
+                audience=self.audience,
+                leeway=LEEWAY_SECONDS,
+                options={"require": list(self.required), "verify_iss": False, "verify_exp": False},
+            )
+        except jwt.PyJWTError as error:
+            raise InvalidToken(type(error).__name__) from error
+        if claims.get("iss") != claimed_issuer:
+            raise InvalidToken("issuer not accepted")
+        # exp is checked against the injected clock, not the wall clock, so tests can freeze time.
+        if not isinstance(claims.get("exp"), int) or claims["exp"] + LEEWAY_SECONDS < self.clock.now():
+            raise InvalidToken("token expired")
+        return claims

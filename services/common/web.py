@@ -1,0 +1,121 @@
+"""What every browser-facing service shares: pages, the browser cookie, CSRF and security headers."""
+
+import gettext
+import hashlib
+import hmac
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .clock import random_token
+from .errors import Forbidden
+
+COMMON_DIR = Path(__file__).parent
+BROWSER_COOKIE = "browser"
+BROWSER_COOKIE_MAX_AGE = 400 * 24 * 3600
+
+# English now; a French catalogue later drops into locale/fr/LC_MESSAGES/messages.mo.
+translations: gettext.NullTranslations = gettext.translation(
+    "messages", localedir=COMMON_DIR / "locale", languages=["en"], fallback=True
+)
+_ = translations.gettext
+
+SECURITY_HEADERS = [
+    (
+        b"content-security-policy",
+        b"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        b"form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    ),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"DENY"),
+    (b"cache-control", b"no-store"),
+]
+
+
+class BrowserMiddleware:
+    """Gives each browser a random id cookie; login steps and CSRF tokens are bound to it."""
+
+    def __init__(self, app: ASGIApp, secure_cookies: bool = False) -> None:
+        self.app = app
+        self.secure_cookies = secure_cookies
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith("/internal/"):
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        browser_id = request.cookies.get(BROWSER_COOKIE, "")
+        is_new = len(browser_id) < 40 or len(browser_id) > 64
+        if is_new:
+            browser_id = random_token()
+        scope.setdefault("state", {})["browser_id"] = browser_id
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [h for h in message.get("headers", []) if h[0] not in dict(SECURITY_HEADERS)]
+                headers += SECURITY_HEADERS
+                if is_new:
+                    cookie = (
+                        f"{BROWSER_COOKIE}={browser_id}; Path=/; Max-Age={BROWSER_COOKIE_MAX_AGE}; "
+                        "HttpOnly; SameSite=Lax" + ("; Secure" if self.secure_cookies else "")
+                    )
+                    headers.append((b"set-cookie", cookie.encode()))
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def browser_id(request: Request) -> str:
+    value: str = request.state.browser_id
+    return value
+
+
+def browser_binding(request: Request) -> str:
+    """What a step token carries to say which browser it belongs to."""
+    return hashlib.sha256(browser_id(request).encode()).hexdigest()
+
+
+def csrf_token(request: Request) -> str:
+    return hmac.new(browser_id(request).encode(), b"csrf", hashlib.sha256).hexdigest()
+
+
+def check_csrf(request: Request, submitted: str | None) -> None:
+    if not submitted or not hmac.compare_digest(submitted, csrf_token(request)):
+        raise Forbidden(
+            _("This form has expired. Please go back and try again."),
+            detail="missing or wrong CSRF token",
+        )
+
+
+class Pages:
+    """Renders a service's templates, with the common base layout and gettext."""
+
+    def __init__(self, templates_dir: Path, static_url: str, service_name: str) -> None:
+        self.static_url = static_url
+        self.environment = jinja2.Environment(
+            loader=jinja2.ChoiceLoader(
+                [jinja2.FileSystemLoader(templates_dir), jinja2.FileSystemLoader(COMMON_DIR / "templates")]
+            ),
+            autoescape=True,
+            extensions=["jinja2.ext.i18n"],
+            undefined=jinja2.StrictUndefined,
+        )
+        self.environment.install_gettext_translations(translations, newstyle=True)  # type: ignore[attr-defined]
+        self.service_name = service_name
+
+    def render(self, request: Request, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+        html = self.environment.get_template(name).render(
+            csrf_token=csrf_token(request) if hasattr(request.state, "browser_id") else "",
+            static_url=self.static_url,
+            **context,
+        )
+        return HTMLResponse(html, status_code=status_code)
+
+    def error_page(self, request: Request, status_code: int, message: str) -> HTMLResponse:
+        return self.render(request, "error.html", status_code=status_code, message=message)
