@@ -27,6 +27,7 @@ def build_app(
 ) -> FastAPI:
     app = FastAPI(title=f"sso-{name}", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.settings = settings
+    app.state.pages = pages
     app.state.signing_key = SigningKey.from_file(settings.signing_key_file)
     service_jwks = jwks(app.state.signing_key, settings.published_key_files)
 

@@ -59,9 +59,11 @@ class DependencyUnavailable(ServiceError):
 
 
 def wants_json(request: Request) -> bool:
-    return request.url.path.startswith("/internal/") or "application/json" in request.headers.get(
-        "accept", ""
-    ) and "text/html" not in request.headers.get("accept", "")
+    return (
+        request.url.path.startswith("/internal/")
+        or "application/json" in request.headers.get("accept", "")
+        and "text/html" not in request.headers.get("accept", "")
+    )
 
 
 def install_error_handlers(app: FastAPI, render_error_page) -> None:  # type: ignore[no-untyped-def]

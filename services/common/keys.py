@@ -34,7 +34,11 @@ def public_jwk(public_key: PublicKey) -> dict[str, str]:
         }
     if isinstance(public_key, rsa.RSAPublicKey):
         rsa_numbers = public_key.public_numbers()
-        return {"e": b64url(_int_bytes(rsa_numbers.e)), "kty": "RSA", "n": b64url(_int_bytes(rsa_numbers.n))}
+        return {
+            "e": b64url(_int_bytes(rsa_numbers.e)),
+            "kty": "RSA",
+            "n": b64url(_int_bytes(rsa_numbers.n)),
+        }
     raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     return {"crv": "Ed25519", "kty": "OKP", "x": b64url(raw)}
 
@@ -61,7 +65,9 @@ class SigningKey:
     @classmethod
     def from_pem(cls, pem: bytes) -> "SigningKey":
         private_key = serialization.load_pem_private_key(pem, password=None)
-        if not isinstance(private_key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey):
+        if not isinstance(
+            private_key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
+        ):
             raise ValueError("unsupported private key type")
         public = private_key.public_key()
         return cls(private_key, thumbprint(public_jwk(public)), algorithm_for(public))
@@ -71,7 +77,12 @@ class SigningKey:
         return cls.from_pem(path.read_bytes())
 
     def public_jwk(self) -> dict[str, str]:
-        return {**public_jwk(self.private_key.public_key()), "kid": self.kid, "alg": self.algorithm, "use": "sig"}
+        return {
+            **public_jwk(self.private_key.public_key()),
+            "kid": self.kid,
+            "alg": self.algorithm,
+            "use": "sig",
+        }
 
 
 def public_jwk_from_pem_file(path: Path) -> dict[str, str]:

@@ -35,7 +35,12 @@ class TokenIssuer:
             "exp": now + ttl_seconds,
             "jti": uuid.uuid4().hex,
         }
-        return jwt.encode(payload, self.key.private_key, algorithm=self.key.algorithm, headers={"kid": self.key.kid})
+        return jwt.encode(
+            payload,
+            self.key.private_key,
+            algorithm=self.key.algorithm,
+            headers={"kid": self.key.kid},
+        )
 
 
 class KeySource(Protocol):

@@ -8,7 +8,7 @@ from typing import Any
 
 import jinja2
 from fastapi import Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .clock import random_token
@@ -71,6 +71,26 @@ class BrowserMiddleware:
         await self.app(scope, receive, send_with_headers)
 
 
+STEP_COOKIE = "login_step"
+
+
+def set_cookie(
+    response: Response,
+    name: str,
+    value: str,
+    *,
+    secure: bool,
+    path: str = "/",
+    max_age: int | None = None,
+) -> None:
+    """Every cookie of ours: HttpOnly and SameSite=Lax, Secure behind TLS."""
+    response.set_cookie(name, value, path=path, max_age=max_age, httponly=True, samesite="lax", secure=secure)
+
+
+def delete_cookie(response: Response, name: str, *, secure: bool, path: str = "/") -> None:
+    response.delete_cookie(name, path=path, httponly=True, samesite="lax", secure=secure)
+
+
 def browser_id(request: Request) -> str:
     value: str = request.state.browser_id
     return value
@@ -100,7 +120,10 @@ class Pages:
         self.static_url = static_url
         self.environment = jinja2.Environment(
             loader=jinja2.ChoiceLoader(
-                [jinja2.FileSystemLoader(templates_dir), jinja2.FileSystemLoader(COMMON_DIR / "templates")]
+                [
+                    jinja2.FileSystemLoader(templates_dir),
+                    jinja2.FileSystemLoader(COMMON_DIR / "templates"),
+                ]
             ),
             autoescape=True,
             extensions=["jinja2.ext.i18n"],

@@ -1,0 +1,68 @@
+"""Customer accounts: adding, disabling and checking a name and password."""
+
+import logging
+import re
+import unicodedata
+from uuid import UUID
+
+from services.common.errors import BadRequest, Conflict, NotFound
+
+from .passwords import Passwords
+from .store import AuthStore, User
+
+log = logging.getLogger(__name__)
+
+USERNAME_PATTERN = re.compile(r"^[\w.@+-]{1,64}$")
+MAX_PASSWORD_LENGTH = 1024
+MIN_PASSWORD_LENGTH = 8
+
+
+def username_key(name: str) -> str:
+    """The form names are compared in: NFKC, trimmed, case-folded."""
+    return unicodedata.normalize("NFKC", name).strip().casefold()
+
+
+class Accounts:
+    def __init__(self, store: AuthStore, passwords: Passwords) -> None:
+        self.store = store
+        self.passwords = passwords
+
+    async def authenticate(self, login_name: str, password: str) -> User | None:
+        """The user if name and password match an enabled account; the same work either way."""
+        user = await self.store.user_by_key(username_key(login_name))
+        matched = await self.passwords.verify(user.password_hash if user else None, password)
+        if user is None or not matched:
+            return None
+        if user.disabled:
+            log.info("sign-in refused: account disabled user_id=%s", user.id)
+            return None
+        if self.passwords.needs_rehash(user.password_hash):
+            await self.store.set_password_hash(user.id, await self.passwords.hash(password))
+        return user
+
+    async def add(self, name: str, password: str) -> UUID:
+        name = unicodedata.normalize("NFKC", name).strip()
+        if not USERNAME_PATTERN.match(name):
+            raise BadRequest("A username is 1 to 64 letters, digits or . _ @ + -")
+        if not MIN_PASSWORD_LENGTH <= len(password) <= MAX_PASSWORD_LENGTH:
+            raise BadRequest(f"A password is {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters")
+        user_id = await self.store.add_user(name, username_key(name), await self.passwords.hash(password))
+        if user_id is None:
+            raise Conflict(f"A user named {name!r} already exists")
+        return user_id
+
+    async def find(self, name: str) -> User:
+        user = await self.store.user_by_key(username_key(name))
+        if user is None:
+            raise NotFound(f"No user named {name!r}")
+        return user
+
+    async def set_disabled(self, name: str, disabled: bool) -> UUID:
+        user_id = await self.store.set_disabled(username_key(name), disabled)
+        if user_id is None:
+            raise NotFound(f"No user named {name!r}")
+        return user_id
+
+    async def active_user(self, user_id: UUID) -> User | None:
+        user = await self.store.user_by_id(user_id)
+        return user if user and not user.disabled else None

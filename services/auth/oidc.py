@@ -1,0 +1,307 @@
+"""The OpenID Connect provider: authorize requests, codes, tokens, discovery and logout checks."""
+
+import base64
+import hashlib
+import hmac
+import logging
+import re
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlencode
+
+import jwt
+
+from services.common.clock import Clock, random_token
+from services.common.keys import SigningKey
+from services.common.tokens import InvalidToken, TokenVerifier
+
+from .settings import Settings
+from .sso_sessions import SsoSession
+from .store import AuthorizationCode, AuthStore, Client
+
+log = logging.getLogger(__name__)
+
+PKCE_PATTERN = re.compile(r"^[A-Za-z0-9._~-]{43,128}$")
+MAX_PARAM_LENGTH = 512
+
+
+class AuthorizeError(Exception):
+    """A bad authorize request. Redirectable only once client and redirect_uri are known good."""
+
+    def __init__(self, error: str, description: str, redirect: "AuthorizeRequest | None" = None) -> None:
+        super().__init__(description)
+        self.error = error
+        self.description = description
+        self.redirect = redirect
+
+
+class TokenError(Exception):
+    def __init__(self, error: str, description: str, status_code: int = 400) -> None:
+        super().__init__(description)
+        self.error = error
+        self.description = description
+        self.status_code = status_code
+
+
+@dataclass(frozen=True)
+class AuthorizeRequest:
+    client_id: str
+    redirect_uri: str
+    state: str
+    nonce: str
+    code_challenge: str
+    scope: str
+    prompt: str = ""
+
+    def as_claims(self) -> dict[str, str]:
+        return asdict(self)
+
+    @classmethod
+    def from_claims(cls, claims: Mapping[str, str]) -> "AuthorizeRequest":
+        return cls(**{name: str(claims.get(name, "")) for name in cls.__dataclass_fields__})
+
+    def query(self) -> str:
+        """The request again as a query string, to re-enter /auth/authorize once signed in."""
+        params = {
+            "response_type": "code",
+            "client_id": self.client_id,
+            "redirect_uri": self.redirect_uri,
+            "scope": self.scope,
+            "state": self.state,
+            "code_challenge": self.code_challenge,
+            "code_challenge_method": "S256",
+        }
+        if self.nonce:
+            params["nonce"] = self.nonce
+        return urlencode(params)
+
+
+def _b64url_sha256(value: str) -> str:
+    return base64.urlsafe_b64encode(hashlib.sha256(value.encode()).digest()).rstrip(b"=").decode()
+
+
+def _hash_code(code: str) -> str:
+    return hashlib.sha256(code.encode()).hexdigest()
+
+
+class Provider:
+    def __init__(self, settings: Settings, store: AuthStore, oidc_key: SigningKey, clock: Clock) -> None:
+        self.settings = settings
+        self.store = store
+        self.oidc_key = oidc_key
+        self.clock = clock
+        self.issuer = settings.issuer
+
+    # authorize
+
+    async def validate_authorize(self, params: Mapping[str, str]) -> AuthorizeRequest:
+        if any(len(value) > MAX_PARAM_LENGTH for value in params.values()):
+            raise AuthorizeError("invalid_request", "a parameter is too long")
+        client = await self.store.client(params.get("client_id", ""))
+        if client is None:
+            raise AuthorizeError("invalid_client", "unknown client")
+        redirect_uri = params.get("redirect_uri", "")
+        # Exact string comparison only: no prefix, no normalisation, no wildcard.
+        if redirect_uri not in client.redirect_uris:
+            raise AuthorizeError("invalid_request", "redirect_uri is not registered for this client")
+        request = AuthorizeRequest(
+            client_id=client.client_id,
+            redirect_uri=redirect_uri,
+            state=params.get("state", ""),
+            nonce=params.get("nonce", ""),
+            code_challenge=params.get("code_challenge", ""),
+            scope=params.get("scope", ""),
+            prompt=params.get("prompt", ""),
+        )
+        if params.get("response_type") != "code":
+            raise AuthorizeError("unsupported_response_type", "only response_type=code", request)
+        if "openid" not in request.scope.split():
+            raise AuthorizeError("invalid_scope", "the openid scope is required", request)
+        if params.get("code_challenge_method") != "S256" or not PKCE_PATTERN.match(request.code_challenge):
+            raise AuthorizeError(
+                "invalid_request", "PKCE with code_challenge_method=S256 is required", request
+            )
+        if request.prompt not in ("", "none", "login", "consent", "select_account"):
+            raise AuthorizeError("invalid_request", "unsupported prompt", request)
+        return request
+
+    def error_redirect(self, error: AuthorizeError) -> str:
+        assert error.redirect is not None
+        params = {"error": error.error, "error_description": error.description, "iss": self.issuer}
+        if error.redirect.state:
+            params["state"] = error.redirect.state
+        return _with_query(error.redirect.redirect_uri, params)
+
+    async def issue_code(self, request: AuthorizeRequest, session: SsoSession) -> str:
+        """A one-time code for the client; returns the redirect URI that carries it."""
+        code = random_token()
+        await self.store.save_code(
+            _hash_code(code),
+            AuthorizationCode(
+                client_id=request.client_id,
+                redirect_uri=request.redirect_uri,
+                user_id=session.user_id,
+                username=session.username,
+                sid=session.sid,
+                nonce=request.nonce or None,
+                scope=request.scope,
+                code_challenge=request.code_challenge,
+                auth_time=session.auth_time,
+                amr=session.amr,
+                expires_at=datetime.fromtimestamp(
+                    self.clock.now() + self.settings.authorization_code_ttl_seconds, UTC
+                ),
+                access_token_jti=None,
+            ),
+        )
+        params = {"code": code, "iss": self.issuer}
+        if request.state:
+            params["state"] = request.state
+        return _with_query(request.redirect_uri, params)
+
+    # token
+
+    async def exchange_code(self, client: Client, form: Mapping[str, str]) -> dict[str, Any]:
+        if form.get("grant_type") != "authorization_code":
+            raise TokenError("unsupported_grant_type", "only authorization_code is supported")
+        code_value = form.get("code", "")
+        if not code_value or len(code_value) > MAX_PARAM_LENGTH:
+            raise TokenError("invalid_request", "code is missing")
+        code_hash = _hash_code(code_value)
+        code, first_use = await self.store.redeem_code(code_hash)
+        if code is None:
+            raise TokenError("invalid_grant", "unknown code")
+        if not first_use:
+            # A code used twice means it leaked: revoke what the first exchange issued (RFC 6749 §4.1.2).
+            if code.access_token_jti:
+                await self.store.revoke_token(
+                    code.access_token_jti, self.clock.now() + self.settings.access_token_ttl_seconds
+                )
+            log.warning("authorization code replayed for client %s", client.client_id)
+            raise TokenError("invalid_grant", "code already used")
+        if code.expires_at.timestamp() < self.clock.now():
+            raise TokenError("invalid_grant", "code expired")
+        if code.client_id != client.client_id:
+            raise TokenError("invalid_grant", "code was issued to another client")
+        if form.get("redirect_uri") != code.redirect_uri:
+            raise TokenError("invalid_grant", "redirect_uri does not match")
+        verifier = form.get("code_verifier", "")
+        if not PKCE_PATTERN.match(verifier) or not hmac.compare_digest(
+            _b64url_sha256(verifier), code.code_challenge
+        ):
+            raise TokenError("invalid_grant", "PKCE verification failed")
+
+        now = int(self.clock.now())
+        access_jti = random_token(16)
+        await self.store.record_access_token(code_hash, access_jti)
+        common = {"iss": self.issuer, "sub": str(code.user_id), "iat": now}
+        id_token = self._sign(
+            {
+                **common,
+                "aud": client.client_id,
+                "azp": client.client_id,
+                "exp": now + self.settings.id_token_ttl_seconds,
+                "auth_time": code.auth_time,
+                "sid": code.sid,
+                "amr": code.amr,
+                "acr": "urn:orange-business:2fa" if "otp" in code.amr else "urn:orange-business:1fa",
+                "preferred_username": code.username,
+                **({"nonce": code.nonce} if code.nonce else {}),
+            }
+        )
+        access_token = self._sign(
+            {
+                **common,
+                "aud": f"{self.issuer}/userinfo",
+                "client_id": client.client_id,
+                "exp": now + self.settings.access_token_ttl_seconds,
+                "jti": access_jti,
+                "scope": code.scope,
+                "preferred_username": code.username,
+            },
+            typ="at+jwt",
+        )
+        return {
+            "access_token": access_token,
+            "token_type": "Bearer",
+            "expires_in": self.settings.access_token_ttl_seconds,
+            "id_token": id_token,
+            "scope": code.scope,
+        }
+
+    def _sign(self, claims: dict[str, Any], typ: str = "JWT") -> str:
+        return jwt.encode(
+            claims,
+            self.oidc_key.private_key,
+            algorithm="RS256",
+            headers={"kid": self.oidc_key.kid, "typ": typ},
+        )
+
+    # userinfo and logout
+
+    async def userinfo(self, verifier: TokenVerifier, access_token: str) -> dict[str, Any]:
+        claims = await verifier.verify(access_token)
+        if await self.store.token_revoked(claims["jti"]):
+            raise InvalidToken("access token revoked")
+        return {"sub": claims["sub"], "preferred_username": claims["preferred_username"]}
+
+    def read_id_token_hint(self, token: str) -> dict[str, Any] | None:
+        """Our own id_token, even expired (a logout hint may be old); None if not ours."""
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                self.oidc_key.private_key.public_key(),
+                algorithms=["RS256"],
+                issuer=self.issuer,
+                options={
+                    "verify_exp": False,
+                    "verify_aud": False,
+                    "require": ["iss", "sub", "aud"],
+                },
+            )
+        except jwt.PyJWTError as error:
+            log.info("id_token_hint refused: %s", type(error).__name__)
+            return None
+        return claims
+
+    def discovery(self) -> dict[str, Any]:
+        issuer = self.issuer
+        return {
+            "issuer": issuer,
+            "authorization_endpoint": f"{issuer}/authorize",
+            "token_endpoint": f"{issuer}/token",
+            "userinfo_endpoint": f"{issuer}/userinfo",
+            "jwks_uri": f"{issuer}/jwks",
+            "end_session_endpoint": f"{issuer}/logout",
+            "response_types_supported": ["code"],
+            "response_modes_supported": ["query"],
+            "grant_types_supported": ["authorization_code"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["RS256"],
+            "scopes_supported": ["openid", "profile"],
+            "claims_supported": [
+                "sub",
+                "iss",
+                "aud",
+                "exp",
+                "iat",
+                "auth_time",
+                "nonce",
+                "sid",
+                "amr",
+                "acr",
+                "preferred_username",
+            ],
+            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            "code_challenge_methods_supported": ["S256"],
+            "authorization_response_iss_parameter_supported": True,
+            "frontchannel_logout_supported": False,
+            "backchannel_logout_supported": False,
+        }
+
+
+def _with_query(uri: str, params: Mapping[str, str]) -> str:
+    separator = "&" if "?" in uri else "?"
+    return f"{uri}{separator}{urlencode(params)}"

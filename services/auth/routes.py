@@ -1,0 +1,348 @@
+"""auth's HTTP surface: thin handlers that parse, call the domain, and render."""
+
+import base64
+import binascii
+import logging
+from typing import Annotated, Any
+from urllib.parse import unquote, urlencode
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+
+from services.common.errors import BadRequest
+from services.common.tokens import InvalidToken
+from services.common.web import (
+    STEP_COOKIE,
+    Pages,
+    _,
+    browser_binding,
+    check_csrf,
+    delete_cookie,
+    set_cookie,
+)
+
+from .login_flow import Step
+from .oidc import AuthorizeError, AuthorizeRequest, TokenError
+from .sso_sessions import SsoSession
+
+log = logging.getLogger(__name__)
+
+SSO_COOKIE = "sso"
+INVALID_CREDENTIALS = _("Invalid username or password.")
+
+router = APIRouter(prefix="/auth")
+
+
+def get_state(request: Request) -> Any:
+    return request.app.state.auth
+
+
+def get_pages(request: Request) -> Pages:
+    pages: Pages = request.app.state.pages
+    return pages
+
+
+State = Annotated[Any, Depends(get_state)]
+CsrfToken = Annotated[str, Form(max_length=128)]
+
+
+def _secure(state: Any) -> bool:
+    secure: bool = state.settings.peers.secure_cookies
+    return secure
+
+
+def _redirect_with_step(state: Any, url: str, token: str) -> RedirectResponse:
+    response = RedirectResponse(url, status_code=303)
+    set_cookie(
+        response,
+        STEP_COOKIE,
+        token,
+        secure=_secure(state),
+        max_age=state.settings.step_token_ttl_seconds,
+    )
+    return response
+
+
+async def _live_sso_session(request: Request, state: Any) -> SsoSession | None:
+    session_id = request.cookies.get(SSO_COOKIE)
+    if not session_id or len(session_id) > 128:
+        return None
+    session: SsoSession | None = await state.sso_sessions.lookup(session_id)
+    # A session outlives nothing about its user: a disabled account's session counts for nothing.
+    if session is None or await state.accounts.active_user(session.user_id) is None:
+        return None
+    return session
+
+
+# OIDC discovery and keys
+
+
+@router.get("/.well-known/openid-configuration")
+async def openid_configuration(state: State) -> dict[str, Any]:
+    discovery: dict[str, Any] = state.provider.discovery()
+    return discovery
+
+
+@router.get("/jwks")
+async def public_jwks(state: State) -> dict[str, Any]:
+    keys: dict[str, Any] = state.public_jwks
+    return keys
+
+
+# authorize and the login pages
+
+
+@router.get("/authorize")
+async def authorize(request: Request, state: State) -> Response:
+    if len(request.query_params.multi_items()) != len(request.query_params):
+        raise BadRequest(_("This sign-in link is not valid."), detail="repeated authorize parameter")
+    try:
+        authz = await state.provider.validate_authorize(dict(request.query_params))
+    except AuthorizeError as error:
+        if error.redirect is None:
+            raise BadRequest(_("This sign-in link is not valid."), detail=error.description) from error
+        return RedirectResponse(state.provider.error_redirect(error), status_code=302)
+    session = None if authz.prompt == "login" else await _live_sso_session(request, state)
+    if session is not None:
+        return RedirectResponse(await state.provider.issue_code(authz, session), status_code=302)
+    if authz.prompt == "none":
+        login_required = AuthorizeError("login_required", "the user is not signed in", authz)
+        return RedirectResponse(state.provider.error_redirect(login_required), status_code=302)
+    token = state.flow.issue("username", browser_binding(request), authz.as_claims())
+    return _redirect_with_step(state, "/auth/login", token)
+
+
+@router.get("/login")
+async def login_page(request: Request, state: State) -> HTMLResponse:
+    step = await state.flow.read(
+        request.cookies.get(STEP_COOKIE), browser_binding(request), {"username", "password"}
+    )
+    return _render_step(request, step)
+
+
+def _render_step(
+    request: Request, step: Step, error: str | None = None, status_code: int = 200
+) -> HTMLResponse:
+    pages = get_pages(request)
+    restart_url = "/auth/authorize?" + AuthorizeRequest.from_claims(step.authz).query()
+    if step.stage == "username":
+        return pages.render(request, "username.html", status_code, error=error)
+    return pages.render(
+        request,
+        "password.html",
+        status_code,
+        error=error,
+        login_name=step.claims["login_name"],
+        restart_url=restart_url,
+    )
+
+
+@router.post("/login/username")
+async def sign_in_username(
+    request: Request,
+    state: State,
+    csrf_token: CsrfToken,
+    username: Annotated[str, Form(min_length=1, max_length=256)],
+) -> Response:
+    check_csrf(request, csrf_token)
+    binding = browser_binding(request)
+    step = await state.flow.read(request.cookies.get(STEP_COOKIE), binding, {"username"})
+    await state.flow.consume(step)
+    # Every name gets the password page, known or not: nothing here tells which names exist.
+    token = state.flow.issue("password", binding, step.authz, login_name=username.strip())
+    return _redirect_with_step(state, "/auth/login", token)
+
+
+@router.post("/login/password")
+async def sign_in_password(
+    request: Request,
+    state: State,
+    csrf_token: CsrfToken,
+    password: Annotated[str, Form(min_length=1, max_length=1024)],
+) -> Response:
+    check_csrf(request, csrf_token)
+    binding = browser_binding(request)
+    step = await state.flow.read(request.cookies.get(STEP_COOKIE), binding, {"password"})
+    user = await state.accounts.authenticate(step.claims["login_name"], password)
+    if user is None:
+        log.info("sign-in refused: invalid username or password")
+        return _render_step(request, step, error=INVALID_CREDENTIALS, status_code=401)
+    await state.flow.consume(step)
+    log.info("password accepted user_id=%s", user.id)
+    token = state.flow.issue(
+        "otp",
+        binding,
+        step.authz,
+        audience="mfa",
+        sub=str(user.id),
+        preferred_username=user.username,
+        amr=["pwd"],
+    )
+    return _redirect_with_step(state, "/mfa/", token)
+
+
+@router.get("/login/complete")
+async def sign_in_complete(request: Request, state: State) -> HTMLResponse:
+    step = await state.flow.read(request.cookies.get(STEP_COOKIE), browser_binding(request), {"complete"})
+    await state.flow.consume(step)
+    user = await state.accounts.active_user(_user_id(step))
+    if user is None:
+        raise BadRequest(INVALID_CREDENTIALS, detail="user disabled or removed during sign-in")
+    previous = request.cookies.get(SSO_COOKIE)
+    if previous and len(previous) <= 128:
+        # A fresh id at every sign-in: an id planted before sign-in is worth nothing after it.
+        await state.sso_sessions.end(session_id=previous)
+    session_id, session = await state.sso_sessions.create(user.id, user.username, ["pwd", "otp"])
+    log.info("sign-in complete user_id=%s enrolled=%s", user.id, bool(step.claims.get("enrolled")))
+    continue_url = "/auth/authorize?" + AuthorizeRequest.from_claims(step.authz).query()
+    response = get_pages(request).render(request, "continue.html", continue_url=continue_url)
+    set_cookie(
+        response,
+        SSO_COOKIE,
+        session_id,
+        secure=_secure(state),
+        path="/auth",
+        max_age=max(0, session.expires_at - int(state.clock.now())),
+    )
+    delete_cookie(response, STEP_COOKIE, secure=_secure(state))
+    return response
+
+
+def _user_id(step: Step) -> UUID:
+    try:
+        return UUID(step.claims["sub"])
+    except (KeyError, ValueError) as error:
+        raise BadRequest(detail="step token without a valid subject") from error
+
+
+# token and userinfo (OAuth JSON endpoints)
+
+
+def _client_credentials(request: Request, form: dict[str, str]) -> tuple[str, str] | None:
+    header = request.headers.get("authorization", "")
+    scheme, _sep, value = header.partition(" ")
+    if scheme.lower() == "basic":
+        try:
+            decoded = base64.b64decode(value, validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        client_id, sep, secret = decoded.partition(":")
+        return (unquote(client_id), unquote(secret)) if sep else None
+    if "client_id" in form and "client_secret" in form:
+        return form["client_id"], form["client_secret"]
+    return None
+
+
+def _token_error(error: TokenError) -> JSONResponse:
+    headers = {"cache-control": "no-store"}
+    if error.status_code == 401:
+        headers["www-authenticate"] = 'Basic realm="token"'
+    return JSONResponse(
+        {"error": error.error, "error_description": error.description},
+        status_code=error.status_code,
+        headers=headers,
+    )
+
+
+@router.post("/token")
+async def token(request: Request, state: State) -> JSONResponse:
+    if request.headers.get("content-type", "").split(";")[0].strip() != "application/x-www-form-urlencoded":
+        return _token_error(TokenError("invalid_request", "use application/x-www-form-urlencoded"))
+    raw_form = await request.form(max_files=0, max_fields=20)
+    form = {key: value for key, value in raw_form.items() if isinstance(value, str)}
+    credentials = _client_credentials(request, form)
+    client = await state.clients.authenticate(*credentials) if credentials else None
+    if client is None:
+        log.info("token request refused: client authentication failed")
+        return _token_error(TokenError("invalid_client", "client authentication failed", 401))
+    try:
+        tokens = await state.provider.exchange_code(client, form)
+    except TokenError as error:
+        log.info("token request refused for client %s: %s", client.client_id, error.description)
+        return _token_error(error)
+    return JSONResponse(tokens, headers={"cache-control": "no-store", "pragma": "no-cache"})
+
+
+@router.api_route("/userinfo", methods=["GET", "POST"])
+async def userinfo(request: Request, state: State) -> JSONResponse:
+    scheme, _sep, access_token = request.headers.get("authorization", "").partition(" ")
+    try:
+        if scheme.lower() != "bearer" or not access_token:
+            raise InvalidToken("no bearer token")
+        claims = await state.provider.userinfo(state.access_tokens, access_token)
+    except InvalidToken as error:
+        log.info("userinfo refused: %s", error)
+        return JSONResponse(
+            {"error": "invalid_token"},
+            status_code=401,
+            headers={"www-authenticate": 'Bearer error="invalid_token"'},
+        )
+    return JSONResponse(claims, headers={"cache-control": "no-store"})
+
+
+# logout (RP-initiated, OIDC end_session_endpoint)
+
+
+@router.get("/logout")
+async def logout(request: Request, state: State) -> Response:
+    params = request.query_params
+    hint = state.provider.read_id_token_hint(params["id_token_hint"]) if "id_token_hint" in params else None
+    client_id = params.get("client_id") or (hint or {}).get("aud")
+    target = await _post_logout_target(
+        state, client_id, params.get("post_logout_redirect_uri"), params.get("state")
+    )
+    if hint is None:
+        # Without proof from the client, a link alone must not sign anyone out: ask first.
+        return get_pages(request).render(
+            request,
+            "logout_confirm.html",
+            client_id=client_id or "",
+            target=params.get("post_logout_redirect_uri", ""),
+            logout_state=params.get("state", ""),
+        )
+    if hint.get("sid"):
+        await state.sso_sessions.end(sid=hint["sid"])
+    return await _signed_out(request, state, target)
+
+
+@router.post("/logout")
+async def logout_confirmed(
+    request: Request,
+    state: State,
+    csrf_token: CsrfToken,
+    client_id: Annotated[str, Form(max_length=256)] = "",
+    target: Annotated[str, Form(max_length=1024)] = "",
+    logout_state: Annotated[str, Form(max_length=512)] = "",
+) -> Response:
+    check_csrf(request, csrf_token)
+    redirect = await _post_logout_target(state, client_id or None, target or None, logout_state or None)
+    return await _signed_out(request, state, redirect)
+
+
+async def _post_logout_target(
+    state: Any, client_id: str | None, uri: str | None, logout_state: str | None
+) -> str | None:
+    """The allow-listed place to send the browser after logout; never an open redirect."""
+    if not uri:
+        return None
+    client = await state.store.client(client_id) if client_id else None
+    if client is None or uri not in client.post_logout_redirect_uris:
+        raise BadRequest(_("This sign-out link is not valid."), detail="post_logout_redirect_uri not allowed")
+    if not logout_state:
+        return uri
+    return f"{uri}{'&' if '?' in uri else '?'}{urlencode({'state': logout_state})}"
+
+
+async def _signed_out(request: Request, state: Any, target: str | None) -> Response:
+    session_id = request.cookies.get(SSO_COOKIE)
+    if session_id and len(session_id) <= 128:
+        await state.sso_sessions.end(session_id=session_id)
+    response: Response = (
+        RedirectResponse(target, status_code=303)
+        if target
+        else get_pages(request).render(request, "signed_out.html")
+    )
+    delete_cookie(response, SSO_COOKIE, secure=_secure(state), path="/auth")
+    log.info("SSO session ended by logout")
+    return response

@@ -1,0 +1,31 @@
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from services.common.settings import ServiceSettings
+
+
+class Settings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="AUTH_", extra="ignore")
+
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/sso"
+    # The RS256 key that signs id_tokens (RS256 is the one algorithm every OIDC client must support).
+    oidc_key_file: Path
+    oidc_published_key_files: list[Path] = Field(default_factory=list)
+    issuer_url: str | None = None
+
+    argon2_memory_kib: int = 19456
+    argon2_iterations: int = 2
+    argon2_parallelism: int = 1
+    # Hashes run in worker threads; more at once than this only queue for the two cores.
+    hashing_concurrency: int = 4
+
+    authorization_code_ttl_seconds: int = Field(default=60, le=60)
+    step_token_ttl_seconds: int = 600
+    id_token_ttl_seconds: int = 300
+    access_token_ttl_seconds: int = 300
+
+    @property
+    def issuer(self) -> str:
+        return self.issuer_url or f"{self.peers.public_url}/auth"

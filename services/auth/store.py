@@ -1,0 +1,188 @@
+"""All of auth's SQL, and nothing else."""
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from uuid import UUID
+
+import asyncpg
+
+
+@dataclass(frozen=True)
+class User:
+    id: UUID
+    username: str
+    password_hash: str
+    disabled: bool
+
+
+@dataclass(frozen=True)
+class Client:
+    client_id: str
+    secret_hash: str
+    redirect_uris: list[str]
+    post_logout_redirect_uris: list[str]
+
+
+@dataclass(frozen=True)
+class AuthorizationCode:
+    client_id: str
+    redirect_uri: str
+    user_id: UUID
+    username: str
+    sid: str
+    nonce: str | None
+    scope: str
+    code_challenge: str
+    auth_time: int
+    amr: list[str]
+    expires_at: datetime
+    access_token_jti: str | None
+
+
+def _at(unix_seconds: float) -> datetime:
+    return datetime.fromtimestamp(unix_seconds, UTC)
+
+
+class AuthStore:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    # users
+
+    async def user_by_key(self, username_key: str) -> User | None:
+        row = await self.pool.fetchrow(
+            "SELECT id, username, password_hash, disabled FROM users WHERE username_key = $1",
+            username_key,
+        )
+        return User(**row) if row else None
+
+    async def user_by_id(self, user_id: UUID) -> User | None:
+        row = await self.pool.fetchrow(
+            "SELECT id, username, password_hash, disabled FROM users WHERE id = $1", user_id
+        )
+        return User(**row) if row else None
+
+    async def add_user(self, username: str, username_key: str, password_hash: str) -> UUID | None:
+        user_id: UUID | None = await self.pool.fetchval(
+            "INSERT INTO users (username, username_key, password_hash) VALUES ($1, $2, $3) "
+            "ON CONFLICT (username_key) DO NOTHING RETURNING id",
+            username,
+            username_key,
+            password_hash,
+        )
+        return user_id
+
+    async def set_disabled(self, username_key: str, disabled: bool) -> UUID | None:
+        user_id: UUID | None = await self.pool.fetchval(
+            "UPDATE users SET disabled = $2, updated_at = now() WHERE username_key = $1 RETURNING id",
+            username_key,
+            disabled,
+        )
+        return user_id
+
+    async def set_password_hash(self, user_id: UUID, password_hash: str) -> None:
+        await self.pool.execute(
+            "UPDATE users SET password_hash = $2, updated_at = now() WHERE id = $1",
+            user_id,
+            password_hash,
+        )
+
+    # clients
+
+    async def client(self, client_id: str) -> Client | None:
+        row = await self.pool.fetchrow(
+            "SELECT client_id, secret_hash, redirect_uris, post_logout_redirect_uris "
+            "FROM clients WHERE client_id = $1",
+            client_id,
+        )
+        return Client(**row) if row else None
+
+    async def save_client(self, client: Client, replace: bool) -> bool:
+        conflict = (
+            "DO UPDATE SET secret_hash = EXCLUDED.secret_hash, redirect_uris = EXCLUDED.redirect_uris, "
+            "post_logout_redirect_uris = EXCLUDED.post_logout_redirect_uris"
+            if replace
+            else "DO NOTHING"
+        )
+        saved = await self.pool.fetchval(
+            "INSERT INTO clients (client_id, secret_hash, redirect_uris, post_logout_redirect_uris) "  # noqa: S608
+            f"VALUES ($1, $2, $3, $4) ON CONFLICT (client_id) {conflict} RETURNING client_id",
+            client.client_id,
+            client.secret_hash,
+            client.redirect_uris,
+            client.post_logout_redirect_uris,
+        )
+        return saved is not None
+
+    # authorization codes
+
+    async def save_code(self, code_hash: str, code: AuthorizationCode) -> None:
+        await self.pool.execute(
+            "INSERT INTO authorization_code (code_hash, client_id, redirect_uri, user_id, username, sid, "
+            "nonce, scope, code_challenge, auth_time, amr, expires_at) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+            code_hash,
+            code.client_id,
+            code.redirect_uri,
+            code.user_id,
+            code.username,
+            code.sid,
+            code.nonce,
+            code.scope,
+            code.code_challenge,
+            code.auth_time,
+            code.amr,
+            code.expires_at,
+        )
+
+    async def redeem_code(self, code_hash: str) -> tuple[AuthorizationCode | None, bool]:
+        """Marks the code used, atomically: (the code, True) the first time, (the code, False) on replay."""
+        row = await self.pool.fetchrow(
+            "UPDATE authorization_code SET used_at = now() WHERE code_hash = $1 AND used_at IS NULL "
+            "RETURNING client_id, redirect_uri, user_id, username, sid, nonce, scope, code_challenge, "
+            "auth_time, amr, expires_at, access_token_jti",
+            code_hash,
+        )
+        if row:
+            return AuthorizationCode(**row), True
+        row = await self.pool.fetchrow(
+            "SELECT client_id, redirect_uri, user_id, username, sid, nonce, scope, code_challenge, "
+            "auth_time, amr, expires_at, access_token_jti FROM authorization_code WHERE code_hash = $1",
+            code_hash,
+        )
+        return (AuthorizationCode(**row), False) if row else (None, False)
+
+    async def record_access_token(self, code_hash: str, jti: str) -> None:
+        await self.pool.execute(
+            "UPDATE authorization_code SET access_token_jti = $2 WHERE code_hash = $1",
+            code_hash,
+            jti,
+        )
+
+    async def revoke_token(self, jti: str, expires_at: float) -> None:
+        await self.pool.execute(
+            "INSERT INTO revoked_token (jti, expires_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            jti,
+            _at(expires_at),
+        )
+
+    async def token_revoked(self, jti: str) -> bool:
+        return bool(await self.pool.fetchval("SELECT 1 FROM revoked_token WHERE jti = $1", jti))
+
+    # step tokens
+
+    async def consume_step_token(self, jti: str, expires_at: float) -> bool:
+        """True the first time a step token is used, False on any replay."""
+        consumed = await self.pool.fetchval(
+            "INSERT INTO consumed_step_token (jti, expires_at) VALUES ($1, $2) "
+            "ON CONFLICT DO NOTHING RETURNING jti",
+            jti,
+            _at(expires_at),
+        )
+        return consumed is not None
+
+    async def delete_expired(self, now: float) -> None:
+        async with self.pool.acquire() as connection, connection.transaction():
+            await connection.execute("DELETE FROM consumed_step_token WHERE expires_at < $1", _at(now))
+            await connection.execute("DELETE FROM revoked_token WHERE expires_at < $1", _at(now))
+            await connection.execute("DELETE FROM authorization_code WHERE expires_at < $1", _at(now - 3600))

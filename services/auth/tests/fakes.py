@@ -1,0 +1,74 @@
+"""An in-memory AuthStore for unit tests."""
+
+from dataclasses import replace
+from uuid import UUID, uuid4
+
+from services.auth.store import AuthorizationCode, Client, User
+
+
+class FakeAuthStore:
+    def __init__(self) -> None:
+        self.users: dict[str, User] = {}
+        self.clients: dict[str, Client] = {}
+        self.codes: dict[str, tuple[AuthorizationCode, bool]] = {}
+        self.revoked: set[str] = set()
+        self.consumed: set[str] = set()
+
+    async def user_by_key(self, username_key: str) -> User | None:
+        return self.users.get(username_key)
+
+    async def user_by_id(self, user_id: UUID) -> User | None:
+        return next((user for user in self.users.values() if user.id == user_id), None)
+
+    async def add_user(self, username: str, username_key: str, password_hash: str) -> UUID | None:
+        if username_key in self.users:
+            return None
+        self.users[username_key] = User(uuid4(), username, password_hash, False)
+        return self.users[username_key].id
+
+    async def set_disabled(self, username_key: str, disabled: bool) -> UUID | None:
+        user = self.users.get(username_key)
+        if user is None:
+            return None
+        self.users[username_key] = replace(user, disabled=disabled)
+        return user.id
+
+    async def set_password_hash(self, user_id: UUID, password_hash: str) -> None:
+        for key, user in self.users.items():
+            if user.id == user_id:
+                self.users[key] = replace(user, password_hash=password_hash)
+
+    async def client(self, client_id: str) -> Client | None:
+        return self.clients.get(client_id)
+
+    async def save_client(self, client: Client, replace_existing: bool) -> bool:
+        if client.client_id in self.clients and not replace_existing:
+            return False
+        self.clients[client.client_id] = client
+        return True
+
+    async def save_code(self, code_hash: str, code: AuthorizationCode) -> None:
+        self.codes[code_hash] = (code, False)
+
+    async def redeem_code(self, code_hash: str) -> tuple[AuthorizationCode | None, bool]:
+        if code_hash not in self.codes:
+            return None, False
+        code, used = self.codes[code_hash]
+        self.codes[code_hash] = (code, True)
+        return code, not used
+
+    async def record_access_token(self, code_hash: str, jti: str) -> None:
+        code, used = self.codes[code_hash]
+        self.codes[code_hash] = (replace(code, access_token_jti=jti), used)
+
+    async def revoke_token(self, jti: str, expires_at: float) -> None:
+        self.revoked.add(jti)
+
+    async def token_revoked(self, jti: str) -> bool:
+        return jti in self.revoked
+
+    async def consume_step_token(self, jti: str, expires_at: float) -> bool:
+        if jti in self.consumed:
+            return False
+        self.consumed.add(jti)
+        return True

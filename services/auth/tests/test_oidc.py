@@ -1,0 +1,207 @@
+import base64
+import hashlib
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+from uuid import uuid4
+
+import jwt
+import pytest
+
+from services.auth.oidc import AuthorizeError, Provider, TokenError
+from services.auth.settings import Settings
+from services.auth.sso_sessions import SsoSession
+from services.auth.store import Client
+from services.common.clock import FrozenClock
+from services.common.keys import SigningKey, generate_private_pem
+
+from .fakes import FakeAuthStore
+
+REDIRECT = "https://app.example/callback"
+VERIFIER = "v" * 50
+CHALLENGE = base64.urlsafe_b64encode(hashlib.sha256(VERIFIER.encode()).digest()).rstrip(b"=").decode()
+
+
+@pytest.fixture
+def oidc_key() -> SigningKey:
+    return SigningKey.from_pem(generate_private_pem("rsa"))
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock()
+
+
+@pytest.fixture
+def store() -> FakeAuthStore:
+    fake = FakeAuthStore()
+    fake.clients["app"] = Client("app", "hash", [REDIRECT], ["https://app.example/"])
+    return fake
+
+
+@pytest.fixture
+def provider(store: FakeAuthStore, oidc_key: SigningKey, clock: FrozenClock, tmp_path: Path) -> Provider:
+    settings = Settings(
+        signing_key_file=tmp_path / "unused.pem",
+        oidc_key_file=tmp_path / "unused-oidc.pem",
+        issuer_url="https://sso.example/auth",
+    )
+    return Provider(settings, store, oidc_key, clock)  # type: ignore[arg-type]
+
+
+def authorize_params(**overrides: str) -> dict[str, str]:
+    params = {
+        "response_type": "code",
+        "client_id": "app",
+        "redirect_uri": REDIRECT,
+        "scope": "openid profile",
+        "state": "st",
+        "nonce": "no",
+        "code_challenge": CHALLENGE,
+        "code_challenge_method": "S256",
+    }
+    return {**params, **overrides}
+
+
+SESSION = SsoSession(uuid4(), "alice", "sid-1", ["pwd", "otp"], 1_700_000_000, 1_700_043_200)
+
+
+@pytest.mark.parametrize(
+    "redirect_uri",
+    [
+        REDIRECT + "?x=1",
+        REDIRECT + "/extra",
+        "https://app.example/other/../callback",
+        "https://evil.example/callback",
+        "https://APP.example/callback",
+        REDIRECT + "#frag",
+        "",
+    ],
+)
+async def test_a_redirect_uri_must_match_exactly_and_is_never_redirected_to(
+    provider: Provider, redirect_uri: str
+) -> None:
+    with pytest.raises(AuthorizeError) as refused:
+        await provider.validate_authorize(authorize_params(redirect_uri=redirect_uri))
+    assert refused.value.redirect is None
+
+
+async def test_an_unknown_client_is_refused_without_redirect(provider: Provider) -> None:
+    with pytest.raises(AuthorizeError) as refused:
+        await provider.validate_authorize(authorize_params(client_id="nobody"))
+    assert refused.value.redirect is None
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"code_challenge_method": "plain"},
+        {"code_challenge": ""},
+        {"code_challenge_method": ""},
+        {"response_type": "token"},
+        {"scope": "profile"},
+    ],
+)
+async def test_bad_requests_from_a_known_client_go_back_with_an_error(
+    provider: Provider, overrides: dict[str, str]
+) -> None:
+    with pytest.raises(AuthorizeError) as refused:
+        await provider.validate_authorize(authorize_params(**overrides))
+    assert refused.value.redirect is not None
+    query = parse_qs(urlsplit(provider.error_redirect(refused.value)).query)
+    assert query["state"] == ["st"]
+    assert query["error"][0] in {"invalid_request", "unsupported_response_type", "invalid_scope"}
+
+
+async def _code(provider: Provider) -> str:
+    request = await provider.validate_authorize(authorize_params())
+    location = await provider.issue_code(request, SESSION)
+    query = parse_qs(urlsplit(location).query)
+    assert location.startswith(REDIRECT + "?")
+    assert query["state"] == ["st"]
+    assert query["iss"] == ["https://sso.example/auth"]
+    return query["code"][0]
+
+
+def token_form(code: str, **overrides: str) -> dict[str, str]:
+    return {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": REDIRECT,
+        "code_verifier": VERIFIER,
+        **overrides,
+    }
+
+
+async def test_a_code_exchanges_for_a_signed_id_token(
+    provider: Provider, store: FakeAuthStore, oidc_key: SigningKey
+) -> None:
+    tokens = await provider.exchange_code(store.clients["app"], token_form(await _code(provider)))
+    claims = jwt.decode(
+        tokens["id_token"],
+        oidc_key.private_key.public_key(),  # type: ignore[arg-type]
+        algorithms=["RS256"],
+        audience="app",
+        issuer="https://sso.example/auth",
+        options={"verify_exp": False},
+    )
+    assert claims["sub"] == str(SESSION.user_id)
+    assert claims["nonce"] == "no"
+    assert claims["sid"] == "sid-1"
+    assert claims["amr"] == ["pwd", "otp"]
+    assert jwt.get_unverified_header(tokens["id_token"])["kid"] == oidc_key.kid
+
+
+async def test_a_reused_code_is_refused_and_revokes_the_first_access_token(
+    provider: Provider, store: FakeAuthStore
+) -> None:
+    code = await _code(provider)
+    first = await provider.exchange_code(store.clients["app"], token_form(code))
+    with pytest.raises(TokenError) as refused:
+        await provider.exchange_code(store.clients["app"], token_form(code))
+    assert refused.value.error == "invalid_grant"
+    jti = jwt.decode(first["access_token"], options={"verify_signature": False})["jti"]
+    assert jti in store.revoked
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"code_verifier": "w" * 50},
+        {"code_verifier": ""},
+        {"redirect_uri": REDIRECT + "?x"},
+        {"grant_type": "password"},
+    ],
+)
+async def test_an_exchange_with_wrong_details_is_refused(
+    provider: Provider, store: FakeAuthStore, overrides: dict[str, str]
+) -> None:
+    with pytest.raises(TokenError):
+        await provider.exchange_code(store.clients["app"], token_form(await _code(provider), **overrides))
+
+
+async def test_a_code_is_valid_for_60_seconds_only(
+    provider: Provider, store: FakeAuthStore, clock: FrozenClock
+) -> None:
+    code = await _code(provider)
+    clock.advance(61)
+    with pytest.raises(TokenError) as refused:
+        await provider.exchange_code(store.clients["app"], token_form(code))
+    assert refused.value.description == "code expired"
+
+
+async def test_a_code_issued_to_one_client_cannot_be_used_by_another(
+    provider: Provider, store: FakeAuthStore
+) -> None:
+    other = Client("other", "hash", [REDIRECT], [])
+    with pytest.raises(TokenError):
+        await provider.exchange_code(other, token_form(await _code(provider)))
+
+
+def test_discovery_announces_pkce_s256_and_both_client_auth_methods(provider: Provider) -> None:
+    discovery = provider.discovery()
+    assert discovery["code_challenge_methods_supported"] == ["S256"]
+    assert set(discovery["token_endpoint_auth_methods_supported"]) == {
+        "client_secret_basic",
+        "client_secret_post",
+    }
+    assert discovery["issuer"] == "https://sso.example/auth"
