@@ -25,8 +25,8 @@ from services.auth.passwords import Passwords
 from services.auth.store import AuthStore
 from services.common import db
 from services.common.errors import ServiceError
+from services.mfa.admin import MIGRATIONS_DIR as MFA_MIGRATIONS
 from services.mfa.admin import reset_user
-from services.mfa.app import MIGRATIONS_DIR as MFA_MIGRATIONS
 from services.session.admin import revoke_user
 
 DEFAULT_ENV_FILE = Path(__file__).resolve().parent.parent / ".run" / "dev" / "stack.env"

@@ -1,0 +1,87 @@
+"""The mfa service: TOTP set-up and checks behind the gateway at /mfa/."""
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
+
+import httpx
+from fastapi import FastAPI
+
+from services.common import db
+from services.common.app import build_app
+from services.common.clock import SystemClock
+from services.common.keys import SigningKey
+from services.common.logging import configure_logging
+from services.common.tokens import PeerKeys, RemoteKeys, TokenIssuer, TokenVerifier
+from services.common.web import Pages
+
+from .enrollment import Enrollment
+from .login_step import LoginSteps
+from .routes import router
+from .secret_box import SecretBox
+from .settings import Settings
+from .state import MfaState
+from .store import MfaStore
+from .totp import TotpVerifier
+
+TEMPLATES_DIR = Path(__file__).parent / "templates"
+
+StateOpener = Callable[[Settings, Pages, SigningKey], AbstractAsyncContextManager[MfaState]]
+
+
+@asynccontextmanager
+async def open_state(settings: Settings, pages: Pages, signing_key: SigningKey) -> AsyncIterator[MfaState]:
+    """Postgres pool and HTTP client for the life of the process."""
+    clock = SystemClock()
+    pool = await db.create_pool(settings.database_url, "mfa")
+    try:
+        async with httpx.AsyncClient() as http:
+            store = MfaStore(pool)
+            step_verifier = TokenVerifier(
+                PeerKeys({"auth": RemoteKeys(http, f"{settings.peers.auth_url}/internal/jwks")}),
+                issuers={"auth"},
+                audience="mfa",
+                algorithms=("ES256",),
+                clock=clock,
+            )
+            yield MfaState(
+                settings=settings,
+                pages=pages,
+                enrollment=Enrollment(
+                    store,
+                    SecretBox(settings.encryption_key_bytes()),
+                    TotpVerifier(settings.totp_issuer, settings.totp_window_steps),
+                    clock,
+                    enrollment_ttl_seconds=settings.enrollment_ttl_seconds,
+                    max_failed_attempts=settings.max_failed_attempts,
+                    lockout_seconds=settings.lockout_seconds,
+                ),
+                login_steps=LoginSteps(
+                    TokenIssuer(signing_key, "mfa", clock),
+                    step_verifier,
+                    store,
+                    clock,
+                    settings.step_token_ttl_seconds,
+                ),
+            )
+    finally:
+        await pool.close()
+
+
+def create_app(settings: Settings | None = None, *, state_opener: StateOpener = open_state) -> FastAPI:
+    """state_opener is the seam for tests that run the routes on fakes instead of Postgres."""
+    settings = settings or Settings()  # type: ignore[call-arg]  # fields come from the environment
+    configure_logging("mfa", settings.log_level)
+    # A missing or malformed encryption key stops the start, not the first customer's login.
+    settings.encryption_key_bytes()
+    pages = Pages(TEMPLATES_DIR, "/mfa/static", "mfa")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with state_opener(settings, pages, app.state.signing_key) as state:
+            app.state.mfa = state
+            yield
+
+    app = build_app(name="mfa", settings=settings, lifespan=lifespan, pages=pages, static_prefix="/mfa")
+    app.include_router(router)
+    return app

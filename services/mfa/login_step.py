@@ -1,0 +1,100 @@
+"""Step tokens at mfa: the `otp` stage from auth comes in, the `complete` stage goes back.
+
+How the token travels (the `login_step` cookie) is the routes' business; this module only
+checks what comes in, consumes it once, and issues the next one.
+"""
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from services.common.clock import Clock
+from services.common.errors import ServiceError
+from services.common.tokens import LEEWAY_SECONDS, InvalidToken, TokenIssuer, TokenVerifier
+from services.common.web import _
+
+from .enrollment import User
+
+STEP_COOKIE = "login_step"
+
+
+class LoginExpired(ServiceError):
+    status_code = 400
+    code = "step_expired"
+    message = _("Your sign-in has expired. Please start again from the customer portal.")
+
+
+class ConsumedStepTokens(Protocol):
+    async def consume_step_token(self, jti: str, expires_at: datetime, now: datetime) -> bool: ...
+
+
+@dataclass(frozen=True)
+class OtpStep:
+    """A live `otp` step token, issued by auth to this browser after the password."""
+
+    user: User
+    authz: dict[str, Any]
+    jti: str
+    expires_at: int
+
+
+class LoginSteps:
+    def __init__(
+        self,
+        issuer: TokenIssuer,
+        verifier: TokenVerifier,
+        consumed: ConsumedStepTokens,
+        clock: Clock,
+        ttl_seconds: int,
+    ) -> None:
+        self.issuer = issuer
+        self.verifier = verifier
+        self.consumed = consumed
+        self.clock = clock
+        self.ttl_seconds = ttl_seconds
+
+    async def read(self, token: str | None, binding: str) -> OtpStep:
+        """The otp step, if the token is genuine, live, from auth, and this browser's own."""
+        if not token:
+            raise LoginExpired(detail="no step token")
+        try:
+            claims = await self.verifier.verify(token)
+        except InvalidToken as error:
+            raise LoginExpired(detail=f"step token refused: {error}") from error
+        if claims.get("stage") != "otp":
+            raise LoginExpired(detail=f"step token at stage {claims.get('stage')!r}, wanted 'otp'")
+        if claims.get("bnd") != binding:
+            raise LoginExpired(detail="step token issued to another browser")
+        user_id, username, authz = (
+            claims.get("sub"),
+            claims.get("preferred_username"),
+            claims.get("authz"),
+        )
+        if not (isinstance(user_id, str) and user_id and isinstance(username, str)):
+            raise LoginExpired(detail="step token without user")
+        if not isinstance(authz, dict):
+            raise LoginExpired(detail="step token without authorize request")
+        if "pwd" not in (claims.get("amr") or []):
+            raise LoginExpired(detail="step token without a checked password")
+        return OtpStep(User(user_id, username), authz, claims["jti"], claims["exp"])
+
+    async def complete(self, step: OtpStep, binding: str, enrolled: bool) -> str:
+        """Consumes the otp step (once only) and issues the `complete` step for auth."""
+        now = self.clock.now()
+        # Kept as long as the verifier could still accept the token, leeway included.
+        expires_at = datetime.fromtimestamp(step.expires_at + LEEWAY_SECONDS, UTC)
+        if not await self.consumed.consume_step_token(step.jti, expires_at, datetime.fromtimestamp(now, UTC)):
+            raise LoginExpired(detail="step token replayed")
+        return self.issuer.issue(
+            "auth",
+            self.ttl_seconds,
+            {
+                "stage": "complete",
+                "bnd": binding,
+                "authz": step.authz,
+                "sub": step.user.id,
+                "preferred_username": step.user.username,
+                "amr": ["pwd", "otp"],
+                "enrolled": enrolled,
+            },
+        )

@@ -1,0 +1,132 @@
+"""The browser's pages at /mfa/: parse, call the domain, render."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from services.common.errors import Forbidden, ServiceError
+from services.common.web import _, browser_binding, check_csrf
+
+from .enrollment import Outcome, PendingSetup
+from .login_step import STEP_COOKIE, OtpStep
+from .qr import qr_data_uri
+from .state import MfaState
+
+router = APIRouter(prefix="/mfa")
+
+WRONG_CODE = _("That code is not correct. Check the time on your phone and try again.")
+CODE_ALREADY_USED = _("That code has already been used. Wait for the next code in your app.")
+
+
+class AlreadyEnrolled(Forbidden):
+    code = "already_enrolled"
+    message = _(
+        "An authenticator is already set up for this account. "
+        "Please start again from the customer portal and enter a code from it."
+    )
+
+
+class TooManyWrongCodes(ServiceError):
+    status_code = 429
+    code = "locked_out"
+    message = _("Too many wrong codes. Please wait a few minutes and try again.")
+
+
+def get_state(request: Request) -> MfaState:
+    state: MfaState = request.app.state.mfa
+    return state
+
+
+State = Annotated[MfaState, Depends(get_state)]
+# Generous limits: a calm 400 for junk, while "123 456" still reaches the check.
+CodeField = Annotated[str, Form(max_length=32)]
+CsrfField = Annotated[str, Form(max_length=128)]
+
+
+async def read_step(request: Request, state: MfaState) -> OtpStep:
+    return await state.login_steps.read(request.cookies.get(STEP_COOKIE), browser_binding(request))
+
+
+def typed_code(code: str) -> str:
+    """Apps show codes as '123 456'; spaces pasted along are not part of the code."""
+    return "".join(code.split())
+
+
+def setup_page(
+    request: Request, state: MfaState, setup: PendingSetup, status_code: int = 200, error: str | None = None
+) -> HTMLResponse:
+    return state.pages.render(
+        request,
+        "setup.html",
+        status_code=status_code,
+        secret=setup.secret,
+        qr_code=qr_data_uri(setup.provisioning_uri),
+        error=error,
+    )
+
+
+def code_page(
+    request: Request, state: MfaState, status_code: int = 200, error: str | None = None
+) -> HTMLResponse:
+    return state.pages.render(request, "code.html", status_code=status_code, error=error)
+
+
+async def complete_login(
+    request: Request, state: MfaState, step: OtpStep, enrolled: bool
+) -> RedirectResponse:
+    token = await state.login_steps.complete(step, browser_binding(request), enrolled)
+    response = RedirectResponse("/auth/login/complete", status_code=303)
+    response.set_cookie(
+        STEP_COOKIE,
+        token,
+        max_age=state.settings.step_token_ttl_seconds,
+        path="/",
+        httponly=True,
+        samesite="lax",
+        secure=state.settings.peers.secure_cookies,
+    )
+    return response
+
+
+@router.get("/", response_class=HTMLResponse)
+async def mfa_start(request: Request, state: State) -> HTMLResponse:
+    step = await read_step(request, state)
+    setup = await state.enrollment.start_or_resume(step.user)
+    if isinstance(setup, PendingSetup):
+        return setup_page(request, state, setup)
+    return code_page(request, state)
+
+
+@router.post("/setup")
+async def mfa_setup_confirm(
+    request: Request, state: State, code: CodeField = "", csrf_token: CsrfField = ""
+) -> Response:
+    check_csrf(request, csrf_token)
+    step = await read_step(request, state)
+    outcome = await state.enrollment.confirm(step.user, typed_code(code))
+    if outcome is Outcome.OK:
+        return await complete_login(request, state, step, enrolled=True)
+    if outcome is Outcome.ALREADY_ENROLLED:
+        raise AlreadyEnrolled(detail=f"set-up posted by enrolled user_id={step.user.id}")
+    setup = await state.enrollment.start_or_resume(step.user)
+    if not isinstance(setup, PendingSetup):
+        raise AlreadyEnrolled(detail=f"enrolled meanwhile: user_id={step.user.id}")
+    return setup_page(request, state, setup, status_code=401, error=WRONG_CODE)
+
+
+@router.post("/verify")
+async def mfa_verify(
+    request: Request, state: State, code: CodeField = "", csrf_token: CsrfField = ""
+) -> Response:
+    check_csrf(request, csrf_token)
+    step = await read_step(request, state)
+    outcome = await state.enrollment.verify(step.user, typed_code(code))
+    if outcome is Outcome.OK:
+        return await complete_login(request, state, step, enrolled=False)
+    if outcome is Outcome.NOT_ENROLLED:
+        return RedirectResponse("/mfa/", status_code=303)
+    if outcome is Outcome.LOCKED_OUT:
+        raise TooManyWrongCodes(detail=f"user_id={step.user.id} is paused")
+    error = CODE_ALREADY_USED if outcome is Outcome.CODE_ALREADY_USED else WRONG_CODE
+    return code_page(request, state, status_code=401, error=error)

@@ -1,0 +1,89 @@
+import base64
+from itertools import count
+
+import pyotp
+import pytest
+
+from services.common.clock import FrozenClock
+from services.mfa.totp import TotpVerifier
+
+# RFC 6238 appendix B: the ASCII key "12345678901234567890", SHA1, truncated to 6 digits.
+RFC_SECRET = base64.b32encode(b"12345678901234567890").decode()
+
+clock = FrozenClock()
+verifier = TotpVerifier("Orange Business", window_steps=1)
+SECRET = verifier.generate_secret()
+
+
+def code_at_offset(steps: int) -> str:
+    return pyotp.TOTP(SECRET).at(clock.now() + steps * 30)
+
+
+def test_provisioning_uri_is_exactly_what_authenticator_apps_expect() -> None:
+    uri = verifier.provisioning_uri("JBSWY3DPEHPK3PXP", "USERNAME")
+    assert uri == (
+        "otpauth://totp/Orange%20Business:USERNAME?secret=JBSWY3DPEHPK3PXP"
+        "&issuer=Orange%20Business&algorithm=SHA1&digits=6&period=30"
+    )
+
+
+def test_provisioning_uri_escapes_the_username_so_it_cannot_add_parameters() -> None:
+    uri = verifier.provisioning_uri("JBSWY3DPEHPK3PXP", "eve?secret=AAAA&x=1/é")
+    assert uri.startswith("otpauth://totp/Orange%20Business:eve%3Fsecret%3DAAAA%26x%3D1%2F%C3%A9?")
+    assert uri.count("secret=") == 1
+
+
+def test_secret_has_160_random_bits() -> None:
+    secret = verifier.generate_secret()
+    assert len(secret) == 32
+    assert len(base64.b32decode(secret)) * 8 >= 160
+    assert secret != verifier.generate_secret()
+
+
+def test_secret_comes_from_the_injected_random_source() -> None:
+    counter = count()
+    fixed = TotpVerifier("Orange Business", random_bytes=lambda n: bytes(next(counter) for _ in range(n)))
+    assert base64.b32decode(fixed.generate_secret()) == bytes(range(20))
+
+
+@pytest.mark.parametrize(("now", "code"), [(59, "287082"), (1111111109, "081804"), (1234567890, "005924")])
+def test_rfc_6238_vectors(now: int, code: str) -> None:
+    assert verifier.validate(RFC_SECRET, code, now) == now // 30
+
+
+@pytest.mark.parametrize("offset", [-1, 0, 1])
+def test_accepts_codes_from_one_step_either_side(offset: int) -> None:
+    current_step = int(clock.now() // 30)
+    assert verifier.validate(SECRET, code_at_offset(offset), clock.now()) == current_step + offset
+
+
+@pytest.mark.parametrize("offset", [-2, 2, 10])
+def test_refuses_codes_outside_the_window(offset: int) -> None:
+    assert verifier.validate(SECRET, code_at_offset(offset), clock.now()) is None
+
+
+def test_a_wider_window_accepts_further_steps() -> None:
+    wide = TotpVerifier("Orange Business", window_steps=2)
+    assert wide.validate(SECRET, code_at_offset(2), clock.now()) is not None
+
+
+@pytest.mark.parametrize(
+    "mangle",
+    [
+        lambda code: code[:5],
+        lambda code: code + "0",
+        lambda code: " " + code,
+        lambda code: code + "\n",
+        lambda code: "".join(chr(ord("٠") + int(digit)) for digit in code),  # Arabic-Indic digits
+        lambda code: "",
+        lambda code: "abcdef",
+    ],
+)
+def test_refuses_anything_but_exactly_six_ascii_digits(mangle) -> None:  # type: ignore[no-untyped-def]
+    right = code_at_offset(0)
+    assert verifier.validate(SECRET, right, clock.now()) is not None
+    assert verifier.validate(SECRET, mangle(right), clock.now()) is None
+
+
+def test_options_are_those_of_google_authenticator() -> None:
+    assert (verifier.options.algorithm, verifier.options.digits, verifier.options.period) == ("SHA1", 6, 30)

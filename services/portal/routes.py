@@ -1,0 +1,143 @@
+"""The portal's pages: landing, sign-in round trip through auth, the portal, and sign-out."""
+
+from typing import TYPE_CHECKING, Annotated
+
+from fastapi import APIRouter, Cookie, Form, Query, Request
+from fastapi.responses import RedirectResponse, Response
+
+from services.common.web import check_csrf
+
+from .oidc_login import LoginFailed
+from .store import PortalSession
+
+if TYPE_CHECKING:
+    from .app import PortalServiceState
+
+LOGIN_COOKIE = "portal_login"
+LOGIN_COOKIE_PATH = "/portal"
+SESSION_COOKIE = "portal_session"
+
+router = APIRouter()
+
+
+def service_state(request: Request) -> "PortalServiceState":
+    state: PortalServiceState = request.app.state.portal
+    return state
+
+
+SessionCookie = Annotated[str | None, Cookie(alias=SESSION_COOKIE)]
+LoginCookie = Annotated[str | None, Cookie(alias=LOGIN_COOKIE)]
+CsrfToken = Annotated[str | None, Form()]
+
+
+async def live_session(state: "PortalServiceState", session_id: str | None) -> PortalSession | None:
+    return None if session_id is None else await state.sessions.find(session_id)
+
+
+def redirect(url: str, status_code: int = 303) -> RedirectResponse:
+    return RedirectResponse(url, status_code=status_code)
+
+
+def forget_session(state: "PortalServiceState", response: Response) -> Response:
+    response.delete_cookie(
+        SESSION_COOKIE, path="/", secure=state.secure_cookies, httponly=True, samesite="lax"
+    )
+    return response
+
+
+@router.get("/")
+async def landing(request: Request, session_id: SessionCookie = None) -> Response:
+    state = service_state(request)
+    if await live_session(state, session_id) is not None:
+        return redirect("/portal/")
+    return state.pages.render(request, "landing.html")
+
+
+@router.get("/portal/login")
+async def login_start(request: Request) -> Response:
+    state = service_state(request)
+    authorize_url, sealed = state.oidc.begin()
+    response = redirect(authorize_url, 302)
+    response.set_cookie(
+        LOGIN_COOKIE,
+        sealed,
+        max_age=600,
+        path=LOGIN_COOKIE_PATH,
+        secure=state.secure_cookies,
+        httponly=True,
+        samesite="lax",
+    )
+    return response
+
+
+@router.get("/portal/callback")
+async def login_callback(
+    request: Request,
+    code: Annotated[str | None, Query(max_length=2048)] = None,
+    login_state: Annotated[str | None, Query(alias="state", max_length=512)] = None,
+    error: Annotated[str | None, Query(max_length=256)] = None,
+    sealed: LoginCookie = None,
+    session_id: SessionCookie = None,
+) -> Response:
+    state = service_state(request)
+    # Back or reload after signing in: the transaction is spent, the session is live.
+    if sealed is None and await live_session(state, session_id) is not None:
+        return redirect("/portal/")
+    if error is not None:
+        raise state.oidc.refused(error)
+    signed_in = await state.oidc.complete(sealed, code, login_state)
+    session = await state.sessions.create(signed_in)
+    if session is None:
+        raise LoginFailed(detail="the SSO session ended before the portal session was made")
+    response = redirect("/portal/")
+    response.set_cookie(
+        SESSION_COOKIE,
+        session.session_id,
+        max_age=max(0, session.expires_at - int(state.clock.now())),
+        path="/",
+        secure=state.secure_cookies,
+        httponly=True,
+        samesite="lax",
+    )
+    response.delete_cookie(
+        LOGIN_COOKIE,
+        path=LOGIN_COOKIE_PATH,
+        secure=state.secure_cookies,
+        httponly=True,
+        samesite="lax",
+    )
+    return response
+
+
+@router.get("/portal/")
+async def portal_home(request: Request, session_id: SessionCookie = None) -> Response:
+    state = service_state(request)
+    session = await live_session(state, session_id)
+    if session is None:
+        response = redirect("/")
+        return forget_session(state, response) if session_id is not None else response
+    return state.pages.render(request, "home.html", username=session.username)
+
+
+@router.post("/portal/logout")
+async def logout(
+    request: Request, csrf_token: CsrfToken = None, session_id: SessionCookie = None
+) -> Response:
+    state = service_state(request)
+    check_csrf(request, csrf_token)
+    if session_id is not None:
+        await state.sessions.end(session_id)
+    return forget_session(state, redirect("/"))
+
+
+@router.post("/portal/logout-everywhere")
+async def logout_everywhere(
+    request: Request, csrf_token: CsrfToken = None, session_id: SessionCookie = None
+) -> Response:
+    state = service_state(request)
+    check_csrf(request, csrf_token)
+    session = await live_session(state, session_id)
+    if session_id is not None:
+        await state.sessions.end(session_id)
+    id_token = session.id_token if session is not None else None
+    return forget_session(state, redirect(state.oidc.logout_url(id_token)))

@@ -1,0 +1,125 @@
+"""The rules of SSO and portal sessions: absolute lifetimes, and children that end with their parent."""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from services.common.clock import Clock, random_token
+
+from .store import PortalRecord, SessionStore, SsoRecord
+
+
+@dataclass(frozen=True)
+class NewSsoSession:
+    session_id: str
+    sid: str
+    auth_time: int
+    expires_at: int
+
+
+@dataclass(frozen=True)
+class NewPortalSession:
+    session_id: str
+    expires_at: int
+
+
+class Sessions:
+    def __init__(
+        self,
+        store: SessionStore,
+        clock: Clock,
+        *,
+        sso_lifetime_seconds: int,
+        portal_lifetime_seconds: int,
+        idle_timeout_seconds: int = 0,
+        new_id: Callable[[], str] = random_token,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.sso_lifetime = sso_lifetime_seconds
+        self.portal_lifetime = portal_lifetime_seconds
+        self.idle_timeout = idle_timeout_seconds
+        self.new_id = new_id
+
+    def _now(self) -> int:
+        return int(self.clock.now())
+
+    async def start_sso(self, user_id: str, username: str, amr: list[str]) -> NewSsoSession:
+        now = self._now()
+        session = NewSsoSession(
+            session_id=self.new_id(),
+            # The public name of the session (id_token `sid`): it can end the session, never use it.
+            sid=self.new_id(),
+            auth_time=now,
+            expires_at=now + self.sso_lifetime,
+        )
+        await self.store.create_sso(
+            session.session_id,
+            user_id=user_id,
+            username=username,
+            sid=session.sid,
+            amr=amr,
+            auth_time=now,
+            expires_at=session.expires_at,
+            ttl_seconds=self.sso_lifetime,
+        )
+        return session
+
+    async def find_sso(self, session_id: str) -> SsoRecord | None:
+        return await self._live(await self.store.get_sso(session_id))
+
+    async def _live(self, record: SsoRecord | None) -> SsoRecord | None:
+        """The session if it may still be used; counts as a use for the idle timeout."""
+        if record is None:
+            return None
+        now = self._now()
+        if record.expires_at <= now:
+            return None
+        if self.idle_timeout:
+            if now - record.last_used >= self.idle_timeout:
+                await self.store.end_sso_by_ref(record.ref)
+                return None
+            await self.store.touch_sso(record.ref, now)
+        return record
+
+    async def end_sso(self, *, session_id: str | None = None, sid: str | None = None) -> bool:
+        if session_id is not None:
+            return await self.store.end_sso(session_id)
+        if sid is not None:
+            return await self.store.end_sso_by_sid(sid)
+        return False
+
+    async def start_portal(
+        self, sid: str, user_id: str, username: str, id_token: str
+    ) -> NewPortalSession | None:
+        """A portal session under the live SSO session `sid` of this user; None when there is none."""
+        parent = await self._live(await self.store.get_sso_by_sid(sid))
+        if parent is None or parent.user_id != user_id:
+            return None
+        now = self._now()
+        ttl = min(self.portal_lifetime, parent.expires_at - now)
+        session_id = self.new_id()
+        created = await self.store.create_portal(
+            session_id,
+            parent_ref=parent.ref,
+            user_id=user_id,
+            username=username,
+            sid=sid,
+            id_token=id_token,
+            expires_at=now + ttl,
+            ttl_seconds=ttl,
+        )
+        return NewPortalSession(session_id, now + ttl) if created else None
+
+    async def find_portal(self, session_id: str) -> PortalRecord | None:
+        record = await self.store.get_portal(session_id)
+        if record is None or record.expires_at <= self._now():
+            return None
+        # The parent is checked on every lookup, so ending it ends this session at once.
+        parent = await self._live(await self.store.get_sso_by_ref(record.parent_ref))
+        return record if parent is not None else None
+
+    async def end_portal(self, session_id: str) -> bool:
+        return await self.store.end_portal(session_id)
+
+    async def revoke_user(self, user_id: str) -> int:
+        return await self.store.end_user_sessions(user_id)

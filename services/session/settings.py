@@ -1,0 +1,19 @@
+"""Settings of the session service, read once from SESSION_* (and the shared SSO_*) variables."""
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from services.common.settings import ServiceSettings
+
+
+class Settings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="SESSION_", extra="ignore")
+
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    key_prefix: str = "sso:"
+    # Absolute: an SSO session ends this long after sign-in, however busy it has been.
+    sso_lifetime_seconds: int = Field(default=43200, gt=0)
+    # A portal session also ends with its SSO session, whichever comes first.
+    portal_lifetime_seconds: int = Field(default=43200, gt=0)
+    # 0 turns it off; otherwise an SSO session unused for this long ends.
+    idle_timeout_seconds: int = Field(default=0, ge=0)

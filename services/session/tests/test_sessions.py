@@ -1,0 +1,249 @@
+"""The session rules against the real Redis on 127.0.0.1:6379, under a prefix of each test's own."""
+
+import pytest
+from redis.asyncio import Redis
+
+from services.common.clock import FrozenClock
+from services.session.admin import revoke_user
+from services.session.sessions import Sessions
+from services.session.store import SessionStore, ref_of
+
+from .conftest import TWELVE_HOURS, all_keys, everything_stored
+
+HOUR = 3600
+
+
+async def test_session_ids_are_kept_only_as_their_sha256(
+    sessions: Sessions, redis: Redis, key_prefix: str
+) -> None:
+    sso = await sessions.start_sso("user-1", "alice", ["pwd", "otp"])
+    portal = await sessions.start_portal(sso.sid, "user-1", "alice", "id.token.here")
+    assert portal is not None
+
+    stored = await everything_stored(redis, key_prefix)
+
+    assert sso.session_id not in stored
+    assert portal.session_id not in stored
+    assert f"{key_prefix}sso:{ref_of(sso.session_id)}" in await all_keys(redis, key_prefix)
+    assert f"{key_prefix}portal:{ref_of(portal.session_id)}" in await all_keys(redis, key_prefix)
+
+
+async def test_ids_are_256_bit_random_and_sid_differs(sessions: Sessions) -> None:
+    first = await sessions.start_sso("user-1", "alice", ["pwd", "otp"])
+    second = await sessions.start_sso("user-1", "alice", ["pwd", "otp"])
+
+    assert len(first.session_id) >= 43
+    assert first.session_id != second.session_id
+    assert first.sid != first.session_id
+
+
+async def test_sso_session_lives_its_lifetime_and_lookups_do_not_extend_it(
+    sessions: Sessions, redis: Redis, key_prefix: str, clock: FrozenClock
+) -> None:
+    sso = await sessions.start_sso("user-1", "alice", ["pwd", "otp"])
+    key = f"{key_prefix}sso:{ref_of(sso.session_id)}"
+
+    assert abs(await redis.ttl(key) - TWELVE_HOURS) <= 2
+    assert sso.expires_at == sso.auth_time + TWELVE_HOURS == int(clock.now()) + TWELVE_HOURS
+
+    # Shorten the key by hand: a lookup that reset the TTL would show the full lifetime again.
+    await redis.expire(key, 100)
+    found = await sessions.find_sso(sso.session_id)
+    assert found is not None and found.username == "alice" and found.amr == ["pwd", "otp"]
+    assert await redis.ttl(key) <= 100
+
+
+async def test_sso_session_ends_at_its_absolute_expiry_however_busy(
+    sessions: Sessions, clock: FrozenClock
+) -> None:
+    sso = await sessions.start_sso("user-1", "alice", ["pwd", "otp"])
+    for _ in range(11):
+        clock.advance(HOUR)
+        assert await sessions.find_sso(sso.session_id) is not None
+
+    clock.advance(HOUR)
+
+    assert await sessions.find_sso(sso.session_id) is None
+
+
+async def test_portal_session_never_outlives_its_sso_session(
+    sessions: Sessions, redis: Redis, key_prefix: str, clock: FrozenClock
+) -> None:
+    sso = await sessions.start_sso("user-1", "alice", ["pwd", "otp"])
+    clock.advance(11 * HOUR)
+
+    portal = await sessions.start_portal(sso.sid, "user-1", "alice", "id.token.here")
+
+    assert portal is not None
+    assert portal.expires_at == sso.expires_at
+    ttl = await redis.ttl(f"{key_prefix}portal:{ref_of(portal.session_id)}")
+    assert abs(ttl - HOUR) <= 2
+
+
+async def test_portal_key_never_outlives_the_sso_key_itself(
+    sessions: Sessions, redis: Redis, key_prefix: str
+) -> None:
+    sso = await sessions.start_sso("user-1", "alice", ["pwd", "otp"])
+    # Redis is the judge of when the SSO key goes, whatever the clock in hand says.
+    await redis.expire(f"{key_prefix}sso:{ref_of(sso.session_id)}", 100)
+
+    portal = await sessions.start_portal(sso.sid, "user-1", "alice", "id.token.here")
+
+    assert portal is not None
+    assert 0 < await redis.ttl(f"{key_prefix}portal:{ref_of(portal.session_id)}") <= 100
+    assert 0 < await redis.ttl(f"{key_prefix}children:{ref_of(sso.session_id)}") <= 100
+
+
+async def test_portal_session_keeps_its_own_shorter_lifetime(
+    store: SessionStore, redis: Redis, key_prefix: str, clock: FrozenClock
+) -> None:
+    sessions = Sessions(store, clock, sso_lifetime_seconds=TWELVE_HOURS, portal_lifetime_seconds=HOUR)
+    sso = await sessions.start_sso("user-1", "alice", ["pwd", "otp"])
+
+    portal = await sessions.start_portal(sso.sid, "user-1", "alice", "id.token.here")
+
+    assert portal is not None and portal.expires_at == int(clock.now()) + HOUR
+    ttl = await redis.ttl(f"{key_prefix}portal:{ref_of(portal.session_id)}")
+    assert abs(ttl - HOUR) <= 2
+    clock.advance(HOUR)
+    assert await sessions.find_portal(portal.session_id) is None
+
+
+async def test_portal_lookup_returns_what_was_stored(sessions: Sessions) -> None:
+    sso = await sessions.start_sso("user-1", "alice", ["pwd", "otp"])
+    portal = await sessions.start_portal(sso.sid, "user-1", "alice", "id.token.here")
+    assert portal is not None
+
+    found = await sessions.find_portal(portal.session_id)
+
+    assert found is not None
+    assert (found.user_id, found.username, found.sid, found.id_token) == (
+        "user-1",
+        "alice",
+        sso.sid,
+        "id.token.here",
+    )
+
+
+async def test_no_portal_session_without_a_live_sso_session_of_that_user(
+    sessions: Sessions, clock: FrozenClock
+) -> None:
+    sso = await sessions.start_sso("user-1", "alice", ["pwd", "otp"])
+
+    assert await sessions.start_portal("no-such-sid", "user-1", "alice", "t") is None
+    assert await sessions.start_portal(sso.sid, "user-2", "mallory", "t") is None
+    clock.advance(TWELVE_HOURS)
+    assert await sessions.start_portal(sso.sid, "user-1", "alice", "t") is None
+
+
+async def test_ending_the_sso_session_ends_its_portal_sessions(
+    sessions: Sessions, redis: Redis, key_prefix: str
+) -> None:
+    sso = await sessions.start_sso("user-1", "alice", ["pwd", "otp"])
+    portals = [await sessions.start_portal(sso.sid, "user-1", "alice", "t") for _ in range(2)]
+
+    assert await sessions.end_sso(sid=sso.sid) is True
+
+    assert await sessions.find_sso(sso.session_id) is None
+    for portal in portals:
+        assert portal is not None
+        assert await sessions.find_portal(portal.session_id) is None
+    assert await all_keys(redis, key_prefix) == []
+    assert await sessions.end_sso(sid=sso.sid) is False
+
+
+async def test_ending_by_session_id_reports_whether_it_was_live(sessions: Sessions) -> None:
+    sso = await sessions.start_sso("user-1", "alice", ["pwd", "otp"])
+
+    assert await sessions.end_sso(session_id=sso.session_id) is True
+    assert await sessions.end_sso(session_id=sso.session_id) is False
+    assert await sessions.find_sso(sso.session_id) is None
+
+
+async def test_portal_lookup_fails_as_soon_as_the_sso_key_is_gone(
+    sessions: Sessions, redis: Redis, key_prefix: str
+) -> None:
+    sso = await sessions.start_sso("user-1", "alice", ["pwd", "otp"])
+    portal = await sessions.start_portal(sso.sid, "user-1", "alice", "t")
+    assert portal is not None
+
+    # As when Redis expires the SSO key: the portal key itself is still there.
+    await redis.delete(f"{key_prefix}sso:{ref_of(sso.session_id)}")
+
+    assert await redis.exists(f"{key_prefix}portal:{ref_of(portal.session_id)}")
+    assert await sessions.find_portal(portal.session_id) is None
+
+
+async def test_ending_a_portal_session_leaves_the_sso_session(sessions: Sessions) -> None:
+    sso = await sessions.start_sso("user-1", "alice", ["pwd", "otp"])
+    portal = await sessions.start_portal(sso.sid, "user-1", "alice", "t")
+    assert portal is not None
+
+    assert await sessions.end_portal(portal.session_id) is True
+
+    assert await sessions.find_portal(portal.session_id) is None
+    assert await sessions.find_sso(sso.session_id) is not None
+    assert await sessions.end_portal(portal.session_id) is False
+
+
+async def test_revoke_user_ends_every_session_of_that_user_only(
+    sessions: Sessions, redis: Redis, key_prefix: str
+) -> None:
+    alice_sso = [await sessions.start_sso("user-1", "alice", ["pwd", "otp"]) for _ in range(2)]
+    alice_portals = [await sessions.start_portal(sso.sid, "user-1", "alice", "t") for sso in alice_sso]
+    bob_sso = await sessions.start_sso("user-2", "bob", ["pwd", "otp"])
+    bob_portal = await sessions.start_portal(bob_sso.sid, "user-2", "bob", "t")
+    assert bob_portal is not None
+
+    assert await revoke_user(redis, key_prefix, "user-1") == 2
+
+    for sso in alice_sso:
+        assert await sessions.find_sso(sso.session_id) is None
+    for portal in alice_portals:
+        assert portal is not None
+        assert await sessions.find_portal(portal.session_id) is None
+    assert await sessions.find_sso(bob_sso.session_id) is not None
+    assert await sessions.find_portal(bob_portal.session_id) is not None
+    assert not [key for key in await all_keys(redis, key_prefix) if "user-1" in key]
+    assert await revoke_user(redis, key_prefix, "user-1") == 0
+
+
+async def test_idle_sso_session_ends_and_use_keeps_it_alive(
+    store: SessionStore, redis: Redis, key_prefix: str, clock: FrozenClock
+) -> None:
+    sessions = Sessions(
+        store,
+        clock,
+        sso_lifetime_seconds=TWELVE_HOURS,
+        portal_lifetime_seconds=TWELVE_HOURS,
+        idle_timeout_seconds=600,
+    )
+    sso = await sessions.start_sso("user-1", "alice", ["pwd", "otp"])
+    portal = await sessions.start_portal(sso.sid, "user-1", "alice", "t")
+    assert portal is not None
+    key = f"{key_prefix}sso:{ref_of(sso.session_id)}"
+    await redis.expire(key, 5000)
+
+    clock.advance(500)
+    assert await sessions.find_sso(sso.session_id) is not None
+    clock.advance(500)
+    # Using the portal counts as using the SSO session it came from.
+    assert await sessions.find_portal(portal.session_id) is not None
+    assert await redis.ttl(key) <= 5000
+
+    clock.advance(600)
+
+    assert await sessions.find_portal(portal.session_id) is None
+    assert await sessions.find_sso(sso.session_id) is None
+    assert await all_keys(redis, key_prefix) == []
+
+
+@pytest.mark.parametrize("lifetime", [60, TWELVE_HOURS])
+async def test_sso_lifetime_follows_the_setting(
+    store: SessionStore, redis: Redis, key_prefix: str, clock: FrozenClock, lifetime: int
+) -> None:
+    sessions = Sessions(store, clock, sso_lifetime_seconds=lifetime, portal_lifetime_seconds=TWELVE_HOURS)
+    sso = await sessions.start_sso("user-1", "alice", ["pwd", "otp"])
+
+    assert abs(await redis.ttl(f"{key_prefix}sso:{ref_of(sso.session_id)}") - lifetime) <= 2
+    assert abs(await redis.ttl(f"{key_prefix}sid:{sso.sid}") - lifetime) <= 2

@@ -1,0 +1,327 @@
+"""The customer guide, screen by screen, through nginx against real Postgres and Redis."""
+
+import json
+import re
+import secrets
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import pytest
+import redis
+from authlib.common.security import generate_token
+from authlib.integrations.httpx_client import OAuth2Client
+from authlib.jose import JsonWebKey, jwt
+
+from devstack.stack import Stack
+
+from .customer import Customer, Page
+from .helpers import decode_qr, totp_now
+
+PASSWORD = "correct horse battery"
+
+
+@dataclass
+class Account:
+    name: str
+    password: str
+    secret: str = ""
+
+
+@pytest.fixture
+def customers(stack: Stack) -> Iterator[Callable[[], Customer]]:
+    made: list[Customer] = []
+
+    def make() -> Customer:
+        made.append(Customer(stack.gateway_url))
+        return made[-1]
+
+    yield make
+    for customer in made:
+        customer.close()
+
+
+def add_user(stack: Stack, password: str = PASSWORD) -> Account:
+    name = f"cust{secrets.token_hex(4)}"
+    result = stack.ssoctl("user", "add", name, "--password-stdin", input=password + "\n")
+    assert result.returncode == 0, result.stderr
+    return Account(name, password)
+
+
+@pytest.fixture
+def account(stack: Stack) -> Account:
+    return add_user(stack)
+
+
+def sign_in_to_code_page(customer: Customer, account: Account) -> Page:
+    page = customer.start_login()
+    page = customer.enter_username(page, account.name)
+    assert page.path == "/auth/login"
+    page = customer.enter_password(page, account.password)
+    assert page.status == 200, page.text[:300]
+    assert page.path == "/mfa/"
+    return page
+
+
+def first_login(customer: Customer, account: Account) -> Page:
+    page = sign_in_to_code_page(customer, account)
+    account.secret = page.by_id("totp-secret").replace(" ", "")
+    page = customer.enter_setup_code(page, totp_now(account.secret))
+    assert page.status == 200, page.text[:300]
+    return customer.press_continue(page)
+
+
+@pytest.fixture
+def enrolled(stack: Stack, customers: Callable[[], Customer]) -> Account:
+    account = add_user(stack)
+    portal = first_login(customers(), account)
+    assert portal.path == "/portal/"
+    return account
+
+
+def test_first_login_sets_up_the_authenticator_from_the_qr_code(
+    stack: Stack, customers: Callable[[], Customer], account: Account
+) -> None:
+    customer = customers()
+    landing = customer.get("/")
+    assert "Login" in landing.text
+
+    page = customer.start_login()
+    assert page.soup.find("input", attrs={"name": "username", "autocomplete": "username"}) is not None
+    page = customer.enter_username(page, account.name)
+    password_field = page.soup.find("input", attrs={"name": "password"})
+    assert password_field is not None and password_field["autocomplete"] == "current-password"
+    assert page.soup.find("label", attrs={"for": password_field["id"]}) is not None
+    page = customer.enter_password(page, account.password)
+
+    # The set-up page: a QR code, the same secret in text with a Copy button, and a code field.
+    assert page.path == "/mfa/"
+    uri = decode_qr(page.qr_png())
+    secret = page.by_id("totp-secret").replace(" ", "")
+    assert uri == (
+        f"otpauth://totp/Orange%20Business:{account.name}?secret={secret}"
+        "&issuer=Orange%20Business&algorithm=SHA1&digits=6&period=30"
+    )
+    assert len(secret) * 5 >= 160 and re.fullmatch(r"[A-Z2-7]+", secret)
+    assert page.soup.find(id="copy-secret") is not None
+    code_field = page.soup.find("input", attrs={"name": "code"})
+    assert code_field["autocomplete"] == "one-time-code" and code_field["inputmode"] == "numeric"
+
+    page = customer.enter_setup_code(page, totp_now(secret))
+    assert page.status == 200
+    assert page.path == "/auth/login/complete"
+    assert "Continue" in page.text
+
+    portal = customer.press_continue(page)
+    assert portal.path == "/portal/"
+    assert account.name in portal.text
+    assert portal.soup.find("form", action="/portal/logout") is not None
+    assert portal.soup.find("form", action="/portal/logout-everywhere") is not None
+
+
+def test_a_wrong_code_at_set_up_keeps_the_same_qr_and_binds_nothing(
+    stack: Stack, customers: Callable[[], Customer], account: Account
+) -> None:
+    customer = customers()
+    page = sign_in_to_code_page(customer, account)
+    secret = page.by_id("totp-secret")
+    qr = decode_qr(page.qr_png())
+    right = totp_now(secret)
+    wrong = f"{(int(right) + 1) % 1_000_000:06d}"
+
+    page = customer.enter_setup_code(page, wrong)
+    assert page.status == 401
+    assert "not correct" in page.text
+    assert page.by_id("totp-secret") == secret
+    assert decode_qr(page.qr_png()) == qr
+
+    # Nothing was bound: a new sign-in elsewhere still gets the set-up page, with the same secret.
+    again = sign_in_to_code_page(customers(), account)
+    assert again.soup.find(id="totp-secret") is not None
+    assert again.by_id("totp-secret") == secret
+
+
+def test_later_logins_ask_for_the_code_without_a_qr(
+    stack: Stack, customers: Callable[[], Customer], enrolled: Account
+) -> None:
+    customer = customers()
+    page = sign_in_to_code_page(customer, enrolled)
+    assert page.soup.find(id="totp-secret") is None
+    assert page.soup.find("img") is None
+    page = customer.enter_code(page, totp_now(enrolled.secret, offset_steps=1))
+    assert page.status == 200, page.text[:300]
+    portal = customer.press_continue(page)
+    assert portal.path == "/portal/"
+    assert enrolled.name in portal.text
+
+
+def test_a_wrong_code_is_refused_at_later_logins(
+    stack: Stack, customers: Callable[[], Customer], enrolled: Account
+) -> None:
+    customer = customers()
+    page = sign_in_to_code_page(customer, enrolled)
+    right = totp_now(enrolled.secret, offset_steps=1)
+    page = customer.enter_code(page, f"{(int(right) + 500_000) % 1_000_000:06d}")
+    assert page.status == 401
+    assert "not correct" in page.text
+    assert customer.get("/portal/").path == "/"
+
+
+def test_portal_logout_keeps_the_sso_session_so_login_needs_no_prompt(
+    stack: Stack, customers: Callable[[], Customer], account: Account
+) -> None:
+    customer = customers()
+    portal = first_login(customer, account)
+    landing = customer.submit(portal, "/portal/logout")
+    assert landing.path == "/"
+    assert customer.get("/portal/").path == "/", "the portal session must be gone"
+
+    again = customer.start_login()
+    assert again.path == "/portal/"
+    assert account.name in again.text
+
+
+def test_sign_out_everywhere_ends_the_sso_session(
+    stack: Stack, customers: Callable[[], Customer], account: Account
+) -> None:
+    customer = customers()
+    portal = first_login(customer, account)
+    after = customer.submit(portal, "/portal/logout-everywhere")
+    assert after.status == 200
+    assert after.path == "/"
+
+    page = customer.start_login()
+    assert page.path == "/auth/login"
+    assert page.soup.find("input", attrs={"name": "username"}) is not None
+
+
+def test_a_wrong_password_and_an_unknown_user_get_the_same_answer(
+    stack: Stack, customers: Callable[[], Customer], account: Account
+) -> None:
+    answers = []
+    for name, password in ((account.name, "wrong password"), (f"nobody{secrets.token_hex(3)}", "whatever")):
+        customer = customers()
+        page = customer.enter_username(customer.start_login(), name)
+        assert page.soup.find("input", attrs={"name": "password"}) is not None
+        page = customer.enter_password(page, password)
+        answers.append((page.status, page.path, page.soup.find(class_="error").get_text(strip=True)))
+    assert answers[0] == answers[1] == (401, "/auth/login/password", "Invalid username or password.")
+
+
+def test_a_disabled_user_cannot_sign_in_and_loses_their_sessions(
+    stack: Stack, customers: Callable[[], Customer], account: Account
+) -> None:
+    signed_in = customers()
+    first_login(signed_in, account)
+    result = stack.ssoctl("user", "disable", account.name)
+    assert result.returncode == 0, result.stderr
+
+    assert signed_in.get("/portal/").path == "/"
+    page = signed_in.start_login()
+    assert page.path == "/auth/login", "the SSO session must be gone too"
+
+    customer = customers()
+    page = customer.enter_username(customer.start_login(), account.name)
+    page = customer.enter_password(page, account.password)
+    assert page.status == 401
+    assert "Invalid username or password." in page.text
+
+
+def test_mfa_reset_brings_back_the_set_up_page(
+    stack: Stack, customers: Callable[[], Customer], enrolled: Account
+) -> None:
+    customer = customers()
+    assert sign_in_to_code_page(customer, enrolled).soup.find(id="totp-secret") is None
+    result = stack.ssoctl("mfa", "reset", enrolled.name)
+    assert result.returncode == 0, result.stderr
+
+    page = sign_in_to_code_page(customers(), enrolled)
+    new_secret = page.by_id("totp-secret")
+    assert new_secret != enrolled.secret
+
+
+def test_posting_a_code_without_the_password_step_fails(
+    stack: Stack, customers: Callable[[], Customer], enrolled: Account
+) -> None:
+    customer = customers()
+    page = customer.enter_username(customer.start_login(), enrolled.name)
+    # Skip the password: post a right code straight to mfa with this browser's CSRF token.
+    csrf = page.form("/auth/login/password")["csrf_token"]
+    response = customer.http.post(
+        "/mfa/verify", data={"csrf_token": csrf, "code": totp_now(enrolled.secret, 1)}
+    )
+    assert response.status_code == 400
+    assert customer.get("/portal/").path == "/"
+
+
+def test_the_sso_session_key_lives_exactly_twelve_hours_in_redis(
+    stack: Stack, customers: Callable[[], Customer], account: Account
+) -> None:
+    first_login(customers(), account)
+    client = redis.Redis.from_url(stack.redis_url)
+    try:
+        ttls = [client.ttl(key) for key in client.scan_iter(match=f"{stack.redis_prefix}sso:*")]
+    finally:
+        client.close()
+    assert ttls, "no SSO session key found"
+    assert all(43200 - 60 <= ttl <= 43200 for ttl in ttls), ttls
+
+
+def test_a_client_added_with_ssoctl_signs_in_with_a_standard_oidc_library(
+    stack: Stack, customers: Callable[[], Customer], enrolled: Account
+) -> None:
+    redirect_uri = "http://127.0.0.1:9/oidc/callback"
+    result = stack.ssoctl("client", "add", f"app{secrets.token_hex(3)}", "--redirect-uri", redirect_uri)
+    assert result.returncode == 0, result.stderr
+    registered = json.loads(result.stdout)
+    customer = customers()
+    discovery = customer.http.get("/auth/.well-known/openid-configuration").json()
+    assert discovery["code_challenge_methods_supported"] == ["S256"]
+
+    client = OAuth2Client(
+        registered["client_id"],
+        registered["client_secret"],
+        redirect_uri=redirect_uri,
+        scope="openid profile",
+        code_challenge_method="S256",
+        token_endpoint_auth_method="client_secret_basic",
+    )
+    verifier = generate_token(64)
+    nonce = generate_token(20)
+    url, state = client.create_authorization_url(
+        discovery["authorization_endpoint"], code_verifier=verifier, nonce=nonce
+    )
+    # The customer is not signed in: username, password, code, Continue; then back to the client.
+    page = customer.get(url)
+    page = customer.enter_password(customer.enter_username(page, enrolled.name), enrolled.password)
+    page = customer.enter_code(page, totp_now(enrolled.secret, offset_steps=1))
+    back = customer.get_until_outside(page.link("continue"), redirect_uri)
+    callback = back.headers["location"]
+    assert callback.startswith(redirect_uri + "?")
+    query = parse_qs(urlsplit(callback).query)
+    assert query["state"] == [state]
+
+    with client:
+        token = client.fetch_token(
+            discovery["token_endpoint"], authorization_response=callback, code_verifier=verifier
+        )
+    keys = JsonWebKey.import_key_set(customer.http.get(discovery["jwks_uri"]).json())
+    claims = jwt.decode(
+        token["id_token"],
+        keys,
+        claims_options={
+            "iss": {"essential": True, "value": discovery["issuer"]},
+            "aud": {"essential": True, "value": registered["client_id"]},
+            "nonce": {"essential": True, "value": nonce},
+        },
+    )
+    claims.validate()
+    assert claims["preferred_username"] == enrolled.name
+    assert claims["amr"] == ["pwd", "otp"]
+
+    userinfo = customer.http.get(
+        discovery["userinfo_endpoint"], headers={"authorization": f"Bearer {token['access_token']}"}
+    )
+    assert userinfo.status_code == 200
+    assert userinfo.json()["sub"] == claims["sub"]
+    assert unquote(callback).count("code=") == 1
