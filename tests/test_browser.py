@@ -8,7 +8,7 @@ from playwright.sync_api import Browser, Page, sync_playwright
 
 from devstack.stack import Stack
 
-from .helpers import decode_qr, totp_now
+from .external_tools import decode_qr, totp_now
 
 CHROMIUM_FLAGS = [
     "--no-sandbox",

@@ -16,7 +16,7 @@ from authlib.jose import JsonWebKey, jwt
 from devstack.stack import Stack
 
 from .customer import Customer, Page
-from .helpers import decode_qr, totp_now
+from .external_tools import decode_qr, totp_now
 
 PASSWORD = "correct horse battery"
 

@@ -1,0 +1,74 @@
+# The front door: `make run` for a local stack, `make test` for everything CI runs.
+SHELL := /bin/bash
+
+VENV := .venv
+PYTHON := $(VENV)/bin/python
+# Reinstalled whenever pyproject.toml (the dependencies) changes.
+VENV_STAMP := $(VENV)/.installed
+
+# command:Debian package, for what the stack and its tests run besides Python.
+SYSTEM_DEPS := nginx:nginx oathtool:oathtool zbarimg:zbar-tools chromium:chromium
+
+.PHONY: help venv system-deps run up down status lint test clean
+
+help:
+	@echo "make run      start the stack in the foreground (Ctrl-C stops it)"
+	@echo "make up       start the stack in the background; make down stops it; make status"
+	@echo "make test     lint, then every test (unit, integration, browser)"
+	@echo "make lint     ruff and mypy"
+	@echo "make clean    stop the stack, remove its state and the caches"
+
+venv: $(VENV_STAMP)
+
+$(VENV_STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -e '.[dev]'
+	touch $@
+
+# nginx lives in /usr/sbin, which is not on every user's PATH.
+system-deps:
+	@missing=""; \
+	for dep in $(SYSTEM_DEPS); do \
+	    tool=$${dep%%:*}; package=$${dep#*:}; \
+	    if ! PATH="$$PATH:/usr/sbin:/usr/local/sbin" command -v $$tool >/dev/null 2>&1; then \
+	        missing="$$missing $$package"; \
+	    fi; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	    if [ "$$(id -u)" -ne 0 ]; then \
+	        echo "Missing system packages:$$missing" >&2; \
+	        echo "Install them as root (sudo apt-get install$$missing), then run make again." >&2; \
+	        exit 1; \
+	    fi; \
+	    echo "Installing$$missing"; \
+	    apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing; \
+	fi
+
+run: system-deps venv
+	$(PYTHON) -m devstack run
+
+up: system-deps venv
+	$(PYTHON) -m devstack up
+
+down: venv
+	$(PYTHON) -m devstack down
+
+status: venv
+	$(PYTHON) -m devstack status
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy services devstack
+
+# pytest exits 5 when it collected no tests: a run that tested nothing must not pass.
+test: system-deps venv lint
+	@$(PYTHON) -m pytest; status=$$?; \
+	if [ $$status -eq 5 ]; then echo "no tests ran" >&2; exit 1; fi; \
+	exit $$status
+
+# The venv stays: rebuilding it is slow and it holds nothing of the stack's state.
+clean:
+	@if [ -x $(PYTHON) ]; then $(PYTHON) -m devstack down; fi
+	rm -rf .run .pytest_cache .mypy_cache .ruff_cache build
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -exec rm -rf {} +

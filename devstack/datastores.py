@@ -1,0 +1,257 @@
+"""Postgres and Redis for the stack: the configured ones, the local ones, or throwaway ones."""
+
+import asyncio
+import glob
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import redis
+
+from .ports import free_port, port_answers
+
+LOCAL_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+LOCAL_REDIS_URL = "redis://127.0.0.1:6379/0"
+DATABASE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+T = TypeVar("T")
+
+
+class DatastoreError(RuntimeError):
+    pass
+
+
+def run_async(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine from sync code, even when the caller is inside an event loop (async tests)."""
+    with ThreadPoolExecutor(max_workers=1) as executor:
+        return executor.submit(asyncio.run, coroutine).result()
+
+
+def with_database(url: str, database: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{database}"))
+
+
+def database_of(url: str) -> str | None:
+    return urlsplit(url).path.lstrip("/") or None
+
+
+def _checked_name(database: str) -> str:
+    # It goes into CREATE/DROP DATABASE, which take no parameters.
+    if not DATABASE_NAME.match(database):
+        raise DatastoreError(f"not a plain database name: {database!r}")
+    return database
+
+
+# Postgres
+
+
+async def _postgres_answers(url: str) -> bool:
+    try:
+        connection = await asyncpg.connect(url, timeout=3)
+    except (TimeoutError, OSError, asyncpg.PostgresError):
+        return False
+    await connection.close()
+    return True
+
+
+def local_postgres_answers() -> bool:
+    return port_answers("127.0.0.1", 5432) and run_async(_postgres_answers(LOCAL_POSTGRES_URL))
+
+
+async def _ensure_database(url: str) -> bool:
+    database = _checked_name(database_of(url) or "")
+    try:
+        connection = await asyncpg.connect(url, timeout=10)
+    except asyncpg.InvalidCatalogNameError:
+        admin = await asyncpg.connect(with_database(url, "postgres"), timeout=10)
+        try:
+            await admin.execute(f'CREATE DATABASE "{database}"')
+        except asyncpg.DuplicateDatabaseError:
+            return False  # made by someone else in the meantime: just as good
+        finally:
+            await admin.close()
+        return True
+    await connection.close()
+    return False
+
+
+def ensure_database(url: str) -> bool:
+    """Create the database `url` names when it does not exist yet; True when this call made it."""
+    return run_async(_ensure_database(url))
+
+
+async def _drop_database(url: str) -> None:
+    database = _checked_name(database_of(url) or "")
+    admin = await asyncpg.connect(with_database(url, "postgres"), timeout=10)
+    try:
+        # FORCE: a pool of a service that has not quite exited must not keep it alive.
+        await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+def drop_database(url: str) -> None:
+    run_async(_drop_database(url))
+
+
+def _postgres_bin_dir() -> Path | None:
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda path: int(Path(path).parent.name))
+    for candidate in reversed(candidates):
+        if (Path(candidate) / "initdb").exists():
+            return Path(candidate)
+    initdb = shutil.which("initdb")
+    return Path(initdb).resolve().parent if initdb else None
+
+
+def _apt_install(*packages: str) -> None:
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        raise DatastoreError(
+            f"{' and '.join(packages)} not found: install them, or set DATABASE_URL and REDIS_URL"
+        )
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update"], check=True, env=env)
+    subprocess.run(["apt-get", "install", "-y", *packages], check=True, env=env)
+
+
+def _as_user(user: str | None, command: list[str]) -> list[str]:
+    return ["runuser", "-u", user, "--", *command] if user else command
+
+
+def start_throwaway_postgres(state_dir: Path) -> dict[str, Any]:
+    """A private Postgres on a free port; returns what stop_throwaway_postgres needs."""
+    bin_dir = _postgres_bin_dir()
+    if bin_dir is None:
+        _apt_install("postgresql", "redis-server")
+        bin_dir = _postgres_bin_dir()
+        if bin_dir is None:
+            raise DatastoreError("initdb not found even after installing postgresql")
+    # Postgres refuses to run as root: run it as the postgres user, in a directory of its own
+    # outside state_dir, whose parents (a pytest temp dir, say) it may not be allowed to enter.
+    run_as = "postgres" if os.geteuid() == 0 else None
+    data_dir = Path(tempfile.mkdtemp(prefix="sso-postgres-", dir=None if run_as else state_dir))
+    if run_as:
+        shutil.chown(data_dir, run_as, run_as)
+    port = free_port()
+    initialized = subprocess.run(
+        _as_user(
+            run_as,
+            [str(bin_dir / "initdb"), "-D", str(data_dir), "-U", "postgres", "--auth=trust",
+             "-E", "UTF8", "--no-sync"],
+        ),
+        check=False, cwd="/", capture_output=True, text=True,
+    )  # fmt: skip
+    if initialized.returncode != 0:
+        shutil.rmtree(data_dir, ignore_errors=True)
+        raise DatastoreError(f"initdb failed\n{initialized.stdout}{initialized.stderr}")
+    server_options = (
+        f"-c listen_addresses=127.0.0.1 -p {port} -c unix_socket_directories={data_dir} -c fsync=off"
+    )
+    record = {
+        "url": f"postgresql://postgres@127.0.0.1:{port}/postgres",
+        "bin_dir": str(bin_dir),
+        "data_dir": str(data_dir),
+        "run_as": run_as,
+    }
+    started = subprocess.run(
+        _as_user(
+            run_as,
+            [str(bin_dir / "pg_ctl"), "-D", str(data_dir), "-l", str(data_dir / "server.log"),
+             "-o", server_options, "-w", "start"],
+        ),
+        check=False, cwd="/", stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    if started.returncode != 0:
+        try:
+            log = (data_dir / "server.log").read_text(errors="replace")
+        except OSError:
+            log = ""
+        stop_throwaway_postgres(record)
+        raise DatastoreError(f"throwaway postgres did not start\n{log}")
+    return record
+
+
+def stop_throwaway_postgres(record: dict[str, Any]) -> None:
+    command = [str(Path(record["bin_dir"]) / "pg_ctl"), "-D", record["data_dir"], "-m", "fast", "-w"]
+    subprocess.run(
+        _as_user(record["run_as"], [*command, "stop"]),
+        cwd="/",
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        check=False,
+    )
+    shutil.rmtree(record["data_dir"], ignore_errors=True)
+
+
+# Redis
+
+
+def redis_answers(url: str) -> bool:
+    try:
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2).ping())
+    except (redis.RedisError, OSError):
+        return False
+
+
+def local_redis_answers() -> bool:
+    return port_answers("127.0.0.1", 6379) and redis_answers(LOCAL_REDIS_URL)
+
+
+def start_throwaway_redis(state_dir: Path) -> dict[str, Any]:
+    if not shutil.which("redis-server"):
+        _apt_install("postgresql", "redis-server")
+    redis_dir = state_dir / "redis"
+    redis_dir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    pid_file = redis_dir / "redis.pid"
+    subprocess.run(
+        ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "",
+         "--appendonly", "no", "--daemonize", "yes", "--dir", str(redis_dir),
+         "--pidfile", str(pid_file), "--logfile", str(redis_dir / "redis.log")],
+        check=True,
+    )  # fmt: skip
+    record = {"url": f"redis://127.0.0.1:{port}/0", "pid_file": str(pid_file)}
+    deadline = time.monotonic() + 10
+    while not redis_answers(record["url"]):
+        if time.monotonic() > deadline:
+            stop_throwaway_redis(record)
+            raise DatastoreError(f"throwaway redis did not answer; see {redis_dir / 'redis.log'}")
+        time.sleep(0.1)
+    return record
+
+
+def stop_throwaway_redis(record: dict[str, Any]) -> None:
+    try:
+        pid = int(Path(record["pid_file"]).read_text())
+        os.kill(pid, signal.SIGTERM)
+    except (OSError, ValueError):
+        return
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
+def delete_redis_keys(url: str, prefix: str) -> int:
+    """Delete every key under the stack's prefix; other stacks sharing the server keep theirs."""
+    client = redis.Redis.from_url(url)
+    pattern = re.sub(r"([*?\[\]\\])", r"\\\1", prefix) + "*"
+    deleted = 0
+    batch: list[bytes] = []
+    for key in client.scan_iter(match=pattern, count=500):
+        batch.append(key)
+        if len(batch) >= 500:
+            deleted += client.delete(*batch)
+            batch = []
+    if batch:
+        deleted += client.delete(*batch)
+    return deleted

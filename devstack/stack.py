@@ -1,0 +1,370 @@
+"""One running stack: datastores, secrets, migrations, the four services and the gateway."""
+
+import base64
+import json
+import os
+import secrets
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from services.common.keys import generate_private_pem
+
+from . import datastores, gateway, processes
+from .ports import port_in_use
+
+SERVICES = ("auth", "mfa", "session", "portal")
+DEFAULT_PORTS = {"auth": 8101, "mfa": 8102, "session": 8103, "portal": 8104}
+START_TIMEOUT = 30.0
+
+
+class StackError(RuntimeError):
+    pass
+
+
+def _default_gateway_port() -> int:
+    return int(os.environ.get("GATEWAY_PORT", "8080"))
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Write a secret readable by its owner only, replacing any older one atomically."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.unlink(missing_ok=True)
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "wb") as file:
+        file.write(data)
+    temporary.replace(path)
+
+
+# Our processes listen on loopback: an http_proxy from the environment must not get in between.
+_direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def _http_status(url: str, timeout: float = 2.0) -> int | None:
+    """The status `url` answers with, or None when nothing answers."""
+    try:
+        with _direct.open(url, timeout=timeout) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return error.code
+    except (urllib.error.URLError, OSError):
+        return None
+
+
+@dataclass
+class Stack:
+    root: Path
+    state_dir: Path | None = None  # default <root>/.run/dev
+    gateway_port: int = field(default_factory=_default_gateway_port)
+    ports: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_PORTS))
+    # None: the database DATABASE_URL names, else "sso".
+    database: str | None = None
+    redis_prefix: str = "sso:"
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    env: dict[str, str] = field(init=False, default_factory=dict)
+    database_url: str = field(init=False, default="")
+    redis_url: str = field(init=False, default="")
+
+    def __post_init__(self) -> None:
+        self.root = Path(self.root).resolve()
+        self.state_dir = Path(self.state_dir or self.root / ".run" / "dev").resolve()
+        missing = set(SERVICES) - self.ports.keys()
+        if missing:
+            raise ValueError(f"no port for {sorted(missing)}")
+        self._record: dict[str, Any] = {"processes": [], "postgres": None, "redis": None}
+
+    # Where things are
+
+    @property
+    def state(self) -> Path:
+        assert self.state_dir is not None  # set in __post_init__
+        return self.state_dir
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://127.0.0.1:{self.gateway_port}"
+
+    def service_url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.ports[name]}"
+
+    @property
+    def secrets_dir(self) -> Path:
+        return self.state / "secrets"
+
+    @property
+    def env_file(self) -> Path:
+        return self.state / "stack.env"
+
+    @property
+    def gateway_dir(self) -> Path:
+        return self.state / "nginx"
+
+    @property
+    def gateway_access_log(self) -> Path:
+        return self.gateway_dir / "access.log"
+
+    def log_path(self, name: str) -> Path:
+        return self.state / "logs" / f"{name}.log"
+
+    @property
+    def _record_file(self) -> Path:
+        return self.state / "stack.json"
+
+    @property
+    def _python(self) -> str:
+        venv_python = self.root / ".venv" / "bin" / "python"
+        return str(venv_python) if venv_python.exists() else sys.executable
+
+    # Start
+
+    def start(self) -> "Stack":
+        """Start everything and return once the gateway answers; on any failure stop what started."""
+        if self.is_running():
+            raise StackError(f"a stack is already running from {self.state}: stop it first")
+        self.stop()  # what a crashed run left behind: a throwaway Postgres, say
+        self._check_ports_free()
+        self.state.mkdir(parents=True, exist_ok=True)
+        self._record = {"processes": [], "postgres": None, "redis": None}
+        try:
+            self._prepare_datastores()
+            self._ensure_secrets()
+            self._write_env()
+            self._migrate()
+            self._register_portal_client()
+            self._start_services()
+            self._start_gateway()
+        except BaseException:
+            # Leave no trace: a database this start made goes too (a test's unique one, say).
+            self.stop(drop_database=self._record.get("created_database", False))
+            raise
+        return self
+
+    def _check_ports_free(self) -> None:
+        wanted = {"gateway": self.gateway_port, **self.ports}
+        busy = [f"{name} ({port})" for name, port in wanted.items() if port_in_use(port)]
+        if busy:
+            raise StackError(f"ports in use: {', '.join(busy)}; is another stack up? (`make down`)")
+
+    def _save_record(self) -> None:
+        self._record_file.write_text(json.dumps(self._record, indent=2))
+
+    def _prepare_datastores(self) -> None:
+        configured_database = os.environ.get("DATABASE_URL")
+        if configured_database:
+            server_url = configured_database
+        elif datastores.local_postgres_answers():
+            server_url = datastores.LOCAL_POSTGRES_URL
+        else:
+            self._record["postgres"] = datastores.start_throwaway_postgres(self.state)
+            self._save_record()
+            server_url = self._record["postgres"]["url"]
+        database = self.database or datastores.database_of(configured_database or "") or "sso"
+        self.database_url = datastores.with_database(server_url, database)
+        self._record["created_database"] = datastores.ensure_database(self.database_url)
+        self._record["database_url"] = self.database_url
+        self._save_record()
+
+        configured_redis = os.environ.get("REDIS_URL")
+        if configured_redis:
+            self.redis_url = configured_redis
+        elif datastores.local_redis_answers():
+            self.redis_url = datastores.LOCAL_REDIS_URL
+        else:
+            self._record["redis"] = datastores.start_throwaway_redis(self.state)
+            self.redis_url = self._record["redis"]["url"]
+        self._record.update(redis_url=self.redis_url, redis_prefix=self.redis_prefix)
+        self._save_record()
+
+    def _ensure_secrets(self) -> None:
+        """Keys made once per state dir, so a restarted stack keeps its users' sessions valid."""
+        self.secrets_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.secrets_dir.chmod(0o700)
+        wanted = {f"{name}.pem": lambda: generate_private_pem("ec") for name in SERVICES}
+        wanted["auth-oidc.pem"] = lambda: generate_private_pem("rsa")
+        wanted["mfa-encryption.key"] = lambda: base64.b64encode(secrets.token_bytes(32)) + b"\n"
+        for filename, make in wanted.items():
+            if not (self.secrets_dir / filename).exists():
+                _write_private(self.secrets_dir / filename, make())
+
+    def _write_env(self) -> None:
+        secret = self.secrets_dir
+        self.env = {
+            "SSO_PUBLIC_URL": self.gateway_url,
+            **{f"SSO_{name.upper()}_URL": self.service_url(name) for name in SERVICES},
+            "AUTH_SIGNING_KEY_FILE": str(secret / "auth.pem"),
+            "AUTH_OIDC_KEY_FILE": str(secret / "auth-oidc.pem"),
+            "AUTH_DATABASE_URL": self.database_url,
+            "MFA_SIGNING_KEY_FILE": str(secret / "mfa.pem"),
+            "MFA_DATABASE_URL": self.database_url,
+            "MFA_ENCRYPTION_KEY_FILE": str(secret / "mfa-encryption.key"),
+            "SESSION_SIGNING_KEY_FILE": str(secret / "session.pem"),
+            "SESSION_REDIS_URL": self.redis_url,
+            "SESSION_KEY_PREFIX": self.redis_prefix,
+            "PORTAL_SIGNING_KEY_FILE": str(secret / "portal.pem"),
+            "PORTAL_CLIENT_ID": "portal",
+            "PORTAL_CLIENT_SECRET_FILE": str(secret / "portal-client-secret"),
+            **{key: str(value) for key, value in self.extra_env.items()},
+        }
+        lines = [f"{key}={value}" for key, value in self.env.items()]
+        # Private: a DATABASE_URL or REDIS_URL from the environment may carry a password.
+        _write_private(self.env_file, ("\n".join(lines) + "\n").encode())
+
+    def _process_env(self) -> dict[str, str]:
+        # Logs must reach the files as they happen, not when a buffer fills.
+        return {
+            **os.environ,
+            **self.env,
+            "SSO_ENV_FILE": str(self.env_file),
+            "PYTHONUNBUFFERED": "1",
+        }
+
+    def _run_step(self, what: str, command: list[str]) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            command,
+            cwd=self.root,
+            env=self._process_env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise StackError(f"{what} failed ({result.returncode}):\n{result.stdout}{result.stderr}")
+        return result
+
+    def _migrate(self) -> None:
+        for name in ("auth", "mfa"):
+            self._run_step(f"{name} migrate", [self._python, "-m", f"services.{name}", "migrate"])
+
+    def _ssoctl_command(self) -> list[str]:
+        script = self.root / ".venv" / "bin" / "ssoctl"
+        if script.exists():
+            return [str(script)]
+        return [self._python, "-c", "from services.ssoctl import main; raise SystemExit(main())"]
+
+    def _register_portal_client(self) -> None:
+        public = self.gateway_url
+        result = self._run_step(
+            "registering the portal client",
+            [*self._ssoctl_command(), "client", "add", "portal",
+             "--redirect-uri", f"{public}/portal/callback",
+             "--post-logout-redirect-uri", f"{public}/", "--replace"],
+        )  # fmt: skip
+        try:
+            client_secret = json.loads(result.stdout)["client_secret"]
+        except (ValueError, KeyError, TypeError) as error:
+            raise StackError(f"ssoctl client add printed no client_secret: {result.stdout!r}") from error
+        _write_private(self.secrets_dir / "portal-client-secret", f"{client_secret}\n".encode())
+
+    def _spawn(self, name: str, command: list[str], marker: str) -> int:
+        pid = processes.spawn(command, env=self._process_env(), log_path=self.log_path(name), cwd=self.root)
+        self._record["processes"].append({"name": name, "pid": pid, "marker": marker})
+        self._save_record()
+        return pid
+
+    def _wait_until(self, name: str, pid: int, marker: str, url: str, ready: Callable[[int], bool]) -> None:
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            if not processes.is_running(pid, marker):
+                raise StackError(
+                    f"{name} exited while starting; last lines of {self.log_path(name)}:\n"
+                    + processes.log_tail(self.log_path(name))
+                )
+            status = _http_status(url)
+            if status is not None and ready(status):
+                return
+            if time.monotonic() > deadline:
+                raise StackError(f"{name} did not answer {url} within {START_TIMEOUT:.0f} s")
+            time.sleep(0.1)
+
+    def _start_services(self) -> None:
+        started = []
+        for name in SERVICES:
+            marker = f"services.{name}.app"
+            command = [self._python, "-m", "uvicorn", f"{marker}:create_app", "--factory",
+                       "--host", "127.0.0.1", "--port", str(self.ports[name]), "--no-access-log"]  # fmt: skip
+            started.append((name, self._spawn(name, command, marker), marker))
+        # All four start together; each only needs the others once requests arrive.
+        for name, pid, marker in started:
+            self._wait_until(name, pid, marker, f"{self.service_url(name)}/healthz", lambda s: s == 200)
+
+    def _start_gateway(self) -> None:
+        nginx = gateway.nginx_binary()
+        config = gateway.write_config(
+            self.root / "gateway" / "nginx.conf.template",
+            self.gateway_dir,
+            {
+                # Loopback only: a developer's stack is not for the network.
+                "GATEWAY_LISTEN": f"127.0.0.1:{self.gateway_port}",
+                "AUTH_UPSTREAM": f"127.0.0.1:{self.ports['auth']}",
+                "MFA_UPSTREAM": f"127.0.0.1:{self.ports['mfa']}",
+                "PORTAL_UPSTREAM": f"127.0.0.1:{self.ports['portal']}",
+                "GATEWAY_RUNTIME_DIR": str(self.gateway_dir),
+            },
+        )
+        command = [nginx, "-p", str(self.gateway_dir), "-c", str(config)]
+        self._run_step("nginx -t", [*command, "-t", "-q"])
+        pid = self._spawn("gateway", [*command, "-g", "daemon off;"], "nginx")
+        # Any answer but nginx's own "upstream unavailable" means the way through works.
+        self._wait_until("gateway", pid, "nginx", f"{self.gateway_url}/", lambda s: s < 500)
+
+    # Stop and inspect
+
+    def _read_record(self) -> dict[str, Any] | None:
+        try:
+            record: dict[str, Any] = json.loads(self._record_file.read_text())
+        except (OSError, ValueError):
+            return None
+        return record
+
+    def running_processes(self) -> list[tuple[str, int, bool]]:
+        """(name, pid, alive) for every process the last start recorded."""
+        record = self._read_record() or {"processes": []}
+        return [
+            (entry["name"], entry["pid"], processes.is_running(entry["pid"], entry["marker"]))
+            for entry in record["processes"]
+        ]
+
+    def is_running(self) -> bool:
+        return any(alive for _, _, alive in self.running_processes())
+
+    def stop(self, drop_database: bool = False) -> None:
+        """Stop what start() recorded; drop_database also drops the database and the Redis keys."""
+        record = self._read_record()
+        if record is None:
+            return
+        # The gateway first, so no request arrives at a service that is going away.
+        for entry in reversed(record["processes"]):
+            processes.terminate(entry["pid"], entry["marker"])
+        if drop_database:
+            if record.get("database_url"):
+                datastores.drop_database(record["database_url"])
+            if record.get("redis_url") and datastores.redis_answers(record["redis_url"]):
+                datastores.delete_redis_keys(record["redis_url"], record["redis_prefix"])
+        if record.get("redis"):
+            datastores.stop_throwaway_redis(record["redis"])
+        if record.get("postgres"):
+            datastores.stop_throwaway_postgres(record["postgres"])
+        self._record_file.unlink(missing_ok=True)
+
+    # For tests and the admin CLI
+
+    def ssoctl(self, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
+        """Run the admin CLI against this stack (it reads SSO_ENV_FILE)."""
+        return subprocess.run(
+            [*self._ssoctl_command(), *args],
+            cwd=self.root,
+            env=self._process_env(),
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
