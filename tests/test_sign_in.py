@@ -325,3 +325,24 @@ def test_a_client_added_with_ssoctl_signs_in_with_a_standard_oidc_library(
     assert userinfo.status_code == 200
     assert userinfo.json()["sub"] == claims["sub"]
     assert unquote(callback).count("code=") == 1
+
+
+def test_no_password_secret_code_or_session_id_reaches_a_log(
+    stack: Stack, customers: Callable[[], Customer], account: Account
+) -> None:
+    customer = customers()
+    page = sign_in_to_code_page(customer, account)
+    secret = page.by_id("totp-secret")
+    code = totp_now(secret)
+    page = customer.enter_setup_code(page, code)
+    customer.press_continue(page)
+    session_ids = [
+        cookie.value for cookie in customer.http.cookies.jar if cookie.name in ("sso", "portal_session")
+    ]
+    assert len(session_ids) == 2
+
+    logs = [stack.log_path(name) for name in ("auth", "mfa", "session", "portal")]
+    text = "\n".join(path.read_text() for path in [*logs, stack.gateway_access_log])
+    assert account.name in text or "user_id" in text, "the logs are being written"
+    for needle in (account.password, secret, f'"{code}"', f"={code}", *session_ids):
+        assert needle not in text
