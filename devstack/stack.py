@@ -207,6 +207,9 @@ class Stack:
             "SESSION_SIGNING_KEY_FILE": str(secret / "session.pem"),
             "SESSION_REDIS_URL": self.redis_url,
             "SESSION_KEY_PREFIX": self.redis_prefix,
+            # auth keeps its sign-in failure counters in Redis too, under its own prefix.
+            "AUTH_REDIS_URL": self.redis_url,
+            "AUTH_REDIS_KEY_PREFIX": f"{self.redis_prefix}auth:",
             "PORTAL_SIGNING_KEY_FILE": str(secret / "portal.pem"),
             "PORTAL_CLIENT_ID": "portal",
             "PORTAL_CLIENT_SECRET_FILE": str(secret / "portal-client-secret"),

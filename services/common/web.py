@@ -91,6 +91,18 @@ def delete_cookie(response: Response, name: str, *, secure: bool, path: str = "/
     response.delete_cookie(name, path=path, httponly=True, samesite="lax", secure=secure)
 
 
+def client_ip(request: Request) -> str:
+    """The customer's address, as the gateway saw it (X-Real-IP, which the gateway always sets)."""
+    forwarded = request.headers.get("x-real-ip", "")
+    if forwarded and len(forwarded) <= 45:
+        return forwarded
+    return request.client.host if request.client else "unknown"
+
+
+def user_agent(request: Request) -> str:
+    return request.headers.get("user-agent", "")[:256]
+
+
 def browser_id(request: Request) -> str:
     value: str = request.state.browser_id
     return value
