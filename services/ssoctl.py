@@ -18,11 +18,13 @@ import asyncpg
 import redis.asyncio as redis
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from services.auth.accounts import Accounts
+from services.auth.accounts import Accounts, username_key
 from services.auth.app import MIGRATIONS_DIR as AUTH_MIGRATIONS
+from services.auth.audit import ADMIN, AuditLog
 from services.auth.clients import Clients
 from services.auth.passwords import Passwords
 from services.auth.store import AuthStore
+from services.auth.throttle_store import ThrottleStore
 from services.common import db
 from services.common.errors import ServiceError
 from services.mfa.admin import MIGRATIONS_DIR as MFA_MIGRATIONS
@@ -39,6 +41,8 @@ class AdminSettings(BaseSettings):
     mfa_database_url: str = "postgresql://postgres@127.0.0.1:5432/sso"
     session_redis_url: str = "redis://127.0.0.1:6379/0"
     session_key_prefix: str = "sso:"
+    auth_redis_url: str = "redis://127.0.0.1:6379/0"
+    auth_redis_key_prefix: str = "sso:auth:"
     auth_argon2_memory_kib: int = 19456
     auth_argon2_iterations: int = 2
     auth_argon2_parallelism: int = 1
@@ -98,10 +102,29 @@ class Admin:
         pool, store = await self._auth()
         try:
             user_id = await self._accounts(store).set_disabled(name, True)
+            await AuditLog(store).record("user.disabled", "ok", ADMIN, user_id=user_id, username=name)
         finally:
             await pool.close()
         ended = await self._revoke_sessions(str(user_id))
         return f"user {name} disabled; {ended} session(s) ended"
+
+    async def user_unlock(self, name: str) -> str:
+        pool, store = await self._auth()
+        try:
+            user = await self._accounts(store).find(name)
+            client = redis.from_url(self.settings.auth_redis_url)
+            try:
+                was_locked = await ThrottleStore(client, self.settings.auth_redis_key_prefix).unlock(
+                    username_key(name)
+                )
+            except redis.RedisError as error:
+                raise CommandError(f"cannot reach Redis: {type(error).__name__}") from error
+            finally:
+                await client.aclose()
+            await AuditLog(store).record("unlock", "ok", ADMIN, user_id=user.id, username=user.username)
+        finally:
+            await pool.close()
+        return f"{name}: {'lock lifted' if was_locked else 'was not locked'}; failure counters cleared"
 
     async def user_enable(self, name: str) -> str:
         pool, store = await self._auth()
@@ -130,8 +153,17 @@ class Admin:
         return f"{name}: {what}; the next sign-in sets one up again; {ended} session(s) ended"
 
     async def session_revoke(self, name: str) -> str:
-        ended = await self._revoke_sessions(await self._user_id(name))
+        user_id = await self._user_id(name)
+        ended = await self._revoke_sessions(user_id)
+        await self._audit("session.revoked", "ok", user_id, name)
         return f"{name}: {ended} session(s) ended"
+
+    async def _audit(self, event: str, outcome: str, user_id: str, name: str) -> None:
+        pool, store = await self._auth()
+        try:
+            await AuditLog(store).record(event, outcome, ADMIN, user_id=user_id, username=name)
+        finally:
+            await pool.close()
 
     async def client_add(
         self, client_id: str, redirect_uris: list[str], post_logout_uris: list[str], replace: bool
@@ -172,7 +204,11 @@ def parser() -> argparse.ArgumentParser:
     add = user.add_parser("add", help="add a user")
     add.add_argument("name")
     add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
-    for action, text in (("disable", "disable a user and end their sessions"), ("enable", "enable a user")):
+    for action, text in (
+        ("disable", "disable a user and end their sessions"),
+        ("enable", "enable a user"),
+        ("unlock", "lift a sign-in lock and clear the failure counters"),
+    ):
         user.add_parser(action, help=text).add_argument("name")
 
     mfa = areas.add_parser("mfa", help="authenticators").add_subparsers(dest="action", required=True)
@@ -198,6 +234,7 @@ def command(args: argparse.Namespace, admin: Admin) -> Callable[[], Awaitable[st
         ("user", "add"): lambda: admin.user_add(args.name, read_password(args.password_stdin)),
         ("user", "disable"): lambda: admin.user_disable(args.name),
         ("user", "enable"): lambda: admin.user_enable(args.name),
+        ("user", "unlock"): lambda: admin.user_unlock(args.name),
         ("mfa", "reset"): lambda: admin.mfa_reset(args.name),
         ("session", "revoke"): lambda: admin.session_revoke(args.name),
         ("client", "add"): lambda: admin.client_add(

@@ -3,6 +3,7 @@
 import logging
 import re
 import unicodedata
+from dataclasses import dataclass
 from uuid import UUID
 
 from services.common.errors import BadRequest, Conflict, NotFound
@@ -17,6 +18,15 @@ MAX_PASSWORD_LENGTH = 1024
 MIN_PASSWORD_LENGTH = 8
 
 
+@dataclass(frozen=True)
+class SignIn:
+    """How a name and password check went: `user` only when it succeeded; `known` for the audit."""
+
+    user: User | None
+    known: User | None
+    outcome: str
+
+
 def username_key(name: str) -> str:
     """The form names are compared in: NFKC, trimmed, case-folded."""
     return unicodedata.normalize("NFKC", name).strip().casefold()
@@ -27,18 +37,20 @@ class Accounts:
         self.store = store
         self.passwords = passwords
 
-    async def authenticate(self, login_name: str, password: str) -> User | None:
-        """The user if name and password match an enabled account; the same work either way."""
+    async def authenticate(self, login_name: str, password: str) -> SignIn:
+        """Checks name and password with the same work whether or not the name exists."""
         user = await self.store.user_by_key(username_key(login_name))
         matched = await self.passwords.verify(user.password_hash if user else None, password)
         if user is None or not matched:
-            return None
+            return SignIn(None, user, "invalid")
         if user.disabled:
-            log.info("sign-in refused: account disabled user_id=%s", user.id)
-            return None
+            return SignIn(None, user, "disabled")
         if self.passwords.needs_rehash(user.password_hash):
             await self.store.set_password_hash(user.id, await self.passwords.hash(password))
-        return user
+        return SignIn(user, user, "ok")
+
+    async def lookup(self, login_name: str) -> User | None:
+        return await self.store.user_by_key(username_key(login_name))
 
     async def add(self, name: str, password: str) -> UUID:
         name = unicodedata.normalize("NFKC", name).strip()

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import asyncpg
 import httpx
+import redis.asyncio as redis
 from fastapi import FastAPI
 
 from services.common import db
@@ -16,19 +17,23 @@ from services.common.app import build_app
 from services.common.clock import Clock, SystemClock
 from services.common.keys import SigningKey, jwks
 from services.common.logging import configure_logging
-from services.common.service_client import ServiceClient
+from services.common.service_client import CallerCheck, ServiceClient
 from services.common.tokens import PeerKeys, RemoteKeys, StaticKeys, TokenIssuer, TokenVerifier
 from services.common.web import Pages
 
 from .accounts import Accounts
+from .audit import AuditLog
 from .clients import Clients
 from .login_flow import LoginFlow
 from .oidc import Provider
 from .passwords import Passwords
-from .routes import router
+from .routes import internal, router
 from .settings import Settings
+from .sign_in import SignInSteps
 from .sso_sessions import SsoSessions
 from .store import AuthStore
+from .throttle import Throttle
+from .throttle_store import ThrottleStore
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +55,9 @@ class AuthState:
     flow: LoginFlow
     sso_sessions: SsoSessions
     access_tokens: TokenVerifier
+    audit: AuditLog
+    sign_in: SignInSteps
+    callers: CallerCheck
     public_jwks: dict  # type: ignore[type-arg]
 
 
@@ -69,8 +77,12 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         signing_key: SigningKey = app.state.signing_key
         pool = await db.create_pool(settings.database_url, "auth")
+        redis_client = redis.from_url(settings.redis_url)
         async with httpx.AsyncClient() as http:
             store = AuthStore(pool)
+            accounts = Accounts(store, passwords)
+            audit = AuditLog(store)
+            throttle = Throttle(ThrottleStore(redis_client, settings.redis_key_prefix), settings)
             service_tokens = TokenIssuer(signing_key, "auth", clock)
             step_verifier = TokenVerifier(
                 PeerKeys(
@@ -90,7 +102,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
                 http=http,
                 clock=clock,
                 store=store,
-                accounts=Accounts(store, passwords),
+                accounts=accounts,
                 clients=Clients(store),
                 provider=Provider(settings, store, oidc_key, clock),
                 flow=LoginFlow(service_tokens, step_verifier, store, settings.step_token_ttl_seconds),
@@ -105,12 +117,31 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
                     clock=clock,
                 ),
                 public_jwks=public_jwks,
+                audit=audit,
+                sign_in=SignInSteps(accounts, throttle, audit),
+                callers=CallerCheck(
+                    TokenVerifier(
+                        PeerKeys(
+                            {
+                                name: RemoteKeys(http, f"{url}/internal/jwks", clock)
+                                for name, url in (
+                                    ("mfa", settings.peers.mfa_url),
+                                    ("portal", settings.peers.portal_url),
+                                )
+                            }
+                        ),
+                        issuers={"mfa", "portal"},
+                        audience="auth",
+                        clock=clock,
+                    )
+                ),
             )
             cleanup = asyncio.create_task(_clean_up_expired(store, clock))
             try:
                 yield
             finally:
                 cleanup.cancel()
+                await redis_client.aclose()
                 await pool.close()
 
     app = build_app(
@@ -121,6 +152,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         static_prefix="/auth",
     )
     app.include_router(router)
+    app.include_router(internal)
     return app
 
 

@@ -3,14 +3,15 @@
 import base64
 import binascii
 import logging
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import unquote, urlencode
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from pydantic import BaseModel, Field
 
-from services.common.errors import BadRequest
+from services.common.errors import BadRequest, Forbidden
 from services.common.tokens import InvalidToken
 from services.common.web import (
     STEP_COOKIE,
@@ -18,10 +19,14 @@ from services.common.web import (
     _,
     browser_binding,
     check_csrf,
+    client_ip,
     delete_cookie,
     set_cookie,
+    user_agent,
 )
 
+from .accounts import username_key
+from .audit import Actor
 from .login_flow import Step
 from .oidc import AuthorizeError, AuthorizeRequest, TokenError
 from .sso_sessions import SsoSession
@@ -45,6 +50,10 @@ def get_pages(request: Request) -> Pages:
 
 State = Annotated[Any, Depends(get_state)]
 CsrfToken = Annotated[str, Form(max_length=128)]
+
+
+def _actor(request: Request) -> Actor:
+    return Actor(ip=client_ip(request), user_agent=user_agent(request))
 
 
 def _secure(state: Any) -> bool:
@@ -149,6 +158,7 @@ async def sign_in_username(
     binding = browser_binding(request)
     step = await state.flow.read(request.cookies.get(STEP_COOKIE), binding, {"username"})
     await state.flow.consume(step)
+    await state.sign_in.username_given(username, _actor(request))
     # Every name gets the password page, known or not: nothing here tells which names exist.
     token = state.flow.issue("password", binding, step.authz, login_name=username.strip())
     return _redirect_with_step(state, "/auth/login", token)
@@ -164,9 +174,10 @@ async def sign_in_password(
     check_csrf(request, csrf_token)
     binding = browser_binding(request)
     step = await state.flow.read(request.cookies.get(STEP_COOKIE), binding, {"password"})
-    user = await state.accounts.authenticate(step.claims["login_name"], password)
+    login_name = step.claims["login_name"]
+    user = await state.sign_in.check_password(login_name, password, _actor(request))
     if user is None:
-        log.info("sign-in refused: invalid username or password")
+        log.info("sign-in refused at the password step")
         return _render_step(request, step, error=INVALID_CREDENTIALS, status_code=401)
     await state.flow.consume(step)
     log.info("password accepted user_id=%s", user.id)
@@ -177,6 +188,7 @@ async def sign_in_password(
         audience="mfa",
         sub=str(user.id),
         preferred_username=user.username,
+        account=username_key(login_name),
         amr=["pwd"],
     )
     return _redirect_with_step(state, "/mfa/", token)
@@ -194,6 +206,9 @@ async def sign_in_complete(request: Request, state: State) -> HTMLResponse:
         # A fresh id at every sign-in: an id planted before sign-in is worth nothing after it.
         await state.sso_sessions.end(session_id=previous)
     session_id, session = await state.sso_sessions.create(user.id, user.username, ["pwd", "otp"])
+    await state.audit.record(
+        "sign_in.complete", "ok", _actor(request), user_id=user.id, username=user.username
+    )
     log.info("sign-in complete user_id=%s enrolled=%s", user.id, bool(step.claims.get("enrolled")))
     continue_url = "/auth/authorize?" + AuthorizeRequest.from_claims(step.authz).query()
     response = get_pages(request).render(request, "continue.html", continue_url=continue_url)
@@ -303,7 +318,7 @@ async def logout(request: Request, state: State) -> Response:
         )
     if hint.get("sid"):
         await state.sso_sessions.end(sid=hint["sid"])
-    return await _signed_out(request, state, target)
+    return await _signed_out(request, state, target, hint)
 
 
 @router.post("/logout")
@@ -334,10 +349,16 @@ async def _post_logout_target(
     return f"{uri}{'&' if '?' in uri else '?'}{urlencode({'state': logout_state})}"
 
 
-async def _signed_out(request: Request, state: Any, target: str | None) -> Response:
+async def _signed_out(
+    request: Request, state: Any, target: str | None, hint: dict[str, Any] | None = None
+) -> Response:
     session_id = request.cookies.get(SSO_COOKIE)
+    session = await _live_sso_session(request, state)
     if session_id and len(session_id) <= 128:
         await state.sso_sessions.end(session_id=session_id)
+    user_id = session.user_id if session else (hint or {}).get("sub")
+    username = session.username if session else (hint or {}).get("preferred_username")
+    await state.audit.record("logout", "sso", _actor(request), user_id=user_id, username=username)
     response: Response = (
         RedirectResponse(target, status_code=303)
         if target
@@ -346,3 +367,58 @@ async def _signed_out(request: Request, state: Any, target: str | None) -> Respo
     delete_cookie(response, SSO_COOKIE, secure=_secure(state), path="/auth")
     log.info("SSO session ended by logout")
     return response
+
+
+# internal: what mfa and the portal ask of auth (service token required)
+
+internal = APIRouter(prefix="/internal")
+
+
+async def calling_service(request: Request) -> str:
+    caller: str = await request.app.state.auth.callers(request)
+    return caller
+
+
+Caller = Annotated[str, Depends(calling_service)]
+
+
+class CodeAttempt(BaseModel):
+    kind: Literal["otp"]
+    account: str = Field(min_length=1, max_length=512)
+    ip: str = Field(min_length=1, max_length=64)
+
+
+class AuditEntry(BaseModel):
+    event: Literal["logout"]
+    outcome: str = Field(min_length=1, max_length=32, pattern=r"^[a-z_]+$")
+    user_id: str | None = Field(default=None, max_length=64)
+    username: str | None = Field(default=None, max_length=256)
+    ip: str = Field(min_length=1, max_length=64)
+    user_agent: str = Field(default="", max_length=256)
+
+
+def _only(caller: str, allowed: set[str]) -> None:
+    if caller not in allowed:
+        raise Forbidden(detail=f"{caller} may not call this")
+
+
+@internal.post("/attempts/begin")
+async def code_attempt_begin(body: CodeAttempt, state: State, caller: Caller) -> dict[str, bool]:
+    _only(caller, {"mfa"})
+    allowed = await state.sign_in.begin_code_attempt(body.account, Actor(ip=body.ip, user_agent=""))
+    return {"allowed": allowed}
+
+
+@internal.post("/attempts/succeeded")
+async def code_attempt_succeeded(body: CodeAttempt, state: State, caller: Caller) -> dict[str, bool]:
+    _only(caller, {"mfa"})
+    await state.sign_in.code_accepted(body.account, Actor(ip=body.ip, user_agent=""))
+    return {}
+
+
+@internal.post("/audit", status_code=201)
+async def audit_entry(body: AuditEntry, state: State, caller: Caller) -> dict[str, bool]:
+    _only(caller, {"portal"})
+    actor = Actor(ip=body.ip, user_agent=body.user_agent)
+    await state.audit.record(body.event, body.outcome, actor, user_id=body.user_id, username=body.username)
+    return {}

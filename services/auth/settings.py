@@ -21,6 +21,18 @@ class Settings(ServiceSettings):
     # Hashes run in worker threads; more at once than this only queue for the two cores.
     hashing_concurrency: int = 4
 
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_key_prefix: str = "sso:auth:"
+
+    lockout_password_failures: int = Field(default=10, ge=1)
+    lockout_otp_failures: int = Field(default=5, ge=1)
+    lockout_window_seconds: int = Field(default=900, ge=1)
+    lockout_base_seconds: int = Field(default=60, ge=1)
+    lockout_max_seconds: int = Field(default=3600, ge=1)
+    # NIST SP 800-63B 5.2.2: never more than 100 consecutive failed attempts on one account.
+    lockout_max_consecutive_failures: int = Field(default=100, ge=1, le=100)
+    lockout_ip_failures: int = Field(default=50, ge=1)
+
     authorization_code_ttl_seconds: int = Field(default=60, le=60)
     step_token_ttl_seconds: int = 600
     id_token_ttl_seconds: int = 300

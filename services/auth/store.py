@@ -169,6 +169,30 @@ class AuthStore:
     async def token_revoked(self, jti: str) -> bool:
         return bool(await self.pool.fetchval("SELECT 1 FROM revoked_token WHERE jti = $1", jti))
 
+    # audit
+
+    async def record_audit(
+        self, event: str, outcome: str, user_id: str | None, username: str | None, ip: str, user_agent: str
+    ) -> None:
+        await self.pool.execute(
+            "INSERT INTO audit_event (event, outcome, user_id, username, ip, user_agent) "
+            "VALUES ($1, $2, $3, $4, $5, $6)",
+            event,
+            outcome,
+            user_id,
+            username,
+            ip,
+            user_agent,
+        )
+
+    async def audit_rows(self, user_id: str) -> list[dict[str, object]]:
+        rows = await self.pool.fetch(
+            "SELECT at, event, outcome, user_id, username, ip, user_agent FROM audit_event "
+            "WHERE user_id = $1 ORDER BY at, id",
+            user_id,
+        )
+        return [dict(row) for row in rows]
+
     # step tokens
 
     async def consume_step_token(self, jti: str, expires_at: float) -> bool:

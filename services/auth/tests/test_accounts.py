@@ -34,24 +34,29 @@ def test_names_compare_case_insensitively() -> None:
 
 async def test_the_right_password_signs_in(accounts: Accounts) -> None:
     await accounts.add("Alice", "correct horse")
-    user = await accounts.authenticate("alice", "correct horse")
-    assert user is not None and user.username == "Alice"
+    result = await accounts.authenticate("alice", "correct horse")
+    assert result.user is not None and result.user.username == "Alice"
+    assert result.outcome == "ok"
 
 
 async def test_a_wrong_password_does_not(accounts: Accounts) -> None:
     await accounts.add("alice", "correct horse")
-    assert await accounts.authenticate("alice", "wrong horse") is None
+    result = await accounts.authenticate("alice", "wrong horse")
+    assert result.user is None and result.outcome == "invalid"
+    assert result.known is not None
 
 
 async def test_an_unknown_user_costs_a_dummy_verify(accounts: Accounts, passwords: CountingPasswords) -> None:
-    assert await accounts.authenticate("nobody", "whatever1") is None
+    result = await accounts.authenticate("nobody", "whatever1")
+    assert result.user is None and result.known is None
     assert passwords.verified_hashes == [passwords.dummy_hash]
 
 
 async def test_a_disabled_user_cannot_sign_in(accounts: Accounts) -> None:
     await accounts.add("alice", "correct horse")
     await accounts.set_disabled("alice", True)
-    assert await accounts.authenticate("alice", "correct horse") is None
+    result = await accounts.authenticate("alice", "correct horse")
+    assert result.user is None and result.outcome == "disabled"
 
 
 async def test_passwords_are_stored_as_argon2id(accounts: Accounts) -> None:

@@ -1,0 +1,61 @@
+"""The rules of the password step and of sign-in attempts: throttled, audited, enumeration-safe."""
+
+from .accounts import Accounts, username_key
+from .audit import Actor, AuditLog
+from .store import User
+from .throttle import AttemptKind, Throttle, Verdict
+
+
+class SignInSteps:
+    def __init__(self, accounts: Accounts, throttle: Throttle, audit: AuditLog) -> None:
+        self.accounts = accounts
+        self.throttle = throttle
+        self.audit = audit
+
+    async def username_given(self, login_name: str, actor: Actor) -> None:
+        # Only a name that is an account goes into the audit: people type passwords into name fields.
+        known = await self.accounts.lookup(login_name)
+        await self.audit.record(
+            "sign_in.username",
+            "submitted",
+            actor,
+            user_id=known.id if known else None,
+            username=known.username if known else None,
+        )
+
+    async def check_password(self, login_name: str, password: str, actor: Actor) -> User | None:
+        """The user when the password is right and the account may sign in; else None, whatever the reason."""
+        account = username_key(login_name)
+        verdict = await self.throttle.begin(AttemptKind.PASSWORD, account, actor.ip)
+        if not verdict.allowed:
+            await self._refused(AttemptKind.PASSWORD, verdict, await self.accounts.lookup(login_name), actor)
+            return None
+        result = await self.accounts.authenticate(login_name, password)
+        await self.audit.record(
+            "sign_in.password",
+            result.outcome,
+            actor,
+            user_id=result.known.id if result.known else None,
+            username=result.known.username if result.known else None,
+        )
+        if result.user is not None:
+            await self.throttle.succeeded(AttemptKind.PASSWORD, account, actor.ip)
+        return result.user
+
+    async def begin_code_attempt(self, account: str, actor: Actor) -> bool:
+        """Counts a code attempt for mfa before it checks the code; False: refuse it unchecked."""
+        verdict = await self.throttle.begin(AttemptKind.OTP, account, actor.ip)
+        if not verdict.allowed:
+            await self._refused(AttemptKind.OTP, verdict, await self.accounts.lookup(account), actor)
+        return verdict.allowed
+
+    async def code_accepted(self, account: str, actor: Actor) -> None:
+        await self.throttle.succeeded(AttemptKind.OTP, account, actor.ip)
+
+    async def _refused(self, kind: AttemptKind, verdict: Verdict, known: User | None, actor: Actor) -> None:
+        user_id = known.id if known else None
+        username = known.username if known else None
+        if verdict.locked_now:
+            await self.audit.record("lockout", verdict.reason, actor, user_id=user_id, username=username)
+        if kind is AttemptKind.PASSWORD:
+            await self.audit.record("sign_in.password", "locked", actor, user_id=user_id, username=username)

@@ -1,0 +1,138 @@
+"""The throttle's Lua scripts against the real Redis on 127.0.0.1:6379, under a throwaway prefix."""
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import redis.asyncio as redis
+
+from services.auth.settings import Settings
+from services.auth.throttle import AttemptKind, Throttle
+from services.auth.throttle_store import ThrottleStore
+
+IP = "127.0.0.9"
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[redis.Redis]:
+    connection = redis.from_url("redis://127.0.0.1:6379/0")
+    yield connection
+    await connection.aclose()
+
+
+@pytest.fixture
+async def prefix(client: redis.Redis) -> AsyncIterator[str]:
+    value = f"throttletest-{secrets.token_hex(4)}:"
+    yield value
+    keys = [key async for key in client.scan_iter(match=f"{value}*")]
+    if keys:
+        await client.delete(*keys)
+
+
+def make_throttle(client: redis.Redis, prefix: str, tmp_path: Path, **overrides: int) -> Throttle:
+    settings = Settings(signing_key_file=tmp_path / "k.pem", oidc_key_file=tmp_path / "o.pem", **overrides)
+    return Throttle(ThrottleStore(client, prefix), settings)
+
+
+async def test_ten_wrong_passwords_lock_the_account_even_for_the_right_one(
+    client: redis.Redis, prefix: str, tmp_path: Path
+) -> None:
+    throttle = make_throttle(client, prefix, tmp_path)
+    verdicts = [await throttle.begin(AttemptKind.PASSWORD, "alice", IP) for _ in range(11)]
+    assert all(v.allowed for v in verdicts[:10])
+    assert not verdicts[10].allowed and verdicts[10].reason == "locked_now"
+    assert verdicts[10].lock_seconds == 60
+    # Locked: the next attempt is refused before anything is checked.
+    assert not (await throttle.begin(AttemptKind.PASSWORD, "alice", IP)).allowed
+    # Another account is not affected.
+    assert (await throttle.begin(AttemptKind.PASSWORD, "bob", IP)).allowed
+
+
+async def test_five_wrong_codes_lock_the_account(client: redis.Redis, prefix: str, tmp_path: Path) -> None:
+    throttle = make_throttle(client, prefix, tmp_path)
+    verdicts = [await throttle.begin(AttemptKind.OTP, "alice", IP) for _ in range(6)]
+    assert [v.allowed for v in verdicts] == [True] * 5 + [False]
+    assert not (await throttle.begin(AttemptKind.PASSWORD, "alice", IP)).allowed
+
+
+async def test_parallel_guesses_all_count(client: redis.Redis, prefix: str, tmp_path: Path) -> None:
+    throttle = make_throttle(client, prefix, tmp_path)
+    verdicts = await asyncio.gather(*(throttle.begin(AttemptKind.OTP, "alice", IP) for _ in range(40)))
+    assert sum(v.allowed for v in verdicts) == 5
+
+
+async def test_waits_grow_with_each_lock(client: redis.Redis, prefix: str, tmp_path: Path) -> None:
+    throttle = make_throttle(client, prefix, tmp_path, lockout_otp_failures=1, lockout_max_seconds=300)
+    waits = []
+    for _ in range(5):
+        await throttle.begin(AttemptKind.OTP, "alice", IP)
+        verdict = await throttle.begin(AttemptKind.OTP, "alice", IP)
+        waits.append(verdict.lock_seconds)
+        # Let the temporary lock pass, as time would.
+        await client.delete(*[key async for key in client.scan_iter(match=f"{prefix}lock:*")])
+    assert waits == [60, 120, 240, 300, 300]
+
+
+async def test_a_right_code_forgives_the_account(client: redis.Redis, prefix: str, tmp_path: Path) -> None:
+    throttle = make_throttle(client, prefix, tmp_path)
+    for _ in range(4):
+        await throttle.begin(AttemptKind.OTP, "alice", IP)
+    await throttle.succeeded(AttemptKind.OTP, "alice", IP)
+    verdicts = [await throttle.begin(AttemptKind.OTP, "alice", IP) for _ in range(5)]
+    assert all(v.allowed for v in verdicts)
+
+
+async def test_a_right_password_does_not_forgive_wrong_codes(
+    client: redis.Redis, prefix: str, tmp_path: Path
+) -> None:
+    throttle = make_throttle(client, prefix, tmp_path)
+    for _ in range(5):
+        assert (await throttle.begin(AttemptKind.OTP, "alice", IP)).allowed
+    await throttle.begin(AttemptKind.PASSWORD, "alice", IP)
+    await throttle.succeeded(AttemptKind.PASSWORD, "alice", IP)
+    assert not (await throttle.begin(AttemptKind.OTP, "alice", IP)).allowed
+
+
+async def test_never_more_than_the_consecutive_cap_then_only_unlock_helps(
+    client: redis.Redis, prefix: str, tmp_path: Path
+) -> None:
+    throttle = make_throttle(
+        client, prefix, tmp_path, lockout_max_consecutive_failures=12, lockout_password_failures=100
+    )
+    verdicts = []
+    for _ in range(13):
+        verdicts.append(await throttle.begin(AttemptKind.PASSWORD, "alice", IP))
+        # Someone with a stolen password: each right password forgives only wrong passwords.
+        await throttle.succeeded(AttemptKind.PASSWORD, "alice", IP)
+    assert sum(v.allowed for v in verdicts) == 12
+    assert verdicts[-1].reason == "locked_until_unlock"
+    assert await client.ttl(f"{prefix}lock:" + (await _lock_suffix(client, prefix))) == -1
+    assert await throttle.unlock("alice")
+    assert (await throttle.begin(AttemptKind.PASSWORD, "alice", IP)).allowed
+
+
+async def _lock_suffix(client: redis.Redis, prefix: str) -> str:
+    keys = [key.decode() async for key in client.scan_iter(match=f"{prefix}lock:*")]
+    assert len(keys) == 1
+    return keys[0].removeprefix(f"{prefix}lock:")
+
+
+async def test_one_ip_guessing_many_accounts_is_blocked(
+    client: redis.Redis, prefix: str, tmp_path: Path
+) -> None:
+    throttle = make_throttle(client, prefix, tmp_path, lockout_ip_failures=20)
+    verdicts = [await throttle.begin(AttemptKind.PASSWORD, f"user{n}", IP) for n in range(21)]
+    assert sum(v.allowed for v in verdicts) == 20
+    assert verdicts[-1].reason == "ip_blocked"
+    assert (await throttle.begin(AttemptKind.PASSWORD, "fresh", "127.0.0.10")).allowed
+
+
+async def test_unlock_lifts_a_temporary_lock(client: redis.Redis, prefix: str, tmp_path: Path) -> None:
+    throttle = make_throttle(client, prefix, tmp_path)
+    for _ in range(6):
+        await throttle.begin(AttemptKind.OTP, "alice", IP)
+    assert await throttle.unlock("alice")
+    assert (await throttle.begin(AttemptKind.OTP, "alice", IP)).allowed
+    assert not await throttle.unlock("bob")
