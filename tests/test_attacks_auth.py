@@ -1,0 +1,367 @@
+"""Attacks on the password step, the sessions and the OIDC provider, through nginx."""
+
+import base64
+import hashlib
+import json
+import secrets
+import statistics
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urlencode
+
+import httpx
+import pytest
+
+from devstack.stack import Stack
+
+from .customer import Customer, Page
+from .external_tools import totp_now
+from .test_sign_in import PASSWORD, add_user, customers, first_login, sign_in_to_code_page
+
+__all__ = ["customers"]
+
+INVALID = "Invalid username or password."
+
+
+def password_page(customer: Customer, name: str) -> Page:
+    return customer.enter_username(customer.start_login(), name)
+
+
+def error_of(page: Page) -> str:
+    error = page.soup.find(class_="error")
+    return error.get_text(strip=True) if error else ""
+
+
+# brute force
+
+
+def test_ten_wrong_passwords_lock_the_account_until_unlock(
+    stack: Stack, customers: Callable[[], Customer]
+) -> None:
+    account = add_user(stack)
+    attacker = customers()
+    page = password_page(attacker, account.name.upper())  # names count case-insensitively
+    for attempt in range(10):
+        refused = attacker.enter_password(page, f"wrong {attempt}")
+        assert (refused.status, error_of(refused)) == (401, INVALID)
+
+    # Locked: the right password, even from another browser and address, gets the same answer.
+    owner = customers()
+    locked = owner.enter_password(password_page(owner, account.name), account.password)
+    assert (locked.status, locked.path, error_of(locked)) == (401, "/auth/login/password", INVALID)
+
+    result = stack.ssoctl("user", "unlock", account.name)
+    assert result.returncode == 0, result.stderr
+    unlocked = owner.enter_password(password_page(owner, account.name), account.password)
+    assert unlocked.path == "/mfa/"
+
+
+def test_parallel_wrong_passwords_all_count(stack: Stack, customers: Callable[[], Customer]) -> None:
+    account = add_user(stack)
+    attackers = [customers() for _ in range(15)]
+    pages = [password_page(attacker, account.name) for attacker in attackers]
+    with ThreadPoolExecutor(max_workers=15) as pool:
+        answers = list(
+            pool.map(
+                lambda pair: pair[0].enter_password(pair[1], "wrong guess"),
+                zip(attackers, pages, strict=True),
+            )
+        )
+    assert all(answer.status == 401 for answer in answers)
+
+    owner = customers()
+    page = owner.enter_password(password_page(owner, account.name), account.password)
+    assert (page.status, error_of(page)) == (401, INVALID), "15 parallel guesses must have locked the account"
+
+
+def test_five_wrong_codes_lock_the_account_for_code_and_password(
+    stack: Stack, customers: Callable[[], Customer]
+) -> None:
+    account = add_user(stack)
+    first_login(customers(), account)
+    attacker = customers()
+    page = sign_in_to_code_page(attacker, account)
+    right = totp_now(account.secret, offset_steps=1)
+    wrong = f"{(int(right) + 123_457) % 1_000_000:06d}"
+    for _ in range(5):
+        assert attacker.enter_code(page, wrong).status == 401
+    refused = attacker.enter_code(page, right)
+    assert refused.status == 401, "locked: even the right code is refused"
+
+    owner = customers()
+    locked = owner.enter_password(password_page(owner, account.name), account.password)
+    assert (locked.status, error_of(locked)) == (401, INVALID)
+
+
+def test_one_address_guessing_many_accounts_is_blocked(
+    stack: Stack, customers: Callable[[], Customer]
+) -> None:
+    attacker = customers()
+    victims = [add_user(stack) for _ in range(11)]
+    for victim in victims[:10]:
+        page = password_page(attacker, victim.name)
+        for _ in range(5):
+            assert attacker.enter_password(page, "wrong guess").status == 401
+            time.sleep(0.12)  # stay under the gateway's own per-address rate limit
+    # 50 failures from this address: now even a right password from it is refused...
+    page = attacker.enter_password(password_page(attacker, victims[10].name), victims[10].password)
+    assert (page.status, error_of(page)) == (401, INVALID)
+    # ...while the same account signs in from elsewhere.
+    owner = customers()
+    assert owner.enter_password(password_page(owner, victims[10].name), victims[10].password).path == "/mfa/"
+
+
+def test_the_gateway_rate_limits_posts_per_address(stack: Stack, customers: Callable[[], Customer]) -> None:
+    customer = customers()
+    page = password_page(customer, "nobody-at-all")
+    form = page.form("/auth/login/password")
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        statuses = list(
+            pool.map(
+                lambda _: (
+                    customer.http.post("/auth/login/password", data={**form, "password": "x"}).status_code
+                ),
+                range(60),
+            )
+        )
+    assert 429 in statuses
+    assert set(statuses) <= {401, 429}
+
+
+# enumeration
+
+
+def test_unknown_users_take_as_long_as_known_ones(stack: Stack, customers: Callable[[], Customer]) -> None:
+    known = [add_user(stack) for _ in range(10)]
+    timings: dict[str, list[float]] = {"known": [], "unknown": []}
+    for round_number in range(20):
+        for kind in ("known", "unknown"):
+            name = known[round_number % 10].name if kind == "known" else f"ghost{secrets.token_hex(4)}"
+            customer = customers()
+            page = password_page(customer, name)
+            started = time.perf_counter()
+            answer = customer.enter_password(page, "wrong password")
+            timings[kind].append(time.perf_counter() - started)
+            assert (answer.status, error_of(answer)) == (401, INVALID)
+    known_median = statistics.median(timings["known"])
+    unknown_median = statistics.median(timings["unknown"])
+    assert abs(unknown_median - known_median) <= 0.15 * known_median, (known_median, unknown_median)
+
+
+# sessions
+
+
+def test_sign_in_issues_a_new_sso_id(stack: Stack, customers: Callable[[], Customer]) -> None:
+    account = add_user(stack)
+    customer = customers()
+    planted = secrets.token_urlsafe(32)
+    customer.http.cookies.set("sso", planted, domain="127.0.0.1", path="/auth")
+    first_login(customer, account)
+    issued = [cookie.value for cookie in customer.http.cookies.jar if cookie.name == "sso"]
+    assert issued and planted not in issued
+
+
+@pytest.mark.parametrize("command", [("session", "revoke"), ("mfa", "reset"), ("user", "disable")])
+def test_admin_actions_end_every_session_at_once(
+    stack: Stack, customers: Callable[[], Customer], command: tuple[str, str]
+) -> None:
+    account = add_user(stack)
+    browsers = [customers(), customers()]
+    for number, browser in enumerate(browsers):
+        if number == 0:
+            first_login(browser, account)
+        else:
+            page = sign_in_to_code_page(browser, account)
+            page = browser.enter_code(page, totp_now(account.secret, offset_steps=1))
+            browser.press_continue(page)
+        assert browser.get("/portal/").path == "/portal/"
+
+    assert stack.ssoctl(*command, account.name).returncode == 0
+    for browser in browsers:
+        assert browser.get("/portal/").path == "/", "the portal session ended with the next request"
+        assert browser.start_login().path == "/auth/login", "the SSO session ended too"
+
+
+# OIDC
+
+
+def leave_portal(customer: Customer) -> None:
+    """Logs out of the portal only, so that Login shows whether the SSO session lives."""
+    assert customer.submit(customer.get("/portal/"), "/portal/logout").path == "/"
+
+
+@pytest.fixture
+def oidc_client(stack: Stack) -> dict[str, str]:
+    redirect_uri = "http://127.0.0.1:9/cb"
+    result = stack.ssoctl(
+        "client",
+        "add",
+        f"app{secrets.token_hex(3)}",
+        "--redirect-uri",
+        redirect_uri,
+        "--post-logout-redirect-uri",
+        "http://127.0.0.1:9/bye",
+    )
+    assert result.returncode == 0, result.stderr
+    return {**json.loads(result.stdout), "redirect_uri": redirect_uri}
+
+
+def authorize_url(client: dict[str, str], **overrides: str) -> str:
+    verifier = "v" * 64
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    params = {
+        "response_type": "code",
+        "client_id": client["client_id"],
+        "redirect_uri": client["redirect_uri"],
+        "scope": "openid",
+        "state": "st",
+        "nonce": "no",
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+        **overrides,
+    }
+    return "/auth/authorize?" + urlencode(params)
+
+
+@pytest.mark.parametrize(
+    "redirect_uri",
+    [
+        "http://127.0.0.1:9/cb?x=1",
+        "http://127.0.0.1:9/cb/more",
+        "http://127.0.0.1:9/x/../cb",
+        "http://evil.example/cb",
+        "http://127.0.0.1:9/CB",
+    ],
+)
+def test_a_redirect_uri_variant_is_refused_without_redirect(
+    stack: Stack, customers: Callable[[], Customer], oidc_client: dict[str, str], redirect_uri: str
+) -> None:
+    response = customers().http.get(
+        authorize_url(oidc_client, redirect_uri=redirect_uri), follow_redirects=False
+    )
+    assert response.status_code == 400
+    assert "location" not in response.headers
+
+
+@pytest.mark.parametrize(
+    "overrides", [{"code_challenge_method": "plain"}, {"code_challenge": "", "code_challenge_method": ""}]
+)
+def test_pkce_s256_is_required(
+    stack: Stack, customers: Callable[[], Customer], oidc_client: dict[str, str], overrides: dict[str, str]
+) -> None:
+    response = customers().http.get(authorize_url(oidc_client, **overrides), follow_redirects=False)
+    assert response.status_code == 302
+    assert response.headers["location"].startswith(oidc_client["redirect_uri"] + "?error=invalid_request")
+
+
+def signed_in_code(stack: Stack, customer: Customer, client: dict[str, str]) -> str:
+    account = add_user(stack)
+    first_login(customer, account)
+    response = customer.get_until_outside(authorize_url(client), client["redirect_uri"])
+    location = response.headers["location"]
+    assert location.startswith(client["redirect_uri"] + "?code=")
+    return httpx.URL(location).params["code"]
+
+
+def exchange(stack: Stack, client: dict[str, str], code: str) -> httpx.Response:
+    return httpx.post(
+        f"{stack.gateway_url}/auth/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": client["redirect_uri"],
+            "code_verifier": "v" * 64,
+        },
+        auth=(client["client_id"], client["client_secret"]),
+    )
+
+
+def test_a_reused_code_gets_invalid_grant_and_revokes_the_first_tokens(
+    stack: Stack, customers: Callable[[], Customer], oidc_client: dict[str, str]
+) -> None:
+    code = signed_in_code(stack, customers(), oidc_client)
+    first = exchange(stack, oidc_client, code)
+    assert first.status_code == 200
+    access_token = first.json()["access_token"]
+    userinfo = f"{stack.gateway_url}/auth/userinfo"
+    assert httpx.get(userinfo, headers={"authorization": f"Bearer {access_token}"}).status_code == 200
+
+    second = exchange(stack, oidc_client, code)
+    assert (second.status_code, second.json()["error"]) == (400, "invalid_grant")
+    assert httpx.get(userinfo, headers={"authorization": f"Bearer {access_token}"}).status_code == 401
+
+
+def test_a_wrong_client_secret_is_refused(
+    stack: Stack, customers: Callable[[], Customer], oidc_client: dict[str, str]
+) -> None:
+    code = signed_in_code(stack, customers(), oidc_client)
+    response = exchange(stack, {**oidc_client, "client_secret": "not-the-secret"}, code)
+    assert (response.status_code, response.json()["error"]) == (401, "invalid_client")
+
+
+def test_logout_redirects_only_to_an_allow_listed_uri(
+    stack: Stack, customers: Callable[[], Customer], oidc_client: dict[str, str]
+) -> None:
+    customer = customers()
+    code = signed_in_code(stack, customer, oidc_client)
+    id_token = exchange(stack, oidc_client, code).json()["id_token"]
+    leave_portal(customer)
+    for target in ("http://evil.example/", "http://127.0.0.1:9/bye/../evil", "http://127.0.0.1:9/bye?x"):
+        query = urlencode({"id_token_hint": id_token, "post_logout_redirect_uri": target})
+        response = customer.http.get(f"/auth/logout?{query}", follow_redirects=False)
+        assert response.status_code == 400 and "location" not in response.headers
+    assert customer.start_login().path == "/portal/", "a refused logout ends nothing"
+
+    query = urlencode(
+        {"id_token_hint": id_token, "post_logout_redirect_uri": "http://127.0.0.1:9/bye", "state": "z"}
+    )
+    response = customer.http.get(f"/auth/logout?{query}", follow_redirects=False)
+    assert (response.status_code, response.headers["location"]) == (303, "http://127.0.0.1:9/bye?state=z")
+    assert customer.start_login().path == "/auth/login"
+
+
+def test_logout_without_an_id_token_asks_before_signing_out(
+    stack: Stack, customers: Callable[[], Customer]
+) -> None:
+    customer = customers()
+    first_login(customer, add_user(stack))
+    leave_portal(customer)
+    page = customer.get("/auth/logout")
+    assert page.status == 200 and page.soup.find("form", action="/auth/logout") is not None
+    assert customer.start_login().path == "/portal/", "a link alone signs no one out"
+    customer.submit(customer.get("/auth/logout"), "/auth/logout")
+    assert customer.start_login().path == "/auth/login"
+
+
+# audit
+
+
+def test_the_audit_trail_records_each_step_without_secrets(
+    stack: Stack, customers: Callable[[], Customer]
+) -> None:
+    account = add_user(stack)
+    customer = customers()
+    customer.enter_password(password_page(customer, account.name), "wrong password")
+    portal = first_login(customers(), account)
+    assert portal.path == "/portal/"
+    assert stack.ssoctl("user", "unlock", account.name).returncode == 0
+
+    result = stack.ssoctl("audit", account.name)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    events = [(line.split()[1], line.split()[2]) for line in lines if len(line.split()) > 2]
+    for expected in [
+        ("sign_in.username", "submitted"),
+        ("sign_in.password", "invalid"),
+        ("sign_in.password", "ok"),
+        ("enrollment", "confirmed"),
+        ("sign_in.otp", "ok"),
+        ("sign_in.complete", "ok"),
+        ("unlock", "ok"),
+    ]:
+        assert expected in events, (expected, lines)
+    assert customer.ip in result.stdout
+    for secret in (account.password, "wrong password", account.secret):
+        assert secret not in result.stdout
+    assert PASSWORD not in result.stdout
