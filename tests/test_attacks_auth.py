@@ -321,6 +321,22 @@ def test_logout_redirects_only_to_an_allow_listed_uri(
     assert customer.start_login().path == "/auth/login"
 
 
+def test_a_logout_link_with_another_sessions_id_token_signs_no_one_out(
+    stack: Stack, customers: Callable[[], Customer], oidc_client: dict[str, str]
+) -> None:
+    attacker = customers()
+    id_token = exchange(stack, oidc_client, signed_in_code(stack, attacker, oidc_client)).json()["id_token"]
+    victim = customers()
+    first_login(victim, add_user(stack))
+    leave_portal(victim)
+
+    query = urlencode({"id_token_hint": id_token, "post_logout_redirect_uri": "http://127.0.0.1:9/bye"})
+    response = victim.http.get(f"/auth/logout?{query}", follow_redirects=False)
+    assert response.status_code == 200, "a question, not a redirect"
+    assert 'action="/auth/logout"' in response.text
+    assert victim.start_login().path == "/portal/", "the victim is still signed in"
+
+
 def test_logout_without_an_id_token_asks_before_signing_out(
     stack: Stack, customers: Callable[[], Customer]
 ) -> None:

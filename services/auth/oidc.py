@@ -197,6 +197,8 @@ class Provider:
         access_jti = random_token(16)
         await self.store.record_access_token(code_hash, access_jti)
         common = {"iss": self.issuer, "sub": str(code.user_id), "iat": now}
+        # Profile claims only for clients that asked for the profile scope.
+        profile = {"preferred_username": code.username} if "profile" in code.scope.split() else {}
         id_token = self._sign(
             {
                 **common,
@@ -207,7 +209,7 @@ class Provider:
                 "sid": code.sid,
                 "amr": code.amr,
                 "acr": "urn:orange-business:2fa" if "otp" in code.amr else "urn:orange-business:1fa",
-                "preferred_username": code.username,
+                **profile,
                 **({"nonce": code.nonce} if code.nonce else {}),
             }
         )
@@ -219,7 +221,7 @@ class Provider:
                 "exp": now + self.settings.access_token_ttl_seconds,
                 "jti": access_jti,
                 "scope": code.scope,
-                "preferred_username": code.username,
+                **profile,
             },
             typ="at+jwt",
         )
@@ -245,7 +247,7 @@ class Provider:
         claims = await verifier.verify(access_token)
         if await self.store.token_revoked(claims["jti"]):
             raise InvalidToken("access token revoked")
-        return {"sub": claims["sub"], "preferred_username": claims["preferred_username"]}
+        return {name: claims[name] for name in ("sub", "preferred_username") if name in claims}
 
     def read_id_token_hint(self, token: str) -> dict[str, Any] | None:
         """Our own id_token, even expired (a logout hint may be old); None if not ours."""

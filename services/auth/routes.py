@@ -307,8 +307,10 @@ async def logout(request: Request, state: State) -> Response:
     target = await _post_logout_target(
         state, client_id, params.get("post_logout_redirect_uri"), params.get("state")
     )
-    if hint is None:
-        # Without proof from the client, a link alone must not sign anyone out: ask first.
+    session = await _live_sso_session(request, state)
+    # Only an id_token of this very session proves the request comes from its client; a link
+    # from anywhere else, or another session's token, gets a question, not a logout.
+    if session is not None and (hint is None or hint.get("sid") != session.sid):
         return get_pages(request).render(
             request,
             "logout_confirm.html",
@@ -316,9 +318,7 @@ async def logout(request: Request, state: State) -> Response:
             target=params.get("post_logout_redirect_uri", ""),
             logout_state=params.get("state", ""),
         )
-    if hint.get("sid"):
-        await state.sso_sessions.end(sid=hint["sid"])
-    return await _signed_out(request, state, target, hint)
+    return await _signed_out(request, state, target, session)
 
 
 @router.post("/logout")
@@ -332,7 +332,7 @@ async def logout_confirmed(
 ) -> Response:
     check_csrf(request, csrf_token)
     redirect = await _post_logout_target(state, client_id or None, target or None, logout_state or None)
-    return await _signed_out(request, state, redirect)
+    return await _signed_out(request, state, redirect, await _live_sso_session(request, state))
 
 
 async def _post_logout_target(
@@ -350,15 +350,13 @@ async def _post_logout_target(
 
 
 async def _signed_out(
-    request: Request, state: Any, target: str | None, hint: dict[str, Any] | None = None
+    request: Request, state: Any, target: str | None, session: SsoSession | None
 ) -> Response:
-    session_id = request.cookies.get(SSO_COOKIE)
-    session = await _live_sso_session(request, state)
-    if session_id and len(session_id) <= 128:
-        await state.sso_sessions.end(session_id=session_id)
-    user_id = session.user_id if session else (hint or {}).get("sub")
-    username = session.username if session else (hint or {}).get("preferred_username")
-    await state.audit.record("logout", "sso", _actor(request), user_id=user_id, username=username)
+    if session is not None:
+        await state.sso_sessions.end(sid=session.sid)
+        await state.audit.record(
+            "logout", "sso", _actor(request), user_id=session.user_id, username=session.username
+        )
     response: Response = (
         RedirectResponse(target, status_code=303)
         if target

@@ -4,15 +4,20 @@ import logging
 from typing import Any
 
 import httpx
+import jwt
 from fastapi import Request
 
 from .errors import DependencyUnavailable, Unauthorized
 from .logging import request_id_var
+from .metrics import dependency_failed
 from .tokens import InvalidToken, TokenIssuer, TokenVerifier
 
 log = logging.getLogger(__name__)
 
 SERVICE_TOKEN_TTL_SECONDS = 60
+# Explicit typing (RFC 8725 3.11): a step token from a customer's cookie, signed by the same
+# service key, must never pass as a service call, nor the other way round.
+SERVICE_TOKEN_TYPE = "service+jwt"  # noqa: S105 (a token type, not a secret)
 
 
 class ServiceClient:
@@ -24,7 +29,7 @@ class ServiceClient:
 
     async def call(self, path: str, payload: dict[str, Any]) -> httpx.Response:
         """POST payload; returns the response for 2xx and 404, raises DependencyUnavailable otherwise."""
-        token = self.issuer.issue(self.audience, SERVICE_TOKEN_TTL_SECONDS)
+        token = self.issuer.issue(self.audience, SERVICE_TOKEN_TTL_SECONDS, token_type=SERVICE_TOKEN_TYPE)
         try:
             response = await self.http.post(
                 f"{self.base_url}{path}",
@@ -34,9 +39,11 @@ class ServiceClient:
             )
         except httpx.HTTPError as error:
             log.error("call to %s%s failed: %s", self.audience, path, type(error).__name__)
+            dependency_failed(self.audience)
             raise DependencyUnavailable(detail=f"{self.audience} unreachable") from error
         if response.status_code >= 300 and response.status_code != 404:
             log.error("call to %s%s answered %s", self.audience, path, response.status_code)
+            dependency_failed(self.audience)
             raise DependencyUnavailable(detail=f"{self.audience} answered {response.status_code}")
         return response
 
@@ -54,6 +61,9 @@ class CallerCheck:
             raise Unauthorized("Service token required.", detail="no bearer token")
         try:
             claims = await self.verifier.verify(token)
+            # The header is covered by the signature just checked.
+            if jwt.get_unverified_header(token).get("typ") != SERVICE_TOKEN_TYPE:
+                raise InvalidToken("not a service token")
         except InvalidToken as error:
             raise Unauthorized("Service token refused.", detail=str(error)) from error
         caller: str = claims["iss"]

@@ -25,7 +25,13 @@ class TokenIssuer:
         self.issuer = issuer
         self.clock = clock or SystemClock()
 
-    def issue(self, audience: str, ttl_seconds: int, claims: dict[str, Any] | None = None) -> str:
+    def issue(
+        self,
+        audience: str,
+        ttl_seconds: int,
+        claims: dict[str, Any] | None = None,
+        token_type: str = "JWT",  # noqa: S107 (a token type, not a secret)
+    ) -> str:
         now = int(self.clock.now())
         payload = {
             **(claims or {}),
@@ -39,7 +45,7 @@ class TokenIssuer:
             payload,
             self.key.private_key,
             algorithm=self.key.algorithm,
-            headers={"kid": self.key.kid},
+            headers={"kid": self.key.kid, "typ": token_type},
         )
 
 

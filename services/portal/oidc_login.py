@@ -196,6 +196,10 @@ class OidcLogin:
         identity = [claims.get(name) for name in ("sub", "preferred_username", "sid")]
         if not all(isinstance(value, str) and value for value in identity):
             raise LoginFailed(detail="id_token lacks sub, preferred_username or sid")
+        # The portal is for customers who passed both factors, whatever else the provider allows.
+        amr = claims.get("amr")
+        if not isinstance(amr, list) or not {"pwd", "otp"} <= set(amr):
+            raise LoginFailed(detail=f"id_token amr {amr!r} is not password plus code")
         return SignedIn(
             user_id=claims["sub"],
             username=claims["preferred_username"],

@@ -86,6 +86,9 @@ async def login_callback(
     if error is not None:
         raise state.oidc.refused(error)
     signed_in = await state.oidc.complete(sealed, code, login_state)
+    if session_id is not None:
+        # A new sign-in replaces the browser's old portal session; it must not linger.
+        await state.sessions.end(session_id)
     session = await state.sessions.create(signed_in)
     if session is None:
         raise LoginFailed(detail="the SSO session ended before the portal session was made")

@@ -148,7 +148,19 @@ async def test_a_code_exchanges_for_a_signed_id_token(
     assert claims["nonce"] == "no"
     assert claims["sid"] == "sid-1"
     assert claims["amr"] == ["pwd", "otp"]
+    assert claims["preferred_username"] == "alice"
     assert jwt.get_unverified_header(tokens["id_token"])["kid"] == oidc_key.kid
+
+
+async def test_profile_claims_need_the_profile_scope(
+    provider: Provider, store: FakeAuthStore, oidc_key: SigningKey
+) -> None:
+    request = await provider.validate_authorize(authorize_params(scope="openid"))
+    code = parse_qs(urlsplit(await provider.issue_code(request, SESSION)).query)["code"][0]
+    tokens = await provider.exchange_code(store.clients["app"], token_form(code))
+    claims = jwt.decode(tokens["id_token"], options={"verify_signature": False})
+    assert "preferred_username" not in claims
+    assert claims["sub"] == str(SESSION.user_id)
 
 
 async def test_a_reused_code_is_refused_and_revokes_the_first_access_token(

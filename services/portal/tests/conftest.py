@@ -82,6 +82,7 @@ class FakeAuth:
             "preferred_username": authorized["username"],
             "sid": authorized["sid"],
             "nonce": authorized["nonce"],
+            "amr": ["pwd", "otp"],
         }
         token = self.make_id_token(claims) if self.make_id_token else self.id_token(claims)
         return httpx.Response(200, json={"id_token": token, "token_type": "Bearer"})

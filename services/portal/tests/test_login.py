@@ -215,6 +215,8 @@ BAD_ID_TOKENS: dict[str, Callable[[SigningKey, FrozenClock], Callable[[dict[str,
     "nonce mismatch": lambda key, clock: signed(key, nonce="not-the-nonce"),
     "no nonce": lambda key, clock: signed(key, nonce=None),
     "no sid": lambda key, clock: signed(key, sid=None),
+    "password only": lambda key, clock: signed(key, amr=["pwd"]),
+    "no amr": lambda key, clock: signed(key, amr=None),
     "alg none": lambda key, clock: unsigned,
     "another key under auth's kid": lambda key, clock: signed(
         SigningKey(SigningKey.from_pem(generate_private_pem("rsa")).private_key, key.kid, "RS256")

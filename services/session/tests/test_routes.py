@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from services.common.clock import FrozenClock
 from services.common.keys import SigningKey, generate_private_pem, jwks
+from services.common.service_client import SERVICE_TOKEN_TYPE
 from services.common.tokens import PeerKeys, StaticKeys, TokenIssuer
 from services.session.app import create_app
 from services.session.settings import Settings
@@ -52,7 +53,9 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture
 def call(client: httpx.AsyncClient, peer_keys: dict[str, SigningKey], clock: FrozenClock) -> Call:
     async def post(caller: str, path: str, body: Any, audience: str = "session") -> httpx.Response:
-        token = TokenIssuer(peer_keys[caller], caller, clock).issue(audience, 60)
+        token = TokenIssuer(peer_keys[caller], caller, clock).issue(
+            audience, 60, token_type=SERVICE_TOKEN_TYPE
+        )
         return await client.post(path, json=body, headers={"authorization": f"Bearer {token}"})
 
     return post
@@ -183,7 +186,7 @@ async def test_calls_without_a_valid_service_token_are_refused(
 ) -> None:
     body = {"user_id": "u1", "username": "alice", "amr": ["pwd", "otp"]}
     stranger = SigningKey.from_pem(generate_private_pem("ec"))
-    forged = TokenIssuer(stranger, "auth", clock).issue("session", 60)
+    forged = TokenIssuer(stranger, "auth", clock).issue("session", 60, token_type=SERVICE_TOKEN_TYPE)
 
     no_token = await client.post("/internal/sso-sessions", json=body)
     wrong_key = await client.post(
@@ -194,10 +197,28 @@ async def test_calls_without_a_valid_service_token_are_refused(
     assert [no_token.status_code, wrong_key.status_code, wrong_audience.status_code] == [401] * 3
 
 
+async def test_a_step_token_signed_by_a_peer_is_not_a_service_token(
+    client: httpx.AsyncClient, peer_keys: dict[str, SigningKey], clock: FrozenClock
+) -> None:
+    # What sits in a customer's login_step cookie: signed with mfa's own key, aud and iss right.
+    step_token = TokenIssuer(peer_keys["mfa"], "mfa", clock).issue("session", 60, {"stage": "complete"})
+    service_token = TokenIssuer(peer_keys["mfa"], "mfa", clock).issue(
+        "session", 60, token_type=SERVICE_TOKEN_TYPE
+    )
+    body = {"user_id": "u1"}
+    refused = await client.post(
+        "/internal/users/revoke", json=body, headers={"authorization": f"Bearer {step_token}"}
+    )
+    accepted = await client.post(
+        "/internal/users/revoke", json=body, headers={"authorization": f"Bearer {service_token}"}
+    )
+    assert (refused.status_code, accepted.status_code) == (401, 200)
+
+
 async def test_expired_service_token_is_refused(
     client: httpx.AsyncClient, peer_keys: dict[str, SigningKey], clock: FrozenClock
 ) -> None:
-    token = TokenIssuer(peer_keys["auth"], "auth", clock).issue("session", 60)
+    token = TokenIssuer(peer_keys["auth"], "auth", clock).issue("session", 60, token_type=SERVICE_TOKEN_TYPE)
     clock.advance(120)
 
     response = await client.post(
@@ -233,7 +254,7 @@ async def test_bad_input_is_a_400_never_a_500(call: Call, path: str, body: Any) 
 async def test_body_that_is_not_json_is_a_400(
     client: httpx.AsyncClient, peer_keys: dict[str, SigningKey], clock: FrozenClock
 ) -> None:
-    token = TokenIssuer(peer_keys["auth"], "auth", clock).issue("session", 60)
+    token = TokenIssuer(peer_keys["auth"], "auth", clock).issue("session", 60, token_type=SERVICE_TOKEN_TYPE)
 
     response = await client.post(
         "/internal/sso-sessions/lookup",
