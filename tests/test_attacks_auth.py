@@ -359,8 +359,9 @@ def test_the_audit_trail_records_each_step_without_secrets(
     account = add_user(stack)
     customer = customers()
     customer.enter_password(password_page(customer, account.name), "wrong password")
-    portal = first_login(customers(), account)
-    assert portal.path == "/portal/"
+    browser = customers()
+    portal = first_login(browser, account)
+    assert browser.submit(portal, "/portal/logout").path == "/"
     assert stack.ssoctl("user", "unlock", account.name).returncode == 0
 
     result = stack.ssoctl("audit", account.name)
@@ -374,6 +375,7 @@ def test_the_audit_trail_records_each_step_without_secrets(
         ("enrollment", "confirmed"),
         ("sign_in.otp", "ok"),
         ("sign_in.complete", "ok"),
+        ("logout", "portal"),
         ("unlock", "ok"),
     ]:
         assert expected in events, (expected, lines)

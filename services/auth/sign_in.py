@@ -1,5 +1,7 @@
 """The rules of the password step and of sign-in attempts: throttled, audited, enumeration-safe."""
 
+from services.common.metrics import LOCKOUTS
+
 from .accounts import Accounts, username_key
 from .audit import Actor, AuditLog
 from .store import User
@@ -56,6 +58,7 @@ class SignInSteps:
         user_id = known.id if known else None
         username = known.username if known else None
         if verdict.locked_now:
+            LOCKOUTS.labels(reason=verdict.reason).inc()
             await self.audit.record("lockout", verdict.reason, actor, user_id=user_id, username=username)
         if kind is AttemptKind.PASSWORD:
             await self.audit.record("sign_in.password", "locked", actor, user_id=user_id, username=username)

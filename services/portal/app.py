@@ -16,6 +16,7 @@ from services.common.service_client import ServiceClient
 from services.common.tokens import RemoteKeys, StaticKeys, TokenIssuer, TokenVerifier
 from services.common.web import Pages
 
+from .audit import LogoutAudit
 from .oidc_login import LOGIN_TRANSACTION_AUDIENCE, OidcLogin, TokenEndpoint
 from .routes import router
 from .settings import Settings
@@ -30,6 +31,7 @@ class PortalServiceState:
     pages: Pages
     oidc: OidcLogin
     sessions: PortalSessions
+    logout_audit: LogoutAudit
     clock: Clock
     secure_cookies: bool
 
@@ -86,6 +88,7 @@ def create_app(
             ),
             sessions=sessions
             or SessionServicePortalSessions(ServiceClient(http, signer, peers.session_url, "session")),
+            logout_audit=LogoutAudit(ServiceClient(http, signer, peers.auth_url, "auth")),
             clock=clock,
             secure_cookies=peers.secure_cookies,
         )

@@ -128,8 +128,10 @@ async def logout(
 ) -> Response:
     state = service_state(request)
     check_csrf(request, csrf_token)
+    session = await live_session(state, session_id)
     if session_id is not None:
         await state.sessions.end(session_id)
+    await state.logout_audit.record(request, session, "portal")
     return forget_session(state, redirect("/"))
 
 
@@ -142,5 +144,6 @@ async def logout_everywhere(
     session = await live_session(state, session_id)
     if session_id is not None:
         await state.sessions.end(session_id)
+    await state.logout_audit.record(request, session, "portal")
     id_token = session.id_token if session is not None else None
     return forget_session(state, redirect(state.oidc.logout_url(id_token)))

@@ -1,5 +1,6 @@
 import base64
 import hashlib
+import json
 import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -49,6 +50,8 @@ class FakeAuth:
     token_requests: list[dict[str, Any]] = field(default_factory=list)
     # Replaces the id_token the next exchange returns: f(default_claims) -> token
     make_id_token: Callable[[dict[str, Any]], str] | None = None
+    # What the portal put into auth's audit trail
+    audit_entries: list[dict[str, Any]] = field(default_factory=list)
 
     def authorize(self, location: str, username: str = "alice", sid: str = "sid-1") -> str:
         """What auth does with the authorize request once the user has signed in: a code."""
@@ -63,6 +66,9 @@ class FakeAuth:
     def handle(self, request: httpx.Request) -> httpx.Response:
         if request.url.path == "/auth/jwks":
             return httpx.Response(200, json=jwks(self.key))
+        if request.url.path == "/internal/audit":
+            self.audit_entries.append(json.loads(request.content))
+            return httpx.Response(201, json={})
         assert request.url.path == "/auth/token"
         form = {name: values[0] for name, values in parse_qs(request.content.decode()).items()}
         self.token_requests.append({"form": form, "authorization": request.headers["authorization"]})

@@ -122,6 +122,9 @@ async def test_log_out_ends_only_the_portal_session(
     assert response.status_code == 303 and response.headers["location"] == "/"
     assert fake_sessions.ended == [session_id] and fake_sessions.sessions == {}
     assert "sid-1" in fake_sessions.live_sids
+    assert [(e["event"], e["outcome"], e["username"]) for e in fake_auth.audit_entries] == [
+        ("logout", "portal", "alice")
+    ]
     (cleared,) = set_cookie_headers(response, "portal_session")
     assert "max-age=0" in cleared.lower()
     assert (await browser.get("/portal/")).headers["location"] == "/"
