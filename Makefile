@@ -7,7 +7,7 @@ PYTHON := $(VENV)/bin/python
 VENV_STAMP := $(VENV)/.installed
 
 # command:Debian package, for what the stack and its tests run besides Python.
-SYSTEM_DEPS := nginx:nginx oathtool:oathtool zbarimg:zbar-tools chromium:chromium
+SYSTEM_DEPS := nginx:nginx oathtool:oathtool zbarimg:zbar-tools chromium:chromium envsubst:gettext-base kubectl:kubectl
 
 .PHONY: help venv system-deps run up down status lint test clean
 

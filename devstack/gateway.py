@@ -5,7 +5,14 @@ import shutil
 from pathlib import Path
 from string import Template
 
-PLACEHOLDERS = ("GATEWAY_LISTEN", "AUTH_UPSTREAM", "MFA_UPSTREAM", "PORTAL_UPSTREAM", "GATEWAY_RUNTIME_DIR")
+PLACEHOLDERS = ("GATEWAY_LISTEN", "AUTH_SERVERS", "MFA_SERVERS", "PORTAL_SERVERS", "GATEWAY_RUNTIME_DIR")
+
+
+def server_lines(addresses: list[str]) -> str:
+    """An upstream's `server` lines, one per replica: "server 127.0.0.1:8102; server 127.0.0.1:8112;"."""
+    if not addresses:
+        raise ValueError("an upstream needs at least one server")
+    return " ".join(f"server {address};" for address in addresses)
 
 
 def render(template: str, values: dict[str, str]) -> str:

@@ -17,9 +17,11 @@ from typing import Any
 from services.common.keys import generate_private_pem
 
 from . import datastores, gateway, processes
-from .ports import port_in_use
+from .ports import free_ports, port_in_use
 
 SERVICES = ("auth", "mfa", "session", "portal")
+# The services the gateway routes to, so the ones that can run as several replicas.
+ROUTED_SERVICES = ("auth", "mfa", "portal")
 DEFAULT_PORTS = {"auth": 8101, "mfa": 8102, "session": 8103, "portal": 8104}
 START_TIMEOUT = 30.0
 
@@ -67,6 +69,9 @@ class Stack:
     database: str | None = None
     redis_prefix: str = "sso:"
     extra_env: dict[str, str] = field(default_factory=dict)
+    # e.g. {"mfa": 2}: replicas behind the gateway, the first on ports[name], the others on free
+    # ports. Calls between services go to the first replica (SSO_<NAME>_URL).
+    replicas: dict[str, int] = field(default_factory=dict)
 
     env: dict[str, str] = field(init=False, default_factory=dict)
     database_url: str = field(init=False, default="")
@@ -78,6 +83,12 @@ class Stack:
         missing = set(SERVICES) - self.ports.keys()
         if missing:
             raise ValueError(f"no port for {sorted(missing)}")
+        for name, count in self.replicas.items():
+            if name not in ROUTED_SERVICES or count < 1:
+                raise ValueError(f"replicas: {name}={count}; only {ROUTED_SERVICES}, at least 1 each")
+        self._replica_ports = {
+            name: [self.ports[name], *free_ports(self.replicas.get(name, 1) - 1)] for name in SERVICES
+        }
         self._record: dict[str, Any] = {"processes": [], "postgres": None, "redis": None}
 
     # Where things are
@@ -93,6 +104,14 @@ class Stack:
 
     def service_url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.ports[name]}"
+
+    def replica_ports(self, name: str) -> list[int]:
+        """The ports of a service's replicas; the first is ports[name]."""
+        return list(self._replica_ports[name])
+
+    def replica_names(self, name: str) -> list[str]:
+        """Process (and log) names of a service's replicas: "mfa", then "mfa-2", "mfa-3"..."""
+        return [name if n == 1 else f"{name}-{n}" for n in range(1, len(self._replica_ports[name]) + 1)]
 
     @property
     def secrets_dir(self) -> Path:
@@ -148,6 +167,8 @@ class Stack:
 
     def _check_ports_free(self) -> None:
         wanted = {"gateway": self.gateway_port, **self.ports}
+        for name in SERVICES:
+            wanted.update(zip(self.replica_names(name)[1:], self.replica_ports(name)[1:], strict=True))
         busy = [f"{name} ({port})" for name, port in wanted.items() if port_in_use(port)]
         if busy:
             raise StackError(f"ports in use: {', '.join(busy)}; is another stack up? (`make down`)")
@@ -289,14 +310,15 @@ class Stack:
 
     def _start_services(self) -> None:
         started = []
-        for name in SERVICES:
-            marker = f"services.{name}.app"
-            command = [self._python, "-m", "uvicorn", f"{marker}:create_app", "--factory",
-                       "--host", "127.0.0.1", "--port", str(self.ports[name]), "--no-access-log"]  # fmt: skip
-            started.append((name, self._spawn(name, command, marker), marker))
-        # All four start together; each only needs the others once requests arrive.
-        for name, pid, marker in started:
-            self._wait_until(name, pid, marker, f"{self.service_url(name)}/healthz", lambda s: s == 200)
+        for service in SERVICES:
+            marker = f"services.{service}.app"
+            for name, port in zip(self.replica_names(service), self.replica_ports(service), strict=True):
+                command = [self._python, "-m", "uvicorn", f"{marker}:create_app", "--factory",
+                           "--host", "127.0.0.1", "--port", str(port), "--no-access-log"]  # fmt: skip
+                started.append((name, self._spawn(name, command, marker), marker, port))
+        # All start together; each only needs the others once requests arrive.
+        for name, pid, marker, port in started:
+            self._wait_until(name, pid, marker, f"http://127.0.0.1:{port}/healthz", lambda s: s == 200)
 
     def _start_gateway(self) -> None:
         nginx = gateway.nginx_binary()
@@ -306,9 +328,12 @@ class Stack:
             {
                 # Loopback only: a developer's stack is not for the network.
                 "GATEWAY_LISTEN": f"127.0.0.1:{self.gateway_port}",
-                "AUTH_UPSTREAM": f"127.0.0.1:{self.ports['auth']}",
-                "MFA_UPSTREAM": f"127.0.0.1:{self.ports['mfa']}",
-                "PORTAL_UPSTREAM": f"127.0.0.1:{self.ports['portal']}",
+                **{
+                    f"{name.upper()}_SERVERS": gateway.server_lines(
+                        [f"127.0.0.1:{port}" for port in self.replica_ports(name)]
+                    )
+                    for name in ROUTED_SERVICES
+                },
                 "GATEWAY_RUNTIME_DIR": str(self.gateway_dir),
             },
         )
@@ -358,6 +383,15 @@ class Stack:
         self._record_file.unlink(missing_ok=True)
 
     # For tests and the admin CLI
+
+    def stop_service(self, name: str) -> None:
+        """Stop one recorded process (a service or "gateway"), e.g. to see the others fail closed."""
+        record = self._read_record() or {"processes": []}
+        entries = [entry for entry in record["processes"] if entry["name"] == name]
+        if not entries:
+            raise StackError(f"no process named {name!r} in this stack")
+        for entry in entries:
+            processes.terminate(entry["pid"], entry["marker"])
 
     def ssoctl(self, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
         """Run the admin CLI against this stack (it reads SSO_ENV_FILE)."""

@@ -16,7 +16,7 @@ from typing import Any
 
 import asyncpg
 import redis.asyncio as redis
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from services.auth.accounts import Accounts, username_key
 from services.auth.app import MIGRATIONS_DIR as AUTH_MIGRATIONS
@@ -27,14 +27,16 @@ from services.auth.store import AuthStore
 from services.auth.throttle_store import ThrottleStore
 from services.common import db
 from services.common.errors import ServiceError
+from services.common.settings import FileSettings
 from services.mfa.admin import MIGRATIONS_DIR as MFA_MIGRATIONS
+from services.mfa.admin import audit_rows as mfa_audit_rows
 from services.mfa.admin import reset_user
 from services.session.admin import revoke_user
 
 DEFAULT_ENV_FILE = Path(__file__).resolve().parent.parent / ".run" / "dev" / "stack.env"
 
 
-class AdminSettings(BaseSettings):
+class AdminSettings(FileSettings):
     model_config = SettingsConfigDict(extra="ignore")
 
     auth_database_url: str = "postgresql://postgres@127.0.0.1:5432/sso"
@@ -145,7 +147,7 @@ class Admin:
         user_id = await self._user_id(name)
         pool = await _connect(self.settings.mfa_database_url, "mfa")
         try:
-            removed = await reset_user(pool, user_id)
+            removed = await reset_user(pool, user_id, username=name, actor="ssoctl", ip="local")
         finally:
             await pool.close()
         ended = await self._revoke_sessions(user_id)
@@ -164,6 +166,28 @@ class Admin:
             await AuditLog(store).record(event, outcome, ADMIN, user_id=user_id, username=name)
         finally:
             await pool.close()
+
+    async def audit(self, name: str) -> str:
+        user_id = await self._user_id(name)
+        pool, store = await self._auth()
+        try:
+            rows = await store.audit_rows(user_id)
+        finally:
+            await pool.close()
+        mfa_pool = await _connect(self.settings.mfa_database_url, "mfa")
+        try:
+            rows += await mfa_audit_rows(mfa_pool, user_id)
+        finally:
+            await mfa_pool.close()
+        rows.sort(key=lambda row: row["at"])  # type: ignore[arg-type,return-value]
+        return (
+            "\n".join(
+                f"{row['at'].isoformat()} {row['event']} {row['outcome']} ip={row['ip']} "  # type: ignore[attr-defined]
+                f"user_agent={json.dumps(row['user_agent'] or '')}"
+                for row in rows
+            )
+            or f"{name}: no audit rows"
+        )
 
     async def client_add(
         self, client_id: str, redirect_uris: list[str], post_logout_uris: list[str], replace: bool
@@ -217,6 +241,8 @@ def parser() -> argparse.ArgumentParser:
     session = areas.add_parser("session", help="SSO sessions").add_subparsers(dest="action", required=True)
     session.add_parser("revoke", help="end every session of a user").add_argument("name")
 
+    areas.add_parser("audit", help="a user's audit trail, oldest first").add_argument("name")
+
     client = areas.add_parser("client", help="OIDC clients").add_subparsers(dest="action", required=True)
     client_add = client.add_parser("add", help="register a client; prints its id and secret as JSON")
     client_add.add_argument("name")
@@ -231,6 +257,7 @@ def parser() -> argparse.ArgumentParser:
 def command(args: argparse.Namespace, admin: Admin) -> Callable[[], Awaitable[str]]:
     commands: dict[tuple[str, str | None], Callable[[], Awaitable[str]]] = {
         ("migrate", None): admin.migrate,
+        ("audit", None): lambda: admin.audit(args.name),
         ("user", "add"): lambda: admin.user_add(args.name, read_password(args.password_stdin)),
         ("user", "disable"): lambda: admin.user_disable(args.name),
         ("user", "enable"): lambda: admin.user_enable(args.name),

@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from services.common import db
 from services.common.app import build_app
 from services.common.clock import Clock, SystemClock
+from services.common.health import postgres_check, redis_check
 from services.common.keys import SigningKey, jwks
 from services.common.logging import configure_logging
 from services.common.service_client import CallerCheck, ServiceClient
@@ -78,6 +79,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         signing_key: SigningKey = app.state.signing_key
         pool = await db.create_pool(settings.database_url, "auth")
         redis_client = redis.from_url(settings.redis_url)
+        app.state.readiness.add_check("postgres", postgres_check(pool))
+        app.state.readiness.add_check("redis", redis_check(redis_client))
         async with httpx.AsyncClient() as http:
             store = AuthStore(pool)
             accounts = Accounts(store, passwords)

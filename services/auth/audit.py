@@ -4,6 +4,8 @@ import logging
 from dataclasses import dataclass
 from uuid import UUID
 
+from services.common.metrics import count_audit_event
+
 from .store import AuthStore
 
 log = logging.getLogger(__name__)
@@ -34,3 +36,4 @@ class AuditLog:
             event, outcome, str(user_id) if user_id else None, username, actor.ip, actor.user_agent
         )
         log.info("audit %s %s user_id=%s", event, outcome, user_id)
+        count_audit_event(event, outcome)

@@ -1,9 +1,14 @@
 """auth's view of SSO sessions, which the session service keeps."""
 
+import re
 from dataclasses import dataclass
 from uuid import UUID
 
 from services.common.service_client import ServiceClient
+
+# The shape of a session id (the session service's own rule); anything else in the cookie is no
+# session, not a question to ask: the session service would refuse it and we would answer 503.
+SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 
 
 @dataclass(frozen=True)
@@ -47,12 +52,16 @@ class SsoSessions:
         return body["session_id"], session
 
     async def lookup(self, session_id: str) -> SsoSession | None:
+        if not SESSION_ID.match(session_id):
+            return None
         response = await self.session_service.call(
             "/internal/sso-sessions/lookup", {"session_id": session_id}
         )
         return None if response.status_code == 404 else _session(response.json())
 
     async def end(self, *, session_id: str | None = None, sid: str | None = None) -> None:
+        if not SESSION_ID.match(session_id or sid or ""):
+            return
         payload = {"session_id": session_id} if session_id else {"sid": sid}
         await self.session_service.call("/internal/sso-sessions/end", payload)
 

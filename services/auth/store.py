@@ -90,6 +90,9 @@ class AuthStore:
     # clients
 
     async def client(self, client_id: str) -> Client | None:
+        if "\x00" in client_id:
+            # No client has one, and Postgres refuses NUL in text (from a Basic header, say).
+            return None
         row = await self.pool.fetchrow(
             "SELECT client_id, secret_hash, redirect_uris, post_logout_redirect_uris "
             "FROM clients WHERE client_id = $1",

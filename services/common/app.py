@@ -1,16 +1,20 @@
 """The frame every service's create_app() builds on, so all four have the same shape."""
 
+import inspect
 from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from .errors import install_error_handlers
+from .errors import install_error_handlers, wants_json
+from .health import Readiness, not_ready_on_sigterm
+from .input_guard import InputGuard
 from .keys import SigningKey, jwks
 from .logging import RequestContextMiddleware
+from .metrics import MetricsMiddleware, exposition
 from .settings import ServiceSettings
 from .web import COMMON_DIR, BrowserMiddleware, Pages
 
@@ -25,17 +29,43 @@ def build_app(
     pages: Pages | None = None,
     static_prefix: str | None = None,
 ) -> FastAPI:
-    app = FastAPI(title=f"sso-{name}", lifespan=lifespan, docs_url=None, redoc_url=None)
+    # /readyz: false until the service's lifespan has started, and again from SIGTERM on.
+    # The service's lifespan adds its dependency checks: app.state.readiness.add_check(...).
+    readiness = Readiness()
+    if inspect.isasyncgenfunction(lifespan):  # a bare generator, as FastAPI also accepts
+        lifespan = asynccontextmanager(lifespan)
+
+    @asynccontextmanager
+    async def lifespan_with_readiness(app: FastAPI) -> AsyncIterator[None]:
+        with not_ready_on_sigterm(readiness):
+            async with lifespan(app):
+                readiness.start()
+                try:
+                    yield
+                finally:
+                    readiness.stop("shutting down")
+
+    app = FastAPI(title=f"sso-{name}", lifespan=lifespan_with_readiness, docs_url=None, redoc_url=None)
+    app.state.readiness = readiness
     app.state.settings = settings
     app.state.pages = pages
     app.state.signing_key = SigningKey.from_file(settings.signing_key_file)
     service_jwks = jwks(app.state.signing_key, settings.published_key_files)
 
+    def refuse(request: Request, status: int, code: str, message: str) -> Response:
+        if pages is None or wants_json(request):
+            return JSONResponse({"error": code, "message": message}, status_code=status)
+        return pages.error_page(request, status, message)
+
+    # Innermost of ours: NUL and non-UTF-8 input is refused before any route sees it, and the
+    # refusal still gets the browser cookie and security headers from the middleware around it.
+    app.add_middleware(InputGuard, respond=refuse)
     if pages is not None:
         install_error_handlers(app, pages.error_page)
         app.add_middleware(BrowserMiddleware, secure_cookies=settings.peers.secure_cookies)
     else:
         install_error_handlers(app, lambda request, status, message: JSONResponse({"error": message}, status))
+    app.add_middleware(MetricsMiddleware)
     # Added last, so it runs first: every log line of the request carries its id.
     app.add_middleware(RequestContextMiddleware)
 
@@ -49,6 +79,18 @@ def build_app(
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
+
+    # Probes and Prometheus reach the pod directly; the gateway routes none of these three.
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz() -> JSONResponse:
+        ready, checks = await readiness.report()
+        body = {"status": "ready" if ready else "not ready", "checks": checks}
+        return JSONResponse(body, status_code=200 if ready else 503)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        body, content_type = exposition()
+        return Response(body, media_type=content_type)
 
     return app
 

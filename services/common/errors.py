@@ -7,6 +7,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from .metrics import count_if_dependency_error
+
 log = logging.getLogger(__name__)
 
 
@@ -102,4 +104,5 @@ def install_error_handlers(app: FastAPI, render_error_page) -> None:  # type: ig
     @app.exception_handler(Exception)
     async def unexpected_error(request: Request, error: Exception) -> Response:
         log.exception("unexpected error on %s %s", request.method, request.url.path)
+        count_if_dependency_error(error)
         return respond(request, 500, "internal_error", "Something went wrong on our side. Please try again.")

@@ -1,5 +1,6 @@
 """Signed JWTs: one issuer per service, verifiers that pin algorithms and find keys by kid."""
 
+import asyncio
 import logging
 import uuid
 from typing import Any, Protocol
@@ -79,24 +80,29 @@ class RemoteKeys:
         self.min_refetch_seconds = min_refetch_seconds
         self.keys: dict[str, jwt.PyJWK] = {}
         self.fetched_at: float | None = None
+        self.fetching = asyncio.Lock()
 
     async def key_for(self, kid: str, issuer: str) -> jwt.PyJWK | None:
         if kid in self.keys:
             return self.keys[kid]
-        now = self.clock.now()
-        # An unknown kid may be a freshly rotated key, but a flood of made-up kids
-        # must not turn into a flood of fetches.
-        if self.fetched_at is not None and now - self.fetched_at < self.min_refetch_seconds:
-            return None
-        self.fetched_at = now
-        try:
-            response = await self.http.get(self.url, timeout=5.0)
-            response.raise_for_status()
-            self.keys = {jwk["kid"]: jwt.PyJWK(jwk) for jwk in response.json()["keys"]}
-        except (httpx.HTTPError, ValueError, KeyError, jwt.PyJWKError) as error:
-            log.warning("could not fetch JWKS from %s: %s", self.url, type(error).__name__)
-            return None
-        return self.keys.get(kid)
+        # One fetch at a time: requests that arrive together with a new kid wait for it.
+        async with self.fetching:
+            if kid in self.keys:
+                return self.keys[kid]
+            now = self.clock.now()
+            # An unknown kid may be a freshly rotated key, but a flood of made-up kids
+            # must not turn into a flood of fetches.
+            if self.fetched_at is not None and now - self.fetched_at < self.min_refetch_seconds:
+                return None
+            self.fetched_at = now
+            try:
+                response = await self.http.get(self.url, timeout=5.0)
+                response.raise_for_status()
+                self.keys = {jwk["kid"]: jwt.PyJWK(jwk) for jwk in response.json()["keys"]}
+            except (httpx.HTTPError, ValueError, KeyError, jwt.PyJWKError) as error:
+                log.warning("could not fetch JWKS from %s: %s", self.url, type(error).__name__)
+                return None
+            return self.keys.get(kid)
 
 
 class PeerKeys:

@@ -118,7 +118,8 @@ def csrf_token(request: Request) -> str:
 
 
 def check_csrf(request: Request, submitted: str | None) -> None:
-    if not submitted or not hmac.compare_digest(submitted, csrf_token(request)):
+    # Compared as bytes: compare_digest refuses str with non-ASCII characters (a TypeError, a 500).
+    if not submitted or not hmac.compare_digest(submitted.encode(), csrf_token(request).encode()):
         raise Forbidden(
             _("This form has expired. Please go back and try again."),
             detail="missing or wrong CSRF token",

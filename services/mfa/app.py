@@ -10,11 +10,14 @@ from fastapi import FastAPI
 from services.common import db
 from services.common.app import build_app
 from services.common.clock import SystemClock
+from services.common.health import postgres_check
 from services.common.keys import SigningKey
 from services.common.logging import configure_logging
+from services.common.service_client import ServiceClient
 from services.common.tokens import PeerKeys, RemoteKeys, TokenIssuer, TokenVerifier
 from services.common.web import Pages
 
+from .audit import AuditTrail
 from .enrollment import Enrollment
 from .login_step import LoginSteps
 from .routes import router
@@ -22,6 +25,7 @@ from .secret_box import SecretBox
 from .settings import Settings
 from .state import MfaState
 from .store import MfaStore
+from .throttle import AuthThrottle
 from .totp import TotpVerifier
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
@@ -44,17 +48,23 @@ async def open_state(settings: Settings, pages: Pages, signing_key: SigningKey) 
                 algorithms=("ES256",),
                 clock=clock,
             )
+            auth = ServiceClient(
+                http, TokenIssuer(signing_key, "mfa", clock), settings.peers.auth_url, "auth"
+            )
             yield MfaState(
                 settings=settings,
                 pages=pages,
                 enrollment=Enrollment(
                     store,
                     SecretBox(settings.encryption_key_bytes()),
-                    TotpVerifier(settings.totp_issuer, settings.totp_window_steps),
+                    TotpVerifier(
+                        settings.totp_issuer,
+                        settings.totp_window_steps,
+                        skew_steps=settings.clock_skew_hint_steps,
+                    ),
                     clock,
+                    AuthThrottle(auth),
                     enrollment_ttl_seconds=settings.enrollment_ttl_seconds,
-                    max_failed_attempts=settings.max_failed_attempts,
-                    lockout_seconds=settings.lockout_seconds,
                 ),
                 login_steps=LoginSteps(
                     TokenIssuer(signing_key, "mfa", clock),
@@ -63,6 +73,8 @@ async def open_state(settings: Settings, pages: Pages, signing_key: SigningKey) 
                     clock,
                     settings.step_token_ttl_seconds,
                 ),
+                audit=AuditTrail(store, clock),
+                readiness_checks={"postgres": postgres_check(pool)},
             )
     finally:
         await pool.close()
@@ -80,6 +92,8 @@ def create_app(settings: Settings | None = None, *, state_opener: StateOpener = 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with state_opener(settings, pages, app.state.signing_key) as state:
             app.state.mfa = state
+            for dependency, check in state.readiness_checks.items():
+                app.state.readiness.add_check(dependency, check)
             yield
 
     app = build_app(name="mfa", settings=settings, lifespan=lifespan, pages=pages, static_prefix="/mfa")

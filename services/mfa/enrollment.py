@@ -12,8 +12,10 @@ from typing import Protocol
 
 from services.common.clock import Clock
 
+from .audit import ENROLLMENT, SIGN_IN_OTP, AuditStore, AuditTrail, Origin
 from .secret_box import SecretBox
 from .store import TotpCredential
+from .throttle import SignInThrottle
 from .totp import TotpVerifier
 
 log = logging.getLogger(__name__)
@@ -26,6 +28,22 @@ class Outcome(Enum):
     LOCKED_OUT = "locked_out"
     ALREADY_ENROLLED = "already_enrolled"
     NOT_ENROLLED = "not_enrolled"
+
+
+@dataclass(frozen=True)
+class ClockSkew:
+    """The code is right for a time the phone's clock is at, but ours is not: nothing accepted."""
+
+    seconds: int  # > 0: the phone is ahead of us; < 0: behind
+
+    @property
+    def minutes(self) -> int:
+        """Rounded to the nearest minute, at least 1 (half a minute rounds up)."""
+        return max(1, (abs(self.seconds) + 30) // 60)
+
+    @property
+    def ahead(self) -> bool:
+        return self.seconds > 0
 
 
 @dataclass(frozen=True)
@@ -42,7 +60,7 @@ class PendingSetup:
     provisioning_uri: str
 
 
-class EnrollmentStore(Protocol):
+class EnrollmentStore(AuditStore, Protocol):
     async def get_credential(self, user_id: str) -> TotpCredential | None: ...
 
     async def get_or_create_pending(
@@ -50,10 +68,6 @@ class EnrollmentStore(Protocol):
     ) -> bytes: ...
 
     async def confirm_enrollment(self, user_id: str, secret_ciphertext: bytes, used_step: int) -> bool: ...
-
-    async def start_attempt(
-        self, user_id: str, max_failed_attempts: int, now: datetime, lock_until: datetime
-    ) -> bool: ...
 
     async def record_used_step(self, user_id: str, step: int) -> bool: ...
 
@@ -69,75 +83,99 @@ class Enrollment:
         box: SecretBox,
         totp: TotpVerifier,
         clock: Clock,
+        throttle: SignInThrottle,
         enrollment_ttl_seconds: int = 600,
-        max_failed_attempts: int = 10,
-        lockout_seconds: int = 900,
     ) -> None:
         self.store = store
         self.box = box
         self.totp = totp
         self.clock = clock
+        self.throttle = throttle
+        self.audit = AuditTrail(store, clock)
         self.enrollment_ttl_seconds = enrollment_ttl_seconds
-        self.max_failed_attempts = max_failed_attempts
-        self.lockout_seconds = lockout_seconds
 
     async def is_enrolled(self, user: User) -> bool:
         return await self.store.get_credential(user.id) is not None
 
-    async def start_or_resume(self, user: User) -> PendingSetup | Outcome:
+    async def start_or_resume(self, user: User, origin: Origin) -> PendingSetup | Outcome:
         """The set-up in progress (same secret until it expires), or ALREADY_ENROLLED."""
         if await self.is_enrolled(user):
             return Outcome.ALREADY_ENROLLED
-        secret = await self._pending_secret(user)
+        secret = await self._pending_secret(user, origin)
         return PendingSetup(secret, self.totp.provisioning_uri(secret, user.username))
 
-    async def confirm(self, user: User, code: str) -> Outcome:
+    async def confirm(self, user: User, code: str, origin: Origin) -> Outcome | ClockSkew:
         """Binds the pending authenticator when the code is right."""
         if await self.is_enrolled(user):
             log.warning("totp set-up refused for user_id=%s: already enrolled", user.id)
             return Outcome.ALREADY_ENROLLED
         # Resuming here means an expired set-up is replaced, and the page shows the new QR.
-        secret = await self._pending_secret(user)
-        step = self.totp.validate(secret, code, self.clock.now())
-        if step is None:
+        secret = await self._pending_secret(user, origin)
+        check = self.totp.check(secret, code, self.clock.now())
+        if check.step is None:
+            if check.skew_steps is not None:
+                log.info("totp set-up code from a skewed clock for user_id=%s", user.id)
+                return self._skew(check.skew_steps)
             log.info("totp set-up code wrong for user_id=%s", user.id)
             return Outcome.WRONG_CODE
         # Sealed afresh: the stored credential gets its own nonce, and the used step is
         # recorded with it, so the set-up code cannot sign in a second time.
-        if not await self.store.confirm_enrollment(user.id, self.box.seal(user.id, secret), step):
+        if not await self.store.confirm_enrollment(user.id, self.box.seal(user.id, secret), check.step):
             log.warning("totp set-up lost a race for user_id=%s: already enrolled", user.id)
             return Outcome.ALREADY_ENROLLED
         log.info("totp authenticator bound for user_id=%s", user.id)
+        await self._record(ENROLLMENT, "confirmed", user, origin)
         return Outcome.OK
 
-    async def verify(self, user: User, code: str) -> Outcome:
-        """Checks a code from the user's bound authenticator; each step is good once."""
+    async def verify(self, user: User, account: str, code: str, origin: Origin) -> Outcome | ClockSkew:
+        """Checks a code from the user's bound authenticator; each step is good once.
+
+        auth counts the attempt first (per account and IP, on every replica) and may refuse
+        it: then the code is not even looked at, and the answer is that of a wrong code.
+        """
         credential = await self.store.get_credential(user.id)
         if credential is None:
             return Outcome.NOT_ENROLLED
-        now = self.clock.now()
-        lock_until = _moment(now + self.lockout_seconds)
-        if not await self.store.start_attempt(user.id, self.max_failed_attempts, _moment(now), lock_until):
-            log.warning("totp verify refused for user_id=%s: too many wrong codes", user.id)
+        if not await self.throttle.begin(account, origin.ip):
+            log.warning("totp verify refused for user_id=%s: sign-in locked by auth", user.id)
+            await self._record(SIGN_IN_OTP, "locked", user, origin)
             return Outcome.LOCKED_OUT
         secret = self.box.open(user.id, credential.secret_ciphertext)
-        step = self.totp.validate(secret, code, now)
-        if step is None:
+        check = self.totp.check(secret, code, self.clock.now())
+        if check.step is None:
+            if check.skew_steps is not None:
+                # Right for another time: the step is not used up, the attempt still counted.
+                log.info("totp verify from a skewed clock for user_id=%s", user.id)
+                await self._record(SIGN_IN_OTP, "clock_skew", user, origin)
+                return self._skew(check.skew_steps)
             log.info("totp verify failed for user_id=%s", user.id)
+            await self._record(SIGN_IN_OTP, "invalid", user, origin)
             return Outcome.WRONG_CODE
-        if not await self.store.record_used_step(user.id, step):
+        if not await self.store.record_used_step(user.id, check.step):
             log.warning("totp verify refused for user_id=%s: code already used", user.id)
+            await self._record(SIGN_IN_OTP, "replayed", user, origin)
             return Outcome.CODE_ALREADY_USED
+        await self.throttle.succeeded(account, origin.ip)
         log.info("totp verify succeeded for user_id=%s", user.id)
+        await self._record(SIGN_IN_OTP, "ok", user, origin)
         return Outcome.OK
 
-    async def _pending_secret(self, user: User) -> str:
+    def _skew(self, steps: int) -> ClockSkew:
+        return ClockSkew(steps * self.totp.options.period)
+
+    async def _record(self, event: str, outcome: str, user: User, origin: Origin) -> None:
+        await self.audit.record(event, outcome, user_id=user.id, username=user.username, origin=origin)
+
+    async def _pending_secret(self, user: User, origin: Origin) -> str:
         now = self.clock.now()
-        candidate = self.totp.generate_secret()
+        candidate = self.box.seal(user.id, self.totp.generate_secret())
         sealed = await self.store.get_or_create_pending(
             user.id,
-            self.box.seal(user.id, candidate),
+            candidate,
             expires_at=_moment(now + self.enrollment_ttl_seconds),
             now=_moment(now),
         )
+        if sealed == candidate:
+            # Each seal has a fresh nonce: only a set-up made just now can equal the candidate.
+            await self._record(ENROLLMENT, "started", user, origin)
         return self.box.open(user.id, sealed)

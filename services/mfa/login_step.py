@@ -24,7 +24,17 @@ class LoginExpired(ServiceError):
     message = _("Your sign-in has expired. Please start again from the customer portal.")
 
 
+class StepReplayed(LoginExpired):
+    """A step token whose step already succeeded: the customer sees the same expired page."""
+
+    def __init__(self, user: "User", *, detail: str) -> None:
+        super().__init__(detail=detail)
+        self.user = user
+
+
 class ConsumedStepTokens(Protocol):
+    async def is_consumed(self, jti: str) -> bool: ...
+
     async def consume_step_token(self, jti: str, expires_at: datetime, now: datetime) -> bool: ...
 
 
@@ -36,6 +46,8 @@ class OtpStep:
     authz: dict[str, Any]
     jti: str
     expires_at: int
+    # The username key auth throttles on (NFKC, trimmed, case-folded); see the contract.
+    account: str | None = None
 
 
 class LoginSteps:
@@ -76,7 +88,14 @@ class LoginSteps:
             raise LoginExpired(detail="step token without authorize request")
         if "pwd" not in (claims.get("amr") or []):
             raise LoginExpired(detail="step token without a checked password")
-        return OtpStep(User(user_id, username), authz, claims["jti"], claims["exp"])
+        account = claims.get("account")
+        if account is not None and not (isinstance(account, str) and account):
+            raise LoginExpired(detail="step token with a malformed account")
+        user = User(user_id, username)
+        # Checked up front, so a used token gets nowhere near a code check.
+        if await self.consumed.is_consumed(claims["jti"]):
+            raise StepReplayed(user, detail="step token replayed")
+        return OtpStep(user, authz, claims["jti"], claims["exp"], account)
 
     async def complete(self, step: OtpStep, binding: str, enrolled: bool) -> str:
         """Consumes the otp step (once only) and issues the `complete` step for auth."""
@@ -84,7 +103,7 @@ class LoginSteps:
         # Kept as long as the verifier could still accept the token, leeway included.
         expires_at = datetime.fromtimestamp(step.expires_at + LEEWAY_SECONDS, UTC)
         if not await self.consumed.consume_step_token(step.jti, expires_at, datetime.fromtimestamp(now, UTC)):
-            raise LoginExpired(detail="step token replayed")
+            raise StepReplayed(step.user, detail="step token replayed")
         return self.issuer.issue(
             "auth",
             self.ttl_seconds,

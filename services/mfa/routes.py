@@ -5,11 +5,12 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from services.common.errors import Forbidden, ServiceError
-from services.common.web import _, browser_binding, check_csrf
+from services.common.errors import Forbidden
+from services.common.web import _, browser_binding, check_csrf, client_ip, translations, user_agent
 
-from .enrollment import Outcome, PendingSetup
-from .login_step import STEP_COOKIE, OtpStep
+from .audit import SIGN_IN_OTP, Origin
+from .enrollment import ClockSkew, Outcome, PendingSetup
+from .login_step import STEP_COOKIE, LoginExpired, OtpStep, StepReplayed
 from .qr import qr_data_uri
 from .state import MfaState
 
@@ -27,10 +28,20 @@ class AlreadyEnrolled(Forbidden):
     )
 
 
-class TooManyWrongCodes(ServiceError):
-    status_code = 429
-    code = "locked_out"
-    message = _("Too many wrong codes. Please wait a few minutes and try again.")
+def clock_skew_hint(skew: ClockSkew) -> str:
+    if skew.ahead:
+        template = translations.ngettext(
+            "Your phone's clock seems to be about %(n)d minute ahead. Correct it and try again.",
+            "Your phone's clock seems to be about %(n)d minutes ahead. Correct it and try again.",
+            skew.minutes,
+        )
+    else:
+        template = translations.ngettext(
+            "Your phone's clock seems to be about %(n)d minute behind. Correct it and try again.",
+            "Your phone's clock seems to be about %(n)d minutes behind. Correct it and try again.",
+            skew.minutes,
+        )
+    return template % {"n": skew.minutes}
 
 
 def get_state(request: Request) -> MfaState:
@@ -44,8 +55,22 @@ CodeField = Annotated[str, Form(max_length=32)]
 CsrfField = Annotated[str, Form(max_length=128)]
 
 
+def origin_of(request: Request) -> Origin:
+    return Origin(client_ip(request), user_agent(request))
+
+
 async def read_step(request: Request, state: MfaState) -> OtpStep:
-    return await state.login_steps.read(request.cookies.get(STEP_COOKIE), browser_binding(request))
+    try:
+        return await state.login_steps.read(request.cookies.get(STEP_COOKIE), browser_binding(request))
+    except StepReplayed as replay:
+        await state.audit.record(
+            SIGN_IN_OTP,
+            "replayed",
+            user_id=replay.user.id,
+            username=replay.user.username,
+            origin=origin_of(request),
+        )
+        raise
 
 
 def typed_code(code: str) -> str:
@@ -92,7 +117,7 @@ async def complete_login(
 @router.get("/", response_class=HTMLResponse)
 async def mfa_start(request: Request, state: State) -> HTMLResponse:
     step = await read_step(request, state)
-    setup = await state.enrollment.start_or_resume(step.user)
+    setup = await state.enrollment.start_or_resume(step.user, origin_of(request))
     if isinstance(setup, PendingSetup):
         return setup_page(request, state, setup)
     return code_page(request, state)
@@ -104,15 +129,17 @@ async def mfa_setup_confirm(
 ) -> Response:
     check_csrf(request, csrf_token)
     step = await read_step(request, state)
-    outcome = await state.enrollment.confirm(step.user, typed_code(code))
+    origin = origin_of(request)
+    outcome = await state.enrollment.confirm(step.user, typed_code(code), origin)
     if outcome is Outcome.OK:
         return await complete_login(request, state, step, enrolled=True)
     if outcome is Outcome.ALREADY_ENROLLED:
         raise AlreadyEnrolled(detail=f"set-up posted by enrolled user_id={step.user.id}")
-    setup = await state.enrollment.start_or_resume(step.user)
+    setup = await state.enrollment.start_or_resume(step.user, origin)
     if not isinstance(setup, PendingSetup):
         raise AlreadyEnrolled(detail=f"enrolled meanwhile: user_id={step.user.id}")
-    return setup_page(request, state, setup, status_code=401, error=WRONG_CODE)
+    error = clock_skew_hint(outcome) if isinstance(outcome, ClockSkew) else WRONG_CODE
+    return setup_page(request, state, setup, status_code=401, error=error)
 
 
 @router.post("/verify")
@@ -121,12 +148,19 @@ async def mfa_verify(
 ) -> Response:
     check_csrf(request, csrf_token)
     step = await read_step(request, state)
-    outcome = await state.enrollment.verify(step.user, typed_code(code))
+    if step.account is None:
+        # auth throttles by account: without one, no code is checked (see the contract).
+        raise LoginExpired(detail=f"otp step token without account for user_id={step.user.id}")
+    outcome = await state.enrollment.verify(step.user, step.account, typed_code(code), origin_of(request))
     if outcome is Outcome.OK:
         return await complete_login(request, state, step, enrolled=False)
     if outcome is Outcome.NOT_ENROLLED:
         return RedirectResponse("/mfa/", status_code=303)
-    if outcome is Outcome.LOCKED_OUT:
-        raise TooManyWrongCodes(detail=f"user_id={step.user.id} is paused")
-    error = CODE_ALREADY_USED if outcome is Outcome.CODE_ALREADY_USED else WRONG_CODE
+    if isinstance(outcome, ClockSkew):
+        error = clock_skew_hint(outcome)
+    elif outcome is Outcome.CODE_ALREADY_USED:
+        error = CODE_ALREADY_USED
+    else:
+        # A locked account gets exactly a wrong code's answer: a guesser learns nothing.
+        error = WRONG_CODE
     return code_page(request, state, status_code=401, error=error)

@@ -3,15 +3,15 @@ import binascii
 from pathlib import Path
 
 from pydantic import SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
-from services.common.settings import ServiceSettings, read_secret
+from services.common.settings import FileSettings, ServiceSettings, read_secret
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/sso"
 ENCRYPTION_KEY_BYTES = 32
 
 
-class DatabaseSettings(BaseSettings):
+class DatabaseSettings(FileSettings):
     """Just the database: what `migrate` and the admin CLI need, without the service's keys."""
 
     model_config = SettingsConfigDict(env_prefix="MFA_", extra="ignore")
@@ -31,10 +31,9 @@ class Settings(ServiceSettings):
     step_token_ttl_seconds: int = 600
     # How many 30 s steps either side of now a code may come from (phone clocks drift).
     totp_window_steps: int = 1
-    # Wrong codes in a row before verification pauses; with a ±1 window each guess has a
-    # 3 in a million chance, so this keeps a stolen password from turning into a login.
-    max_failed_attempts: int = 10
-    lockout_seconds: int = 900
+    # A code from up to this many steps either side, but outside the window, is refused with
+    # a hint that the phone's clock is off (and by how much). Wrong codes are counted by auth.
+    clock_skew_hint_steps: int = 10
 
     def encryption_key_bytes(self) -> bytes:
         """The decoded secret-box key; refuses anything that is not exactly 32 bytes of base64."""

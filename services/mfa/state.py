@@ -1,7 +1,9 @@
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from services.common.health import Check
 from services.common.web import Pages
 
+from .audit import AuditTrail
 from .enrollment import Enrollment
 from .login_step import LoginSteps
 from .settings import Settings
@@ -15,3 +17,6 @@ class MfaState:
     pages: Pages
     enrollment: Enrollment
     login_steps: LoginSteps
+    audit: AuditTrail
+    # What /readyz asks (services.common.health): the Postgres pool, on a real store.
+    readiness_checks: dict[str, Check] = field(default_factory=dict)

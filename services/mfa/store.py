@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 
@@ -14,7 +15,19 @@ class TotpCredential:
     user_id: str
     secret_ciphertext: bytes
     last_used_step: int | None
-    locked_until: datetime | None
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    """One row of mfa.audit_event; never a code, secret or token."""
+
+    at: datetime
+    user_id: str | None
+    username: str | None
+    event: str
+    outcome: str
+    ip: str | None
+    user_agent: str | None
 
 
 def _deleted(status: str) -> int:
@@ -28,8 +41,7 @@ class MfaStore:
 
     async def get_credential(self, user_id: str) -> TotpCredential | None:
         row = await self.pool.fetchrow(
-            "SELECT user_id, secret_ciphertext, last_used_step, locked_until "
-            "FROM totp_credential WHERE user_id = $1",
+            "SELECT user_id, secret_ciphertext, last_used_step FROM totp_credential WHERE user_id = $1",
             user_id,
         )
         return None if row is None else TotpCredential(**dict(row))
@@ -74,38 +86,22 @@ class MfaStore:
             await connection.execute("DELETE FROM pending_enrollment WHERE user_id = $1", user_id)
             return True
 
-    async def start_attempt(
-        self, user_id: str, max_failed_attempts: int, now: datetime, lock_until: datetime
-    ) -> bool:
-        """Counts a code attempt up front; False while paused. Row locks make it exact across replicas.
-
-        The count is only cleared by a right code, so once a pause ends each further wrong
-        code pauses again: a guesser gets one try per pause, the customer still gets in.
-        """
-        started = await self.pool.fetchval(
-            "UPDATE totp_credential "
-            "SET failed_attempts = failed_attempts + 1, "
-            "    locked_until = CASE WHEN failed_attempts + 1 >= $2 THEN $4 ELSE locked_until END "
-            "WHERE user_id = $1 AND (locked_until IS NULL OR locked_until <= $3) "
-            "RETURNING user_id",
-            user_id,
-            max_failed_attempts,
-            now,
-            lock_until,
-        )
-        return started is not None
-
     async def record_used_step(self, user_id: str, step: int) -> bool:
         """The replay guard: True only the first time a step is used (or a later one)."""
         updated = await self.pool.fetchval(
             "UPDATE totp_credential "
-            "SET last_used_step = $2, failed_attempts = 0, locked_until = NULL "
+            "SET last_used_step = $2 "
             "WHERE user_id = $1 AND (last_used_step IS NULL OR last_used_step < $2) "
             "RETURNING user_id",
             user_id,
             step,
         )
         return updated is not None
+
+    async def is_consumed(self, jti: str) -> bool:
+        """Whether a step token's step already succeeded here."""
+        found = await self.pool.fetchval("SELECT 1 FROM consumed_step_token WHERE jti = $1", jti)
+        return found is not None
 
     async def consume_step_token(self, jti: str, expires_at: datetime, now: datetime) -> bool:
         """True the first time a jti is seen; False on a replay."""
@@ -130,3 +126,25 @@ class MfaStore:
             credentials = await connection.execute("DELETE FROM totp_credential WHERE user_id = $1", user_id)
             pending = await connection.execute("DELETE FROM pending_enrollment WHERE user_id = $1", user_id)
             return _deleted(credentials) + _deleted(pending) > 0
+
+    async def add_audit_event(self, event: AuditEvent) -> None:
+        await self.pool.execute(
+            "INSERT INTO audit_event (at, user_id, username, event, outcome, ip, user_agent) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            event.at,
+            event.user_id,
+            event.username,
+            event.event,
+            event.outcome,
+            event.ip,
+            event.user_agent,
+        )
+
+    async def audit_rows(self, user_id: str) -> list[dict[str, Any]]:
+        """The user's rows, oldest first."""
+        rows = await self.pool.fetch(
+            "SELECT id, at, user_id, username, event, outcome, ip, user_agent "
+            "FROM audit_event WHERE user_id = $1 ORDER BY at, id",
+            user_id,
+        )
+        return [dict(row) for row in rows]

@@ -22,6 +22,17 @@ class TotpOptions:
     period: int = 30
 
 
+@dataclass(frozen=True)
+class CodeCheck:
+    """step: the accepted time step, when the code is from within the window.
+    skew_steps: else, how many steps ahead (+) or behind (-) of ours the code's clock is,
+    when it matches a step beyond the window but within `skew_steps` of now; it is not accepted.
+    """
+
+    step: int | None = None
+    skew_steps: int | None = None
+
+
 class TotpVerifier:
     def __init__(
         self,
@@ -29,9 +40,11 @@ class TotpVerifier:
         window_steps: int = 1,
         random_bytes: Callable[[int], bytes] = secrets.token_bytes,
         options: TotpOptions | None = None,
+        skew_steps: int = 10,
     ) -> None:
         self.issuer = issuer
         self.window_steps = window_steps
+        self.skew_steps = skew_steps
         self.random_bytes = random_bytes
         self.options = options or TotpOptions()
         if (self.options.algorithm, self.options.digits) != ("SHA1", 6):
@@ -55,13 +68,30 @@ class TotpVerifier:
 
     def validate(self, secret: str, code: str, now: float) -> int | None:
         """The time step the code belongs to, if it is within the window around now; else None."""
+        return self.check(secret, code, now).step
+
+    def check(self, secret: str, code: str, now: float) -> CodeCheck:
+        """Where the code lies: a step within the window, a clock offset beyond it, or nowhere.
+
+        Every step out to `skew_steps` either side is computed and compared, in constant time,
+        whatever the code, so the time taken says nothing about which (if any) matched.
+        """
         if not CODE_PATTERN.fullmatch(code):
-            return None
+            return CodeCheck()
         hotp = pyotp.HOTP(secret, digits=self.options.digits, digest=hashlib.sha1)
         current = self.step_at(now)
+        reach = max(self.window_steps, self.skew_steps)
         matched: int | None = None
-        # Every step in the window is compared, in constant time, so timing says nothing.
-        for step in range(current - self.window_steps, current + self.window_steps + 1):
-            if hmac.compare_digest(hotp.at(step), code) and matched is None:
-                matched = step
-        return matched
+        skew: int | None = None
+        # Nearest steps first: were a code to match two steps, the nearer one counts.
+        for offset in sorted(range(-reach, reach + 1), key=abs):
+            step = current + offset
+            hit = step >= 0 and hmac.compare_digest(hotp.at(step), code)
+            inside = abs(offset) <= self.window_steps
+            if hit and inside and matched is None:
+                matched = current + offset
+            if hit and not inside and skew is None:
+                skew = offset
+        if matched is not None:
+            return CodeCheck(step=matched)
+        return CodeCheck(skew_steps=skew)

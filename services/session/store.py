@@ -87,6 +87,10 @@ class SessionStore:
     def _portal_key(self, ref: str) -> str:
         return f"{self.prefix}portal:{ref}"
 
+    def _live_key(self) -> str:
+        # Every SSO ref by its expiry: counting live sessions is then one ZCOUNT, not a SCAN.
+        return f"{self.prefix}live-sso"
+
     # SSO sessions
 
     async def create_sso(
@@ -121,6 +125,7 @@ class SessionStore:
             pipe.sadd(user_key, ref)
             # The newest session lives longest, so the index lives as long as any member.
             pipe.expire(user_key, ttl_seconds)
+            pipe.zadd(self._live_key(), {ref: expires_at})
             await pipe.execute()
 
     async def get_sso(self, session_id: str) -> SsoRecord | None:
@@ -171,6 +176,7 @@ class SessionStore:
                     children = map(_text, await pipe.smembers(children_key))
                     pipe.multi()
                     pipe.delete(sso_key, children_key, *(self._portal_key(c) for c in children))
+                    pipe.zrem(self._live_key(), ref)
                     if sid is not None:
                         pipe.delete(self._sid_key(sid))
                     for member_of in {owner, user_id}:
@@ -181,6 +187,14 @@ class SessionStore:
                 except WatchError:
                     continue
         raise RuntimeError("SSO session kept changing while being ended")
+
+    async def count_live_sso(self, now: int) -> int:
+        """How many SSO sessions have not expired: forgets the expired ones, then counts the rest."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.zremrangebyscore(self._live_key(), "-inf", now)
+            pipe.zcard(self._live_key())
+            _removed, live = await pipe.execute()
+        return int(live)
 
     async def end_user_sessions(self, user_id: str) -> int:
         """Ends every SSO session of the user (and so their portal sessions); returns how many."""

@@ -1,15 +1,16 @@
-"""An in-memory stand-in for MfaStore with the same rules as its SQL."""
+"""In-memory stand-ins: MfaStore with the same rules as its SQL, auth's throttle API."""
 
-from dataclasses import replace
+from dataclasses import asdict, replace
 from datetime import datetime
+from typing import Any
 
-from services.mfa.store import TotpCredential
+from services.mfa.store import AuditEvent, TotpCredential
 
 
 class InMemoryStore:
     def __init__(self) -> None:
         self.credentials: dict[str, TotpCredential] = {}
-        self.failed_attempts: dict[str, int] = {}
+        self.audit: list[AuditEvent] = []
         self.pending: dict[str, tuple[bytes, datetime]] = {}
         self.consumed: dict[str, datetime] = {}
 
@@ -28,21 +29,8 @@ class InMemoryStore:
     async def confirm_enrollment(self, user_id: str, secret_ciphertext: bytes, used_step: int) -> bool:
         if user_id in self.credentials:
             return False
-        self.credentials[user_id] = TotpCredential(user_id, secret_ciphertext, used_step, None)
-        self.failed_attempts[user_id] = 0
+        self.credentials[user_id] = TotpCredential(user_id, secret_ciphertext, used_step)
         self.pending.pop(user_id, None)
-        return True
-
-    async def start_attempt(
-        self, user_id: str, max_failed_attempts: int, now: datetime, lock_until: datetime
-    ) -> bool:
-        credential = self.credentials.get(user_id)
-        if credential is None or (credential.locked_until is not None and credential.locked_until > now):
-            return False
-        failures = self.failed_attempts.get(user_id, 0) + 1
-        self.failed_attempts[user_id] = failures
-        if failures >= max_failed_attempts:
-            self.credentials[user_id] = replace(credential, locked_until=lock_until)
         return True
 
     async def record_used_step(self, user_id: str, step: int) -> bool:
@@ -51,9 +39,11 @@ class InMemoryStore:
             credential.last_used_step is not None and credential.last_used_step >= step
         ):
             return False
-        self.credentials[user_id] = replace(credential, last_used_step=step, locked_until=None)
-        self.failed_attempts[user_id] = 0
+        self.credentials[user_id] = replace(credential, last_used_step=step)
         return True
+
+    async def is_consumed(self, jti: str) -> bool:
+        return jti in self.consumed
 
     async def consume_step_token(self, jti: str, expires_at: datetime, now: datetime) -> bool:
         if jti in self.consumed:
@@ -64,3 +54,35 @@ class InMemoryStore:
     async def delete_user(self, user_id: str) -> bool:
         removed = self.credentials.pop(user_id, None) is not None
         return self.pending.pop(user_id, None) is not None or removed
+
+    async def add_audit_event(self, event: AuditEvent) -> None:
+        self.audit.append(event)
+
+    async def audit_rows(self, user_id: str) -> list[dict[str, Any]]:
+        return [asdict(event) for event in self.audit if event.user_id == user_id]
+
+    def outcomes(self, event: str) -> list[str]:
+        return [row.outcome for row in self.audit if row.event == event]
+
+
+class FakeThrottle:
+    """auth's /internal/attempts: counts each attempt up front, refuses after max_failures."""
+
+    def __init__(self, max_failures: int = 5) -> None:
+        self.max_failures = max_failures
+        self.failures: dict[str, int] = {}
+        self.calls: list[tuple[str, str, str]] = []
+
+    async def begin(self, account: str, ip: str) -> bool:
+        self.calls.append(("begin", account, ip))
+        if self.failures.get(account, 0) >= self.max_failures:
+            return False
+        self.failures[account] = self.failures.get(account, 0) + 1
+        return True
+
+    async def succeeded(self, account: str, ip: str) -> None:
+        self.calls.append(("succeeded", account, ip))
+        self.failures[account] = 0
+
+    def unlock(self, account: str) -> None:
+        self.failures.pop(account, None)

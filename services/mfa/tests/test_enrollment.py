@@ -4,14 +4,16 @@ import pyotp
 import pytest
 
 from services.common.clock import FrozenClock
-from services.mfa.enrollment import Enrollment, Outcome, PendingSetup, User
+from services.mfa.audit import Origin
+from services.mfa.enrollment import ClockSkew, Enrollment, Outcome, PendingSetup, User
 from services.mfa.secret_box import SecretBox
 from services.mfa.totp import TotpVerifier
 
-from .fakes import InMemoryStore
+from .fakes import FakeThrottle, InMemoryStore
 
-ALICE = User("user-alice", "alice")
+ALICE = User("user-alice", "Alice")
 MALLORY = User("user-mallory", "mallory")
+HERE = Origin("203.0.113.7", "TestBrowser/1.0")
 
 
 @pytest.fixture
@@ -25,16 +27,28 @@ def store() -> InMemoryStore:
 
 
 @pytest.fixture
-def enrollment(store: InMemoryStore, clock: FrozenClock) -> Enrollment:
+def throttle() -> FakeThrottle:
+    return FakeThrottle(max_failures=3)
+
+
+@pytest.fixture
+def enrollment(store: InMemoryStore, clock: FrozenClock, throttle: FakeThrottle) -> Enrollment:
     return Enrollment(
         store,
         SecretBox(os.urandom(32)),
         TotpVerifier("Orange Business"),
         clock,
+        throttle,
         enrollment_ttl_seconds=600,
-        max_failed_attempts=3,
-        lockout_seconds=900,
     )
+
+
+def account_of(user: User) -> str:
+    return user.username.casefold()
+
+
+async def verify(enrollment: Enrollment, user: User, code: str) -> Outcome | ClockSkew:
+    return await enrollment.verify(user, account_of(user), code, HERE)
 
 
 def code_for(secret: str, clock: FrozenClock, steps: int = 0) -> str:
@@ -47,7 +61,7 @@ def wrong_code(secret: str, clock: FrozenClock) -> str:
 
 
 async def setup_for(enrollment: Enrollment, user: User) -> PendingSetup:
-    setup = await enrollment.start_or_resume(user)
+    setup = await enrollment.start_or_resume(user, HERE)
     assert isinstance(setup, PendingSetup)
     return setup
 
@@ -55,14 +69,14 @@ async def setup_for(enrollment: Enrollment, user: User) -> PendingSetup:
 async def enrolled(enrollment: Enrollment, clock: FrozenClock, user: User = ALICE) -> str:
     """Binds an authenticator for the user, then moves past the step its code used."""
     setup = await setup_for(enrollment, user)
-    assert await enrollment.confirm(user, code_for(setup.secret, clock)) is Outcome.OK
+    assert await enrollment.confirm(user, code_for(setup.secret, clock), HERE) is Outcome.OK
     clock.advance(30)
     return setup.secret
 
 
 async def test_setup_shows_the_otpauth_uri_of_its_secret(enrollment: Enrollment) -> None:
     setup = await setup_for(enrollment, ALICE)
-    assert setup.provisioning_uri.startswith("otpauth://totp/Orange%20Business:alice?")
+    assert setup.provisioning_uri.startswith("otpauth://totp/Orange%20Business:Alice?")
     assert f"secret={setup.secret}&" in setup.provisioning_uri
 
 
@@ -89,29 +103,29 @@ async def test_a_wrong_code_does_not_bind_and_keeps_the_secret(
     enrollment: Enrollment, clock: FrozenClock
 ) -> None:
     setup = await setup_for(enrollment, ALICE)
-    assert await enrollment.confirm(ALICE, wrong_code(setup.secret, clock)) is Outcome.WRONG_CODE
+    assert await enrollment.confirm(ALICE, wrong_code(setup.secret, clock), HERE) is Outcome.WRONG_CODE
     assert not await enrollment.is_enrolled(ALICE)
     assert (await setup_for(enrollment, ALICE)).secret == setup.secret
 
 
 async def test_a_right_code_binds_the_authenticator(enrollment: Enrollment, clock: FrozenClock) -> None:
     setup = await setup_for(enrollment, ALICE)
-    assert await enrollment.confirm(ALICE, code_for(setup.secret, clock)) is Outcome.OK
+    assert await enrollment.confirm(ALICE, code_for(setup.secret, clock), HERE) is Outcome.OK
     assert await enrollment.is_enrolled(ALICE)
     clock.advance(30)
-    assert await enrollment.verify(ALICE, code_for(setup.secret, clock)) is Outcome.OK
+    assert await verify(enrollment, ALICE, code_for(setup.secret, clock)) is Outcome.OK
 
 
 async def test_a_code_for_an_expired_setup_does_not_bind(enrollment: Enrollment, clock: FrozenClock) -> None:
     setup = await setup_for(enrollment, ALICE)
     clock.advance(600)
-    assert await enrollment.confirm(ALICE, code_for(setup.secret, clock)) is Outcome.WRONG_CODE
+    assert await enrollment.confirm(ALICE, code_for(setup.secret, clock), HERE) is Outcome.WRONG_CODE
     assert not await enrollment.is_enrolled(ALICE)
 
 
 async def test_an_enrolled_user_cannot_start_setup_again(enrollment: Enrollment, clock: FrozenClock) -> None:
     await enrolled(enrollment, clock)
-    assert await enrollment.start_or_resume(ALICE) is Outcome.ALREADY_ENROLLED
+    assert await enrollment.start_or_resume(ALICE, HERE) is Outcome.ALREADY_ENROLLED
 
 
 async def test_an_enrolled_user_cannot_bind_a_second_authenticator(
@@ -119,39 +133,39 @@ async def test_an_enrolled_user_cannot_bind_a_second_authenticator(
 ) -> None:
     secret = await enrolled(enrollment, clock)
     # Refused before any code is looked at, so no new set-up secret is even made.
-    assert await enrollment.confirm(ALICE, code_for(secret, clock)) is Outcome.ALREADY_ENROLLED
+    assert await enrollment.confirm(ALICE, code_for(secret, clock), HERE) is Outcome.ALREADY_ENROLLED
     assert ALICE.id not in store.pending
     assert enrollment.box.open(ALICE.id, store.credentials[ALICE.id].secret_ciphertext) == secret
 
 
 async def test_verify_for_a_user_without_authenticator(enrollment: Enrollment) -> None:
-    assert await enrollment.verify(ALICE, "123456") is Outcome.NOT_ENROLLED
+    assert await verify(enrollment, ALICE, "123456") is Outcome.NOT_ENROLLED
 
 
 async def test_verify_refuses_a_wrong_code(enrollment: Enrollment, clock: FrozenClock) -> None:
     secret = await enrolled(enrollment, clock)
-    assert await enrollment.verify(ALICE, wrong_code(secret, clock)) is Outcome.WRONG_CODE
+    assert await verify(enrollment, ALICE, wrong_code(secret, clock)) is Outcome.WRONG_CODE
 
 
 async def test_verify_refuses_another_users_code(enrollment: Enrollment, clock: FrozenClock) -> None:
     await enrolled(enrollment, clock, ALICE)
     mallory_secret = await enrolled(enrollment, clock, MALLORY)
-    assert await enrollment.verify(ALICE, code_for(mallory_secret, clock)) is Outcome.WRONG_CODE
+    assert await verify(enrollment, ALICE, code_for(mallory_secret, clock)) is Outcome.WRONG_CODE
 
 
 async def test_a_code_is_accepted_once_per_step(enrollment: Enrollment, clock: FrozenClock) -> None:
     secret = await enrolled(enrollment, clock)
     code = code_for(secret, clock)
-    assert await enrollment.verify(ALICE, code) is Outcome.OK
-    assert await enrollment.verify(ALICE, code) is Outcome.CODE_ALREADY_USED
+    assert await verify(enrollment, ALICE, code) is Outcome.OK
+    assert await verify(enrollment, ALICE, code) is Outcome.CODE_ALREADY_USED
     clock.advance(30)
-    assert await enrollment.verify(ALICE, code_for(secret, clock)) is Outcome.OK
+    assert await verify(enrollment, ALICE, code_for(secret, clock)) is Outcome.OK
 
 
 async def test_an_older_step_is_refused_after_a_newer_one(enrollment: Enrollment, clock: FrozenClock) -> None:
     secret = await enrolled(enrollment, clock)
-    assert await enrollment.verify(ALICE, code_for(secret, clock, steps=1)) is Outcome.OK
-    assert await enrollment.verify(ALICE, code_for(secret, clock, steps=0)) is Outcome.CODE_ALREADY_USED
+    assert await verify(enrollment, ALICE, code_for(secret, clock, steps=1)) is Outcome.OK
+    assert await verify(enrollment, ALICE, code_for(secret, clock, steps=0)) is Outcome.CODE_ALREADY_USED
 
 
 async def test_the_setup_code_cannot_be_used_again_to_sign_in(
@@ -159,29 +173,8 @@ async def test_the_setup_code_cannot_be_used_again_to_sign_in(
 ) -> None:
     setup = await setup_for(enrollment, ALICE)
     code = code_for(setup.secret, clock)
-    assert await enrollment.confirm(ALICE, code) is Outcome.OK
-    assert await enrollment.verify(ALICE, code) is Outcome.CODE_ALREADY_USED
-
-
-async def test_wrong_codes_pause_verification(enrollment: Enrollment, clock: FrozenClock) -> None:
-    secret = await enrolled(enrollment, clock)
-    for _ in range(3):
-        assert await enrollment.verify(ALICE, wrong_code(secret, clock)) is Outcome.WRONG_CODE
-    # Even the right code is refused while paused: a guesser learns nothing.
-    assert await enrollment.verify(ALICE, code_for(secret, clock)) is Outcome.LOCKED_OUT
-    clock.advance(900)
-    assert await enrollment.verify(ALICE, code_for(secret, clock)) is Outcome.OK
-
-
-async def test_a_right_code_clears_the_failure_count(enrollment: Enrollment, clock: FrozenClock) -> None:
-    secret = await enrolled(enrollment, clock)
-    for _ in range(2):
-        await enrollment.verify(ALICE, wrong_code(secret, clock))
-    assert await enrollment.verify(ALICE, code_for(secret, clock)) is Outcome.OK
-    clock.advance(30)
-    for _ in range(2):
-        assert await enrollment.verify(ALICE, wrong_code(secret, clock)) is Outcome.WRONG_CODE
-    assert await enrollment.verify(ALICE, code_for(secret, clock)) is Outcome.OK
+    assert await enrollment.confirm(ALICE, code, HERE) is Outcome.OK
+    assert await verify(enrollment, ALICE, code) is Outcome.CODE_ALREADY_USED
 
 
 async def test_reset_lets_the_user_set_up_again(
@@ -191,3 +184,179 @@ async def test_reset_lets_the_user_set_up_again(
     assert await store.delete_user(ALICE.id)
     new_setup = await setup_for(enrollment, ALICE)
     assert new_setup.secret != old_secret
+
+
+# Throttling is auth's (FakeThrottle stands in for /internal/attempts).
+
+
+async def test_each_attempt_is_counted_with_account_and_ip_before_the_check(
+    enrollment: Enrollment, throttle: FakeThrottle, clock: FrozenClock
+) -> None:
+    secret = await enrolled(enrollment, clock)
+    assert await verify(enrollment, ALICE, wrong_code(secret, clock)) is Outcome.WRONG_CODE
+    assert throttle.calls == [("begin", "alice", HERE.ip)]
+    assert await verify(enrollment, ALICE, code_for(secret, clock)) is Outcome.OK
+    assert throttle.calls[1:] == [("begin", "alice", HERE.ip), ("succeeded", "alice", HERE.ip)]
+
+
+async def test_a_replayed_or_skewed_code_is_not_a_success(
+    enrollment: Enrollment, throttle: FakeThrottle, clock: FrozenClock
+) -> None:
+    secret = await enrolled(enrollment, clock)
+    code = code_for(secret, clock)
+    assert await verify(enrollment, ALICE, code) is Outcome.OK
+    throttle.calls.clear()
+    assert await verify(enrollment, ALICE, code) is Outcome.CODE_ALREADY_USED
+    assert isinstance(await verify(enrollment, ALICE, code_for(secret, clock, steps=5)), ClockSkew)
+    assert [call[0] for call in throttle.calls] == ["begin", "begin"]
+
+
+async def test_no_attempt_is_counted_for_a_user_without_authenticator(
+    enrollment: Enrollment, throttle: FakeThrottle
+) -> None:
+    assert await verify(enrollment, ALICE, "123456") is Outcome.NOT_ENROLLED
+    assert throttle.calls == []
+
+
+async def test_while_auth_refuses_even_the_right_code_is_not_checked(
+    enrollment: Enrollment, throttle: FakeThrottle, store: InMemoryStore, clock: FrozenClock
+) -> None:
+    secret = await enrolled(enrollment, clock)
+    for _ in range(3):
+        assert await verify(enrollment, ALICE, wrong_code(secret, clock)) is Outcome.WRONG_CODE
+    code = code_for(secret, clock)
+    assert await verify(enrollment, ALICE, code) is Outcome.LOCKED_OUT
+    assert ("succeeded", "alice", HERE.ip) not in throttle.calls
+    # The code was never looked at, so its step is still unused once auth lets attempts in.
+    used_before = store.credentials[ALICE.id].last_used_step
+    throttle.unlock("alice")
+    assert await verify(enrollment, ALICE, code) is Outcome.OK
+    assert store.credentials[ALICE.id].last_used_step == (used_before or 0) + 1
+
+
+async def test_a_right_code_clears_the_failure_count(
+    enrollment: Enrollment, throttle: FakeThrottle, clock: FrozenClock
+) -> None:
+    secret = await enrolled(enrollment, clock)
+    for _ in range(2):
+        await verify(enrollment, ALICE, wrong_code(secret, clock))
+    assert await verify(enrollment, ALICE, code_for(secret, clock)) is Outcome.OK
+    clock.advance(30)
+    for _ in range(2):
+        assert await verify(enrollment, ALICE, wrong_code(secret, clock)) is Outcome.WRONG_CODE
+    assert await verify(enrollment, ALICE, code_for(secret, clock)) is Outcome.OK
+
+
+async def test_set_up_codes_are_not_throttled_by_auth(
+    enrollment: Enrollment, throttle: FakeThrottle, clock: FrozenClock
+) -> None:
+    # The set-up secret is on the page the customer sees: there is nothing to guess.
+    setup = await setup_for(enrollment, ALICE)
+    await enrollment.confirm(ALICE, wrong_code(setup.secret, clock), HERE)
+    assert throttle.calls == []
+
+
+# Clock skew: right for a time within ±10 steps, outside the ±1 window.
+
+
+@pytest.mark.parametrize(
+    ("steps", "seconds", "minutes", "ahead"),
+    [
+        (2, 60, 1, True),
+        (3, 90, 2, True),
+        (4, 120, 2, True),
+        (10, 300, 5, True),
+        (-2, -60, 1, False),
+        (-7, -210, 4, False),
+    ],
+)
+async def test_a_code_from_a_skewed_clock_gets_a_hint(
+    enrollment: Enrollment, clock: FrozenClock, steps: int, seconds: int, minutes: int, ahead: bool
+) -> None:
+    secret = await enrolled(enrollment, clock)
+    skew = await verify(enrollment, ALICE, code_for(secret, clock, steps=steps))
+    assert skew == ClockSkew(seconds)
+    assert isinstance(skew, ClockSkew) and (skew.minutes, skew.ahead) == (minutes, ahead)
+
+
+@pytest.mark.parametrize("steps", [11, -11, 30])
+async def test_a_code_further_off_is_just_wrong(
+    enrollment: Enrollment, clock: FrozenClock, steps: int
+) -> None:
+    secret = await enrolled(enrollment, clock)
+    assert await verify(enrollment, ALICE, code_for(secret, clock, steps=steps)) is Outcome.WRONG_CODE
+
+
+async def test_a_skewed_code_does_not_use_up_its_step(
+    enrollment: Enrollment, store: InMemoryStore, clock: FrozenClock
+) -> None:
+    secret = await enrolled(enrollment, clock)
+    ahead = code_for(secret, clock, steps=4)
+    used = store.credentials[ALICE.id].last_used_step
+    assert isinstance(await verify(enrollment, ALICE, ahead), ClockSkew)
+    assert store.credentials[ALICE.id].last_used_step == used
+    # Once our clock reaches the phone's, the very same code signs in.
+    clock.advance(4 * 30)
+    assert await verify(enrollment, ALICE, ahead) is Outcome.OK
+
+
+async def test_a_skewed_set_up_code_binds_nothing_and_gets_the_hint(
+    enrollment: Enrollment, clock: FrozenClock
+) -> None:
+    setup = await setup_for(enrollment, ALICE)
+    assert await enrollment.confirm(ALICE, code_for(setup.secret, clock, steps=-6), HERE) == ClockSkew(-180)
+    assert not await enrollment.is_enrolled(ALICE)
+
+
+def test_clock_skew_minutes_are_rounded_and_at_least_one() -> None:
+    assert [ClockSkew(s).minutes for s in (30, 60, 89, 90, 149, 150, -300)] == [1, 1, 1, 2, 2, 3, 5]
+
+
+# Audit: mfa.audit_event rows, never a code or secret.
+
+
+async def test_sign_in_outcomes_are_audited(
+    enrollment: Enrollment, store: InMemoryStore, throttle: FakeThrottle, clock: FrozenClock
+) -> None:
+    secret = await enrolled(enrollment, clock)
+    code = code_for(secret, clock)
+    await verify(enrollment, ALICE, wrong_code(secret, clock))
+    await verify(enrollment, ALICE, code)
+    await verify(enrollment, ALICE, code)
+    await verify(enrollment, ALICE, code_for(secret, clock, steps=3))
+    throttle.failures["alice"] = 99
+    await verify(enrollment, ALICE, code_for(secret, clock, steps=1))
+    assert store.outcomes("sign_in.otp") == ["invalid", "ok", "replayed", "clock_skew", "locked"]
+    rows = await store.audit_rows(ALICE.id)
+    assert {(row["user_id"], row["username"], row["ip"], row["user_agent"]) for row in rows} == {
+        (ALICE.id, ALICE.username, HERE.ip, HERE.user_agent)
+    }
+    assert [row["at"].timestamp() for row in rows][-1] == clock.now()
+
+
+async def test_enrollment_is_audited_once_started_and_once_confirmed(
+    enrollment: Enrollment, store: InMemoryStore, clock: FrozenClock
+) -> None:
+    setup = await setup_for(enrollment, ALICE)
+    await setup_for(enrollment, ALICE)  # the same set-up, shown again
+    await enrollment.confirm(ALICE, wrong_code(setup.secret, clock), HERE)
+    assert store.outcomes("enrollment") == ["started"]
+    clock.advance(600)  # expired: a new set-up starts
+    setup = await setup_for(enrollment, ALICE)
+    await enrollment.confirm(ALICE, code_for(setup.secret, clock), HERE)
+    assert store.outcomes("enrollment") == ["started", "started", "confirmed"]
+
+
+async def test_no_audit_row_holds_a_code_or_secret(
+    enrollment: Enrollment, store: InMemoryStore, clock: FrozenClock
+) -> None:
+    setup = await setup_for(enrollment, ALICE)
+    codes = [code_for(setup.secret, clock)]
+    await enrollment.confirm(ALICE, codes[0], HERE)
+    for steps in (1, 3, 0):
+        codes.append(code_for(setup.secret, clock, steps=steps))
+        await verify(enrollment, ALICE, codes[-1])
+    text = repr(store.audit)
+    assert len(store.audit) == 5
+    for needle in (setup.secret, *codes):
+        assert needle not in text

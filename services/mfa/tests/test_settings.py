@@ -40,3 +40,10 @@ def test_refuses_a_missing_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MFA_ENCRYPTION_KEY", raising=False)
     with pytest.raises(ValueError, match="MFA_ENCRYPTION_KEY"):
         settings().encryption_key_bytes()
+
+
+def test_no_lockout_settings_and_a_clock_skew_reach(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MFA_CLOCK_SKEW_HINT_STEPS", "6")
+    loaded = settings()
+    assert loaded.clock_skew_hint_steps == 6
+    assert not hasattr(loaded, "max_failed_attempts") and not hasattr(loaded, "lockout_seconds")

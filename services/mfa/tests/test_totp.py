@@ -87,3 +87,42 @@ def test_refuses_anything_but_exactly_six_ascii_digits(mangle) -> None:  # type:
 
 def test_options_are_those_of_google_authenticator() -> None:
     assert (verifier.options.algorithm, verifier.options.digits, verifier.options.period) == ("SHA1", 6, 30)
+
+
+@pytest.mark.parametrize(
+    ("offset", "skew"), [(2, 2), (-2, -2), (10, 10), (-10, -10), (11, None), (-11, None)]
+)
+def test_check_tells_how_far_off_a_code_outside_the_window_is(offset: int, skew: int | None) -> None:
+    check = verifier.check(SECRET, code_at_offset(offset), clock.now())
+    assert (check.step, check.skew_steps) == (None, skew)
+
+
+def test_check_accepts_only_within_the_window() -> None:
+    check = verifier.check(SECRET, code_at_offset(1), clock.now())
+    assert (check.step, check.skew_steps) == (int(clock.now() // 30) + 1, None)
+
+
+def test_check_does_the_same_work_for_any_code(monkeypatch: pytest.MonkeyPatch) -> None:
+    computed: list[int] = []
+    real_at = pyotp.HOTP.at
+
+    def counting_at(self: pyotp.HOTP, step: int) -> str:
+        computed.append(step)
+        return real_at(self, step)
+
+    monkeypatch.setattr(pyotp.HOTP, "at", counting_at)
+    counts = []
+    for code in (
+        code_at_offset(0),
+        code_at_offset(5),
+        "000000" if code_at_offset(0) != "000000" else "111111",
+    ):
+        computed.clear()
+        verifier.check(SECRET, code, clock.now())
+        counts.append(len(computed))
+    assert counts == [21, 21, 21]
+
+
+def test_no_skew_hint_when_the_window_reaches_as_far() -> None:
+    wide = TotpVerifier("Orange Business", window_steps=3, skew_steps=3)
+    assert wide.check(SECRET, code_at_offset(4), clock.now()).skew_steps is None

@@ -1,0 +1,46 @@
+import asyncio
+
+import httpx
+
+from services.common.clock import FrozenClock
+from services.common.keys import SigningKey, generate_private_pem, jwks
+from services.common.tokens import RemoteKeys
+
+
+async def test_requests_that_meet_a_new_kid_together_share_one_fetch() -> None:
+    key = SigningKey.from_pem(generate_private_pem("ec"))
+    fetches = 0
+
+    async def answer(request: httpx.Request) -> httpx.Response:
+        nonlocal fetches
+        fetches += 1
+        await asyncio.sleep(0.05)  # a fetch slow enough for the others to arrive meanwhile
+        return httpx.Response(200, json=jwks(key))
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as http:
+        keys = RemoteKeys(http, "http://peer/internal/jwks", FrozenClock())
+        found = await asyncio.gather(*(keys.key_for(key.kid, "peer") for _ in range(5)))
+    assert all(jwk is not None for jwk in found)
+    assert fetches == 1
+
+
+async def test_made_up_kids_do_not_cause_a_fetch_each() -> None:
+    key = SigningKey.from_pem(generate_private_pem("ec"))
+    fetches = 0
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        nonlocal fetches
+        fetches += 1
+        return httpx.Response(200, json=jwks(key))
+
+    clock = FrozenClock()
+    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as http:
+        keys = RemoteKeys(http, "http://peer/internal/jwks", clock)
+        for n in range(20):
+            assert await keys.key_for(f"made-up-{n}", "peer") is None
+        assert fetches == 1
+        assert await keys.key_for(key.kid, "peer") is not None
+        assert fetches == 1, "a known kid needs no fetch"
+        clock.advance(11)
+        assert await keys.key_for("made-up-again", "peer") is None
+    assert fetches == 2, "after the interval, one more fetch for an unknown kid"

@@ -1,0 +1,51 @@
+"""mfa's audit trail: one row in mfa.audit_event per sign-in code, set-up and reset.
+
+A row never holds a code, secret or token (docs/architecture.md, "Audit").
+"""
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol
+
+from services.common.clock import Clock
+from services.common.metrics import count_audit_event
+
+from .store import AuditEvent
+
+SIGN_IN_OTP = "sign_in.otp"
+ENROLLMENT = "enrollment"
+MFA_RESET = "mfa.reset"
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a request came from, as the gateway saw it."""
+
+    ip: str
+    user_agent: str = ""
+
+
+class AuditStore(Protocol):
+    async def add_audit_event(self, event: AuditEvent) -> None: ...
+
+
+class AuditTrail:
+    def __init__(self, store: AuditStore, clock: Clock) -> None:
+        self.store = store
+        self.clock = clock
+
+    async def record(
+        self, event: str, outcome: str, *, user_id: str | None, username: str | None, origin: Origin
+    ) -> None:
+        await self.store.add_audit_event(
+            AuditEvent(
+                at=datetime.fromtimestamp(self.clock.now(), UTC),
+                user_id=user_id,
+                username=username,
+                event=event,
+                outcome=outcome,
+                ip=origin.ip,
+                user_agent=origin.user_agent[:256],
+            )
+        )
+        count_audit_event(event, outcome)
