@@ -5,7 +5,14 @@ import shutil
 from pathlib import Path
 from string import Template
 
-PLACEHOLDERS = ("GATEWAY_LISTEN", "AUTH_SERVERS", "MFA_SERVERS", "PORTAL_SERVERS", "GATEWAY_RUNTIME_DIR")
+PLACEHOLDERS = (
+    "GATEWAY_LISTEN",
+    "GATEWAY_REAL_IP",
+    "AUTH_SERVERS",
+    "MFA_SERVERS",
+    "PORTAL_SERVERS",
+    "GATEWAY_RUNTIME_DIR",
+)
 
 
 def server_lines(addresses: list[str]) -> str:

@@ -328,6 +328,8 @@ class Stack:
             {
                 # Loopback only: a developer's stack is not for the network.
                 "GATEWAY_LISTEN": f"127.0.0.1:{self.gateway_port}",
+                # No proxy in front: nobody's X-Forwarded-For is trusted.
+                "GATEWAY_REAL_IP": "",
                 **{
                     f"{name.upper()}_SERVERS": gateway.server_lines(
                         [f"127.0.0.1:{port}" for port in self.replica_ports(name)]

@@ -317,6 +317,7 @@ def test_every_code_outcome_is_audited_without_the_code(
 def test_the_gateway_template_takes_one_service_name_as_in_kubernetes(tmp_path: Path) -> None:
     values = {
         "GATEWAY_LISTEN": "8080",
+        "GATEWAY_REAL_IP": "set_real_ip_from 10.0.0.0/8; real_ip_header X-Forwarded-For;",
         "AUTH_SERVERS": "server localhost:8101;",
         "MFA_SERVERS": "server localhost:8102;",
         "PORTAL_SERVERS": "server localhost:8104;",
