@@ -61,6 +61,8 @@ def portal_page(stack: Stack, customer: Customer) -> Page:
 
 
 def logout_confirm_page(stack: Stack, customer: Customer) -> Page:
+    """A link to sign out, without the client's proof: a signed-in customer is asked first."""
+    portal_page(stack, customer)
     target = quote(f"{stack.gateway_url}/", safe="")
     return customer.get(f"/auth/logout?client_id=portal&post_logout_redirect_uri={target}")
 

@@ -67,7 +67,11 @@ def echo_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
     runtime = tmp_path_factory.mktemp("echo-gateway")
     runtime.chmod(0o755)
-    values = {"GATEWAY_LISTEN": f"127.0.0.1:{port}", "GATEWAY_RUNTIME_DIR": str(runtime)}
+    values = {
+        "GATEWAY_LISTEN": f"127.0.0.1:{port}",
+        "GATEWAY_RUNTIME_DIR": str(runtime),
+        "GATEWAY_REAL_IP": "",
+    }
     for name in gateway.PLACEHOLDERS:
         if name.endswith("_SERVERS"):  # one `server` line per replica
             values[name] = gateway.server_lines([upstream])

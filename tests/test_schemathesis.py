@@ -5,10 +5,13 @@ schema and up to 200 that do not (hypothesis stops early when an operation has f
 inputs, e.g. a GET without parameters). Derandomized, so a run is reproducible. The session
 service's internal API gets a valid service token from the caller each path allows, signed with
 the stack's real keys, so generated bodies get past authentication to the code behind it.
+The run gets a stack of its own: the thousands of sessions and rows it makes must not show up
+in the other tests' Redis keys and audit trails.
 """
 
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +31,11 @@ from services.common.tokens import TokenIssuer
 
 MAX_EXAMPLES = 200
 SERVICES = ("auth", "mfa", "session", "portal")
+
+
+@pytest.fixture(scope="module")
+def fuzz_stack(make_stack: Callable[..., Stack]) -> Stack:
+    return make_stack()
 
 
 def service_token(stack: Stack, caller: str, audience: str = "session") -> str:
@@ -75,7 +83,8 @@ def fuzz(
 
 
 @pytest.mark.parametrize("service", SERVICES)
-def test_no_generated_request_gets_a_server_error(stack: Stack, service: str) -> None:
+def test_no_generated_request_gets_a_server_error(fuzz_stack: Stack, service: str) -> None:
+    stack = fuzz_stack
     base_url = stack.service_url(service)
     schema = schemathesis.openapi.from_url(f"{base_url}/openapi.json")
     http = requests.Session()
@@ -110,7 +119,8 @@ def test_no_generated_request_gets_a_server_error(stack: Stack, service: str) ->
             assert statuses[401] < sum(statuses.values()) / 2, f"{label} stuck at authentication: {statuses}"
 
 
-def test_the_session_service_token_is_genuine(stack: Stack) -> None:
+def test_the_session_service_token_is_genuine(fuzz_stack: Stack) -> None:
+    stack = fuzz_stack
     """The control for the token above: signed by the caller's real key, for the session service."""
     token = service_token(stack, "portal")
     assert jwt.get_unverified_header(token)["alg"] == "ES256"
