@@ -8,7 +8,9 @@ import pytest
 
 from devstack import Stack, free_ports
 
+from .customer import Customer
 from .external_tools import decode_qr, totp_now
+from .flows import customer_pool
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -53,6 +55,12 @@ def make_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..
     yield make
     for running in reversed(started):
         running.stop(drop_database=True)
+
+
+@pytest.fixture
+def customers(stack: Stack) -> Iterator[Callable[[], Customer]]:
+    with customer_pool(stack.gateway_url) as make:
+        yield make
 
 
 @pytest.fixture(name="totp_now")

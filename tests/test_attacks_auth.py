@@ -17,9 +17,7 @@ from devstack.stack import Stack
 
 from .customer import Customer, Page
 from .external_tools import totp_now
-from .test_sign_in import PASSWORD, add_user, customers, first_login, sign_in_to_code_page
-
-__all__ = ["customers"]
+from .flows import PASSWORD, add_user, first_login, sign_in_to_code_page
 
 INVALID = "Invalid username or password."
 

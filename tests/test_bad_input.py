@@ -17,7 +17,7 @@ import pytest
 from devstack import Stack
 
 from .customer import Customer, Page
-from .test_sign_in import add_user, first_login, sign_in_to_code_page
+from .flows import add_user, first_login, sign_in_to_code_page
 
 # What a stack trace or a leaked exception looks like in a page.
 LEAKS = re.compile(

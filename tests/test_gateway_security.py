@@ -19,7 +19,7 @@ from devstack.ports import port_answers
 
 from .customer import Customer
 from .external_tools import totp_now
-from .test_sign_in import PASSWORD, Account, add_user, first_login, sign_in_to_code_page
+from .flows import PASSWORD, Account, add_user, first_login, sign_in_to_code_page
 
 ROOT = Path(__file__).resolve().parent.parent
 

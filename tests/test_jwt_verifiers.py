@@ -36,7 +36,7 @@ from services.portal.settings import Settings as PortalSettings
 from services.portal.tests.conftest import CLIENT_SECRET, ISSUER, PUBLIC_URL, FakeAuth, FakeSessions, sign_in
 
 from .customer import Customer
-from .test_sign_in import add_user
+from .flows import add_user
 
 GENUINE = "genuine"
 FORGERIES = (

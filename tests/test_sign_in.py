@@ -4,8 +4,7 @@ import hashlib
 import json
 import re
 import secrets
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
@@ -16,60 +15,14 @@ from authlib.jose import JsonWebKey, jwt
 
 from devstack.stack import Stack
 
-from .customer import Customer, Page
+from .customer import Customer
 from .external_tools import decode_qr, totp_now
-
-PASSWORD = "correct horse battery"
-
-
-@dataclass
-class Account:
-    name: str
-    password: str
-    secret: str = ""
-
-
-@pytest.fixture
-def customers(stack: Stack) -> Iterator[Callable[[], Customer]]:
-    made: list[Customer] = []
-
-    def make() -> Customer:
-        made.append(Customer(stack.gateway_url))
-        return made[-1]
-
-    yield make
-    for customer in made:
-        customer.close()
-
-
-def add_user(stack: Stack, password: str = PASSWORD) -> Account:
-    name = f"cust{secrets.token_hex(4)}"
-    result = stack.ssoctl("user", "add", name, "--password-stdin", input=password + "\n")
-    assert result.returncode == 0, result.stderr
-    return Account(name, password)
+from .flows import Account, add_user, first_login, sign_in_to_code_page
 
 
 @pytest.fixture
 def account(stack: Stack) -> Account:
     return add_user(stack)
-
-
-def sign_in_to_code_page(customer: Customer, account: Account) -> Page:
-    page = customer.start_login()
-    page = customer.enter_username(page, account.name)
-    assert page.path == "/auth/login"
-    page = customer.enter_password(page, account.password)
-    assert page.status == 200, page.text[:300]
-    assert page.path == "/mfa/"
-    return page
-
-
-def first_login(customer: Customer, account: Account) -> Page:
-    page = sign_in_to_code_page(customer, account)
-    account.secret = page.by_id("totp-secret").replace(" ", "")
-    page = customer.enter_setup_code(page, totp_now(account.secret))
-    assert page.status == 200, page.text[:300]
-    return customer.press_continue(page)
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from devstack.stack import Stack
 
 from .customer import Customer
-from .test_sign_in import add_user, first_login
+from .flows import add_user, first_login
 
 LIFETIME_SECONDS = 8
 

@@ -4,9 +4,7 @@ An attacker here has what a browser has: its own cookies, a copied `login_step` 
 stolen password. The step tokens are bound to one browser and good for one success each.
 """
 
-import secrets
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 
 import pyotp
 import pytest
@@ -15,52 +13,17 @@ from devstack.stack import Stack
 
 from .customer import Customer, Page
 from .external_tools import totp_now
+from .flows import Account, add_user, sign_in_to_code_page
 
-PASSWORD = "correct horse battery"
 EXPIRED = "Your sign-in has expired. Please start again from the customer portal."
 STEP_COOKIE = "login_step"
-
-
-@dataclass
-class Account:
-    name: str
-    password: str = PASSWORD
-    secret: str = ""
-
-
-@pytest.fixture
-def customers(stack: Stack) -> Iterator[Callable[[], Customer]]:
-    made: list[Customer] = []
-
-    def make() -> Customer:
-        made.append(Customer(stack.gateway_url))
-        return made[-1]
-
-    yield make
-    for customer in made:
-        customer.close()
-
-
-def add_user(stack: Stack) -> Account:
-    account = Account(f"step{secrets.token_hex(4)}")
-    result = stack.ssoctl("user", "add", account.name, "--password-stdin", input=PASSWORD + "\n")
-    assert result.returncode == 0, result.stderr
-    return account
-
-
-def to_code_page(customer: Customer, account: Account) -> Page:
-    page = customer.enter_password(
-        customer.enter_username(customer.start_login(), account.name), account.password
-    )
-    assert (page.status, page.path) == (200, "/mfa/"), page.text[:300]
-    return page
 
 
 @pytest.fixture
 def enrolled(stack: Stack, customers: Callable[[], Customer]) -> Account:
     account = add_user(stack)
     customer = customers()
-    page = to_code_page(customer, account)
+    page = sign_in_to_code_page(customer, account)
     account.secret = page.by_id("totp-secret")
     page = customer.enter_setup_code(page, totp_now(account.secret))
     assert page.path == "/auth/login/complete", page.text[:300]
@@ -118,7 +81,7 @@ def test_the_continue_page_needs_the_code_step(
     stack: Stack, customers: Callable[[], Customer], enrolled: Account
 ) -> None:
     customer = customers()
-    to_code_page(customer, enrolled)
+    sign_in_to_code_page(customer, enrolled)
     # The cookie holds the otp step (for mfa): auth must not take it for a finished sign-in.
     page = customer.get("/auth/login/complete")
     assert page.status == 400, (page.status, page.text[:300])
@@ -147,7 +110,7 @@ def test_the_code_step_cannot_be_replayed(
     stack: Stack, customers: Callable[[], Customer], enrolled: Account
 ) -> None:
     customer = customers()
-    page = to_code_page(customer, enrolled)
+    page = sign_in_to_code_page(customer, enrolled)
     copied = step_cookie(customer)
     assert customer.enter_code(page, totp_now(enrolled.secret, 1)).path == "/auth/login/complete"
 
@@ -162,7 +125,7 @@ def test_the_continue_step_cannot_be_replayed(
     stack: Stack, customers: Callable[[], Customer], enrolled: Account
 ) -> None:
     customer = customers()
-    page = to_code_page(customer, enrolled)
+    page = sign_in_to_code_page(customer, enrolled)
     done = customer.http.post(
         "/mfa/verify",
         data={**page.form("/mfa/verify"), "code": totp_now(enrolled.secret, 1)},
@@ -185,7 +148,7 @@ def test_a_copied_code_step_is_useless_in_another_browser(
     stack: Stack, customers: Callable[[], Customer], enrolled: Account
 ) -> None:
     victim, attacker = customers(), customers()
-    page = to_code_page(victim, enrolled)
+    page = sign_in_to_code_page(victim, enrolled)
     csrf = csrf_of(attacker)
     put_step_cookie(attacker, step_cookie(victim))
 
@@ -204,7 +167,7 @@ def test_a_copied_continue_step_is_useless_in_another_browser(
     stack: Stack, customers: Callable[[], Customer], enrolled: Account
 ) -> None:
     victim, attacker = customers(), customers()
-    page = to_code_page(victim, enrolled)
+    page = sign_in_to_code_page(victim, enrolled)
     done = victim.http.post(
         "/mfa/verify",
         data={**page.form("/mfa/verify"), "code": totp_now(enrolled.secret, 1)},
@@ -227,7 +190,7 @@ def test_an_enrolled_user_never_reaches_the_set_up_page(
     stack: Stack, customers: Callable[[], Customer], enrolled: Account
 ) -> None:
     attacker = customers()  # has the password, not the phone
-    page = to_code_page(attacker, enrolled)
+    page = sign_in_to_code_page(attacker, enrolled)
     assert page.soup.find("form", action="/mfa/verify") is not None
     assert page.soup.find("form", action="/mfa/setup") is None
     assert page.soup.find(id="totp-secret") is None and page.soup.find("img") is None
@@ -243,6 +206,6 @@ def test_an_enrolled_user_never_reaches_the_set_up_page(
 
     # The customer's own authenticator is still the one: the next sign-in asks for its code.
     customer = customers()
-    page = to_code_page(customer, enrolled)
+    page = sign_in_to_code_page(customer, enrolled)
     assert page.soup.find(id="totp-secret") is None
     assert customer.enter_code(page, totp_now(enrolled.secret, 1)).path == "/auth/login/complete"

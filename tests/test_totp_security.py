@@ -12,7 +12,6 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,17 +23,11 @@ from services.mfa.admin import audit_rows
 
 from .customer import Customer, Page
 from .external_tools import totp_now
+from .flows import PASSWORD, Account, add_user, customer_pool, sign_in_to_code_page
 
 ROOT = Path(__file__).resolve().parent.parent
-PASSWORD = "correct horse battery"
 WRONG = "That code is not correct. Check the time on your phone and try again."
 USED = "That code has already been used. Wait for the next code in your app."
-
-
-@dataclass
-class Account:
-    name: str
-    secret: str = ""
 
 
 @pytest.fixture(scope="module")
@@ -60,30 +53,15 @@ def replicated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 @pytest.fixture
 def customers(replicated: Stack) -> Iterator[Callable[[], Customer]]:
-    made: list[Customer] = []
-
-    def make() -> Customer:
-        made.append(Customer(replicated.gateway_url))
-        return made[-1]
-
-    yield make
-    for customer in made:
-        customer.close()
-
-
-def to_code_page(customer: Customer, account: Account) -> Page:
-    page = customer.enter_password(customer.enter_username(customer.start_login(), account.name), PASSWORD)
-    assert (page.status, page.path) == (200, "/mfa/"), page.text[:300]
-    return page
+    with customer_pool(replicated.gateway_url) as make:
+        yield make
 
 
 @pytest.fixture
 def enrolled(replicated: Stack, customers: Callable[[], Customer]) -> Account:
-    account = Account(f"totp{secrets.token_hex(4)}")
-    result = replicated.ssoctl("user", "add", account.name, "--password-stdin", input=PASSWORD + "\n")
-    assert result.returncode == 0, result.stderr
+    account = add_user(replicated)
     customer = customers()
-    page = to_code_page(customer, account)
+    page = sign_in_to_code_page(customer, account)
     account.secret = page.by_id("totp-secret")
     assert customer.enter_setup_code(page, totp_now(account.secret)).path == "/auth/login/complete"
     return account
@@ -149,7 +127,7 @@ def test_the_same_code_posted_at_once_to_two_replicas_signs_in_once(
 ) -> None:
     first, second = customers(), customers()
     assert first.ip != second.ip
-    pages = [to_code_page(first, enrolled), to_code_page(second, enrolled)]
+    pages = [sign_in_to_code_page(first, enrolled), sign_in_to_code_page(second, enrolled)]
     # One call first, so auth already holds mfa's key: two concurrent first calls race in
     # services.common.tokens.RemoteKeys (the second gets "unknown kid" while the first fetches).
     pages[0] = first.enter_code(pages[0], wrong_code(enrolled.secret))
@@ -232,7 +210,7 @@ def test_wrong_codes_lock_the_account_and_then_even_the_right_code_gets_the_same
     replicated: Stack, customers: Callable[[], Customer], enrolled: Account
 ) -> None:
     customer = customers()
-    page = to_code_page(customer, enrolled)
+    page = sign_in_to_code_page(customer, enrolled)
     wrong = wrong_code(enrolled.secret)
     answers = []
     for _ in range(5):  # AUTH_LOCKOUT_OTP_FAILURES; the two replicas take them in turn
@@ -243,7 +221,7 @@ def test_wrong_codes_lock_the_account_and_then_even_the_right_code_gets_the_same
     # Another browser, another address: the account is locked, not the browser or the address.
     other = customers()
     right = totp_now(enrolled.secret, 1)
-    locked = other.enter_code(to_code_page(other, enrolled), right)
+    locked = other.enter_code(sign_in_to_code_page(other, enrolled), right)
     assert (locked.status, locked.path, error_of(locked)) == (401, "/mfa/verify", WRONG)
     assert "sso" not in other.cookie_names()
 
@@ -260,7 +238,7 @@ def test_a_phone_clock_minutes_ahead_is_told_so_and_the_right_code_still_works(
     replicated: Stack, customers: Callable[[], Customer], enrolled: Account
 ) -> None:
     customer = customers()
-    page = to_code_page(customer, enrolled)
+    page = sign_in_to_code_page(customer, enrolled)
     # Four steps ahead (three, should a step begin meanwhile): two minutes either way.
     ahead = customer.enter_code(page, totp_now(enrolled.secret, 4))
     assert ahead.status == 401
@@ -279,7 +257,7 @@ def test_every_code_outcome_is_audited_without_the_code(
     replicated: Stack, customers: Callable[[], Customer], enrolled: Account
 ) -> None:
     customer = customers()
-    page = to_code_page(customer, enrolled)
+    page = sign_in_to_code_page(customer, enrolled)
     wrong = wrong_code(enrolled.secret)
     skewed = totp_now(enrolled.secret, 5)
     right = totp_now(enrolled.secret, 1)
@@ -287,7 +265,7 @@ def test_every_code_outcome_is_audited_without_the_code(
     page = customer.enter_code(page, skewed)
     assert customer.enter_code(page, right).path == "/auth/login/complete"
     again = customers()
-    replayed = again.enter_code(to_code_page(again, enrolled), right)
+    replayed = again.enter_code(sign_in_to_code_page(again, enrolled), right)
     assert error_of(replayed) == USED
     result = replicated.ssoctl("mfa", "reset", enrolled.name)
     assert result.returncode == 0, result.stderr

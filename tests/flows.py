@@ -1,0 +1,61 @@
+"""The customer guide's steps as the integration tests take them: add a user, sign in, set up."""
+
+import secrets
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from devstack.stack import Stack
+
+from .customer import Customer, Page
+from .external_tools import totp_now
+
+PASSWORD = "correct horse battery"
+
+
+@dataclass
+class Account:
+    name: str
+    password: str = PASSWORD
+    secret: str = ""
+
+
+@contextmanager
+def customer_pool(gateway_url: str) -> Iterator[Callable[[], Customer]]:
+    """Makes customers (each a browser of its own, on its own address) and closes them after."""
+    made: list[Customer] = []
+
+    def make() -> Customer:
+        made.append(Customer(gateway_url))
+        return made[-1]
+
+    try:
+        yield make
+    finally:
+        for customer in made:
+            customer.close()
+
+
+def add_user(stack: Stack, password: str = PASSWORD) -> Account:
+    name = f"cust{secrets.token_hex(4)}"
+    result = stack.ssoctl("user", "add", name, "--password-stdin", input=password + "\n")
+    assert result.returncode == 0, result.stderr
+    return Account(name, password)
+
+
+def sign_in_to_code_page(customer: Customer, account: Account) -> Page:
+    page = customer.start_login()
+    page = customer.enter_username(page, account.name)
+    assert page.path == "/auth/login"
+    page = customer.enter_password(page, account.password)
+    assert (page.status, page.path) == (200, "/mfa/"), page.text[:300]
+    return page
+
+
+def first_login(customer: Customer, account: Account) -> Page:
+    """Username, password, set-up with a code from oathtool, Continue: the portal page."""
+    page = sign_in_to_code_page(customer, account)
+    account.secret = page.by_id("totp-secret").replace(" ", "")
+    page = customer.enter_setup_code(page, totp_now(account.secret))
+    assert page.status == 200, page.text[:300]
+    return customer.press_continue(page)
