@@ -191,14 +191,20 @@ def assert_calm(response: httpx.Response) -> None:
     assert len(body) < 20_000, "an error page is short"
 
 
-@pytest.mark.parametrize("case", CASES)
-@pytest.mark.parametrize("endpoint", sorted(ENDPOINTS))
+# OAuth endpoints have no form and no CSRF token (the client authenticates): so that case does not apply to them.
+JUNK = [
+    (endpoint, case)
+    for endpoint in sorted(ENDPOINTS)
+    for case in CASES
+    if ENDPOINTS[endpoint].csrf or case != "no CSRF token"
+]
+
+
+@pytest.mark.parametrize(("endpoint", "case"), JUNK)
 def test_junk_gets_a_calm_client_error(
     stack: Stack, prepared: Callable[[str], Prepared], endpoint: str, case: str
 ) -> None:
     spec = ENDPOINTS[endpoint]
-    if case == "no CSRF token" and not spec.csrf:
-        pytest.skip("an OAuth endpoint: the client authenticates, there is no form and no CSRF token")
     ready = prepared(endpoint)
 
     response = ready.customer.http.post(
