@@ -384,3 +384,42 @@ def test_the_audit_trail_records_each_step_without_secrets(
     for secret in (account.password, "wrong password", account.secret):
         assert secret not in result.stdout
     assert PASSWORD not in result.stdout
+
+
+def test_a_new_sign_in_ends_the_browsers_old_portal_session(
+    stack: Stack, customers: Callable[[], Customer]
+) -> None:
+    customer = customers()
+    first_login(customer, add_user(stack))
+    old = customer.http.cookies.get("portal_session", path="/")
+    assert old
+
+    # Signing in again in the same browser (the SSO session lets it straight through).
+    assert customer.get("/portal/login").path == "/portal/"
+    new = customer.http.cookies.get("portal_session", path="/")
+    assert new and new != old
+
+    thief = customers()
+    thief.http.cookies.set("portal_session", old, domain="127.0.0.1", path="/")
+    assert thief.get("/portal/").path == "/", "the old portal session is dead"
+
+
+def test_a_step_token_from_a_cookie_is_not_a_service_token(
+    stack: Stack, customers: Callable[[], Customer]
+) -> None:
+    account = add_user(stack)
+    first_login(customers(), account)
+    customer = customers()
+    page = sign_in_to_code_page(customer, account)
+    answer = customer.http.post(
+        "/mfa/verify",
+        data={**page.form("/mfa/verify"), "code": totp_now(account.secret, offset_steps=1)},
+        follow_redirects=False,
+    )
+    assert answer.status_code == 303
+    step_token = answer.cookies["login_step"]  # signed by mfa, aud auth: what a customer holds
+
+    internal = f"{stack.service_url('auth')}/internal/attempts/succeeded"
+    body = {"kind": "otp", "account": account.name, "ip": "127.0.0.1"}
+    refused = httpx.post(internal, json=body, headers={"authorization": f"Bearer {step_token}"})
+    assert refused.status_code == 401
