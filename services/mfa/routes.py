@@ -6,7 +6,15 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from services.common.errors import Forbidden
-from services.common.web import _, browser_binding, check_csrf, client_ip, translations, user_agent
+from services.common.web import (
+    _,
+    browser_binding,
+    check_csrf,
+    client_ip,
+    set_cookie,
+    translations,
+    user_agent,
+)
 
 from .audit import SIGN_IN_OTP, Origin
 from .enrollment import ClockSkew, Outcome, PendingSetup
@@ -102,14 +110,12 @@ async def complete_login(
 ) -> RedirectResponse:
     token = await state.login_steps.complete(step, browser_binding(request), enrolled)
     response = RedirectResponse("/auth/login/complete", status_code=303)
-    response.set_cookie(
+    set_cookie(
+        response,
         STEP_COOKIE,
         token,
-        max_age=state.settings.step_token_ttl_seconds,
-        path="/",
-        httponly=True,
-        samesite="lax",
         secure=state.settings.peers.secure_cookies,
+        max_age=state.settings.step_token_ttl_seconds,
     )
     return response
 

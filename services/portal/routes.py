@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING, Annotated
 from fastapi import APIRouter, Cookie, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
-from services.common.web import check_csrf
+from services.common.web import check_csrf, delete_cookie, set_cookie
 
 from .oidc_login import LoginFailed
 from .store import PortalSession
@@ -39,9 +39,7 @@ def redirect(url: str, status_code: int = 303) -> RedirectResponse:
 
 
 def forget_session(state: "PortalServiceState", response: Response) -> Response:
-    response.delete_cookie(
-        SESSION_COOKIE, path="/", secure=state.secure_cookies, httponly=True, samesite="lax"
-    )
+    delete_cookie(response, SESSION_COOKIE, secure=state.secure_cookies)
     return response
 
 
@@ -58,14 +56,8 @@ async def login_start(request: Request) -> Response:
     state = service_state(request)
     authorize_url, sealed = state.oidc.begin()
     response = redirect(authorize_url, 302)
-    response.set_cookie(
-        LOGIN_COOKIE,
-        sealed,
-        max_age=600,
-        path=LOGIN_COOKIE_PATH,
-        secure=state.secure_cookies,
-        httponly=True,
-        samesite="lax",
+    set_cookie(
+        response, LOGIN_COOKIE, sealed, secure=state.secure_cookies, path=LOGIN_COOKIE_PATH, max_age=600
     )
     return response
 
@@ -93,22 +85,14 @@ async def login_callback(
     if session is None:
         raise LoginFailed(detail="the SSO session ended before the portal session was made")
     response = redirect("/portal/")
-    response.set_cookie(
+    set_cookie(
+        response,
         SESSION_COOKIE,
         session.session_id,
+        secure=state.secure_cookies,
         max_age=max(0, session.expires_at - int(state.clock.now())),
-        path="/",
-        secure=state.secure_cookies,
-        httponly=True,
-        samesite="lax",
     )
-    response.delete_cookie(
-        LOGIN_COOKIE,
-        path=LOGIN_COOKIE_PATH,
-        secure=state.secure_cookies,
-        httponly=True,
-        samesite="lax",
-    )
+    delete_cookie(response, LOGIN_COOKIE, secure=state.secure_cookies, path=LOGIN_COOKIE_PATH)
     return response
 
 
