@@ -12,7 +12,8 @@ from services.auth.settings import Settings
 from services.auth.sso_sessions import SsoSession
 from services.auth.store import Client
 from services.common.clock import FrozenClock
-from services.common.keys import SigningKey, generate_private_pem
+from services.common.keys import SigningKey, generate_private_pem, jwks
+from services.common.tokens import StaticKeys, TokenVerifier
 
 from .fakes import FakeAuthStore
 
@@ -161,6 +162,26 @@ async def test_profile_claims_need_the_profile_scope(
     claims = jwt.decode(tokens["id_token"], options={"verify_signature": False})
     assert "preferred_username" not in claims
     assert claims["sub"] == str(SESSION.user_id)
+
+
+async def test_userinfo_without_the_profile_scope_tells_only_the_subject(
+    provider: Provider, store: FakeAuthStore, oidc_key: SigningKey, clock: FrozenClock
+) -> None:
+    verifier = TokenVerifier(
+        StaticKeys(jwks(oidc_key)),
+        issuers={"https://sso.example/auth"},
+        audience="https://sso.example/auth/userinfo",
+        algorithms=("RS256",),
+        clock=clock,
+    )
+    answers = {}
+    for scope in ("openid", "openid profile"):
+        request = await provider.validate_authorize(authorize_params(scope=scope))
+        code = parse_qs(urlsplit(await provider.issue_code(request, SESSION)).query)["code"][0]
+        tokens = await provider.exchange_code(store.clients["app"], token_form(code))
+        answers[scope] = await provider.userinfo(verifier, tokens["access_token"])
+    assert answers["openid"] == {"sub": str(SESSION.user_id)}
+    assert answers["openid profile"] == {"sub": str(SESSION.user_id), "preferred_username": "alice"}
 
 
 async def test_a_reused_code_is_refused_and_revokes_the_first_access_token(
