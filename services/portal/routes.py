@@ -106,16 +106,24 @@ async def portal_home(request: Request, session_id: SessionCookie = None) -> Res
     return state.pages.render(request, "home.html", username=session.username)
 
 
-@router.post("/portal/logout")
-async def logout(
-    request: Request, csrf_token: CsrfToken = None, session_id: SessionCookie = None
-) -> Response:
-    state = service_state(request)
+async def end_portal_session(
+    request: Request, state: "PortalServiceState", csrf_token: str | None, session_id: str | None
+) -> PortalSession | None:
+    """What both log-out buttons do first: end the portal session and audit it; returns what it was."""
     check_csrf(request, csrf_token)
     session = await live_session(state, session_id)
     if session_id is not None:
         await state.sessions.end(session_id)
     await state.logout_audit.record(request, session, "portal")
+    return session
+
+
+@router.post("/portal/logout")
+async def logout(
+    request: Request, csrf_token: CsrfToken = None, session_id: SessionCookie = None
+) -> Response:
+    state = service_state(request)
+    await end_portal_session(request, state, csrf_token, session_id)
     return forget_session(state, redirect("/"))
 
 
@@ -124,10 +132,6 @@ async def logout_everywhere(
     request: Request, csrf_token: CsrfToken = None, session_id: SessionCookie = None
 ) -> Response:
     state = service_state(request)
-    check_csrf(request, csrf_token)
-    session = await live_session(state, session_id)
-    if session_id is not None:
-        await state.sessions.end(session_id)
-    await state.logout_audit.record(request, session, "portal")
+    session = await end_portal_session(request, state, csrf_token, session_id)
     id_token = session.id_token if session is not None else None
     return forget_session(state, redirect(state.oidc.logout_url(id_token)))
