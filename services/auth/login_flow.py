@@ -7,22 +7,13 @@ cookie, and consumed when its step succeeds, so it cannot be replayed or skipped
 from dataclasses import dataclass
 from typing import Any
 
-from services.common.errors import ServiceError
-from services.common.tokens import InvalidToken, TokenIssuer, TokenVerifier
-from services.common.web import _
+from services.common.step_tokens import StepExpired, verified_step_claims
+from services.common.tokens import TokenIssuer, TokenVerifier
 
 from .store import AuthStore
 
-STEP_COOKIE = "login_step"
-
 # Which service may issue each stage that auth accepts.
 STAGE_ISSUERS = {"username": "auth", "password": "auth", "complete": "mfa"}
-
-
-class StepExpired(ServiceError):
-    status_code = 400
-    code = "step_expired"
-    message = _("Your sign-in has expired. Please start again from the customer portal.")
 
 
 @dataclass(frozen=True)
@@ -54,20 +45,9 @@ class LoginFlow:
 
     async def read(self, token: str | None, binding: str, stages: set[str]) -> Step:
         """The step the browser is at, if its token is genuine, live, its own, and at one of these stages."""
-        if not token:
-            raise StepExpired(detail="no step token")
-        try:
-            claims = await self.verifier.verify(token)
-        except InvalidToken as error:
-            raise StepExpired(detail=f"step token refused: {error}") from error
-        stage = claims.get("stage")
-        if stage not in stages or STAGE_ISSUERS.get(stage) != claims["iss"]:
-            raise StepExpired(detail=f"step token at stage {stage!r} from {claims['iss']}, wanted {stages}")
-        if claims.get("bnd") != binding:
-            raise StepExpired(detail="step token issued to another browser")
-        if not isinstance(claims.get("authz"), dict):
-            raise StepExpired(detail="step token without authorize request")
-        return Step(stage, claims)
+        wanted = {stage: STAGE_ISSUERS[stage] for stage in stages}
+        claims = await verified_step_claims(self.verifier, token, binding, wanted)
+        return Step(claims["stage"], claims)
 
     async def consume(self, step: Step) -> None:
         if not await self.store.consume_step_token(step.claims["jti"], step.claims["exp"]):

@@ -9,22 +9,13 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from services.common.clock import Clock
-from services.common.errors import ServiceError
-from services.common.tokens import LEEWAY_SECONDS, InvalidToken, TokenIssuer, TokenVerifier
-from services.common.web import _
+from services.common.step_tokens import StepExpired, verified_step_claims
+from services.common.tokens import LEEWAY_SECONDS, TokenIssuer, TokenVerifier
 
 from .enrollment import User
 
-STEP_COOKIE = "login_step"
 
-
-class LoginExpired(ServiceError):
-    status_code = 400
-    code = "step_expired"
-    message = _("Your sign-in has expired. Please start again from the customer portal.")
-
-
-class StepReplayed(LoginExpired):
+class StepReplayed(StepExpired):
     """A step token whose step already succeeded: the customer sees the same expired page."""
 
     def __init__(self, user: "User", *, detail: str) -> None:
@@ -67,35 +58,20 @@ class LoginSteps:
 
     async def read(self, token: str | None, binding: str) -> OtpStep:
         """The otp step, if the token is genuine, live, from auth, and this browser's own."""
-        if not token:
-            raise LoginExpired(detail="no step token")
-        try:
-            claims = await self.verifier.verify(token)
-        except InvalidToken as error:
-            raise LoginExpired(detail=f"step token refused: {error}") from error
-        if claims.get("stage") != "otp":
-            raise LoginExpired(detail=f"step token at stage {claims.get('stage')!r}, wanted 'otp'")
-        if claims.get("bnd") != binding:
-            raise LoginExpired(detail="step token issued to another browser")
-        user_id, username, authz = (
-            claims.get("sub"),
-            claims.get("preferred_username"),
-            claims.get("authz"),
-        )
+        claims = await verified_step_claims(self.verifier, token, binding, {"otp": "auth"})
+        user_id, username = claims.get("sub"), claims.get("preferred_username")
         if not (isinstance(user_id, str) and user_id and isinstance(username, str)):
-            raise LoginExpired(detail="step token without user")
-        if not isinstance(authz, dict):
-            raise LoginExpired(detail="step token without authorize request")
+            raise StepExpired(detail="step token without user")
         if "pwd" not in (claims.get("amr") or []):
-            raise LoginExpired(detail="step token without a checked password")
+            raise StepExpired(detail="step token without a checked password")
         account = claims.get("account")
         if account is not None and not (isinstance(account, str) and account):
-            raise LoginExpired(detail="step token with a malformed account")
+            raise StepExpired(detail="step token with a malformed account")
         user = User(user_id, username)
         # Checked up front, so a used token gets nowhere near a code check.
         if await self.consumed.is_consumed(claims["jti"]):
             raise StepReplayed(user, detail="step token replayed")
-        return OtpStep(user, authz, claims["jti"], claims["exp"], account)
+        return OtpStep(user, claims["authz"], claims["jti"], claims["exp"], account)
 
     async def complete(self, step: OtpStep, binding: str, enrolled: bool) -> str:
         """Consumes the otp step (once only) and issues the `complete` step for auth."""

@@ -6,7 +6,9 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from services.common.errors import Forbidden
+from services.common.step_tokens import StepExpired
 from services.common.web import (
+    STEP_COOKIE,
     _,
     browser_binding,
     check_csrf,
@@ -18,7 +20,7 @@ from services.common.web import (
 
 from .audit import SIGN_IN_OTP, Origin
 from .enrollment import ClockSkew, Outcome, PendingSetup
-from .login_step import STEP_COOKIE, LoginExpired, OtpStep, StepReplayed
+from .login_step import OtpStep, StepReplayed
 from .qr import qr_data_uri
 from .state import MfaState
 
@@ -156,7 +158,7 @@ async def mfa_verify(
     step = await read_step(request, state)
     if step.account is None:
         # auth throttles by account: without one, no code is checked (see the contract).
-        raise LoginExpired(detail=f"otp step token without account for user_id={step.user.id}")
+        raise StepExpired(detail=f"otp step token without account for user_id={step.user.id}")
     outcome = await state.enrollment.verify(step.user, step.account, typed_code(code), origin_of(request))
     if outcome is Outcome.OK:
         return await complete_login(request, state, step, enrolled=False)
