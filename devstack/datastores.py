@@ -162,34 +162,41 @@ def start_throwaway_postgres(state_dir: Path) -> dict[str, Any]:
         "bin_dir": str(bin_dir),
         "data_dir": str(data_dir),
         "run_as": run_as,
+        "options": server_options,
     }
-    started = subprocess.run(
-        _as_user(
-            run_as,
-            [str(bin_dir / "pg_ctl"), "-D", str(data_dir), "-l", str(data_dir / "server.log"),
-             "-o", server_options, "-w", "start"],
-        ),
-        check=False, cwd="/", stdout=subprocess.DEVNULL,
-    )  # fmt: skip
-    if started.returncode != 0:
+    try:
+        resume_postgres(record)
+    except DatastoreError:
+        stop_throwaway_postgres(record)
+        raise
+    return record
+
+
+def _pg_ctl(record: dict[str, Any], *args: str) -> subprocess.CompletedProcess[bytes]:
+    command = [str(Path(record["bin_dir"]) / "pg_ctl"), "-D", record["data_dir"], *args]
+    return subprocess.run(
+        _as_user(record["run_as"], command), check=False, cwd="/", stdout=subprocess.DEVNULL
+    )
+
+
+def pause_postgres(record: dict[str, Any]) -> None:
+    """Stop a throwaway Postgres but keep its data, as an outage would (fast: clients are cut off)."""
+    _pg_ctl(record, "-m", "fast", "-w", "stop")
+
+
+def resume_postgres(record: dict[str, Any]) -> None:
+    """Start a throwaway Postgres (again) on its port, with the data it had."""
+    data_dir = Path(record["data_dir"])
+    if _pg_ctl(record, "-l", str(data_dir / "server.log"), "-o", record["options"], "-w", "start").returncode:
         try:
             log = (data_dir / "server.log").read_text(errors="replace")
         except OSError:
             log = ""
-        stop_throwaway_postgres(record)
         raise DatastoreError(f"throwaway postgres did not start\n{log}")
-    return record
 
 
 def stop_throwaway_postgres(record: dict[str, Any]) -> None:
-    command = [str(Path(record["bin_dir"]) / "pg_ctl"), "-D", record["data_dir"], "-m", "fast", "-w"]
-    subprocess.run(
-        _as_user(record["run_as"], [*command, "stop"]),
-        cwd="/",
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        check=False,
-    )
+    pause_postgres(record)
     shutil.rmtree(record["data_dir"], ignore_errors=True)
 
 
@@ -207,51 +214,72 @@ def local_redis_answers() -> bool:
     return port_answers("127.0.0.1", 6379) and redis_answers(LOCAL_REDIS_URL)
 
 
-def start_throwaway_redis(state_dir: Path) -> dict[str, Any]:
+def start_throwaway_redis(
+    state_dir: Path, *, name: str = "redis", extra_args: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """A private Redis on a free port; extra_args e.g. ("--appendonly", "yes") to survive restarts."""
     if not shutil.which("redis-server"):
         _apt_install("postgresql", "redis-server")
-    redis_dir = state_dir / "redis"
+    redis_dir = state_dir / name
     redis_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    pid_file = redis_dir / "redis.pid"
+    record = {
+        "url": f"redis://127.0.0.1:{port}/0",
+        "port": port,
+        "dir": str(redis_dir),
+        "pid_file": str(redis_dir / "redis.pid"),
+        "args": ["--save", "", "--appendonly", "no", *extra_args],
+    }
+    resume_redis(record)
+    return record
+
+
+def resume_redis(record: dict[str, Any], *, mode: tuple[str, ...] = ()) -> None:
+    """Start a throwaway Redis (again) on its port; mode ("--sentinel",) makes it a sentinel."""
+    redis_dir = Path(record["dir"])
+    # Options later on the command line win, so extra_args can override the defaults.
     subprocess.run(
-        ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "",
-         "--appendonly", "no", "--daemonize", "yes", "--dir", str(redis_dir),
-         "--pidfile", str(pid_file), "--logfile", str(redis_dir / "redis.log")],
+        ["redis-server", *mode, "--bind", "127.0.0.1", "--port", str(record["port"]),
+         "--daemonize", "yes", "--dir", str(redis_dir), "--pidfile", record["pid_file"],
+         "--logfile", str(redis_dir / "redis.log"), *record["args"]],
         check=True,
     )  # fmt: skip
-    record = {"url": f"redis://127.0.0.1:{port}/0", "pid_file": str(pid_file)}
     deadline = time.monotonic() + 10
     while not redis_answers(record["url"]):
         if time.monotonic() > deadline:
             stop_throwaway_redis(record)
             raise DatastoreError(f"throwaway redis did not answer; see {redis_dir / 'redis.log'}")
-        time.sleep(0.1)
-    return record
+        time.sleep(0.05)
 
 
-def stop_throwaway_redis(record: dict[str, Any]) -> None:
+def stop_throwaway_redis(record: dict[str, Any], sig: signal.Signals = signal.SIGTERM) -> None:
+    """Stop a throwaway Redis (SIGKILL: as a crash, without saving); its directory stays."""
     try:
         pid = int(Path(record["pid_file"]).read_text())
-        os.kill(pid, signal.SIGTERM)
+        os.kill(pid, sig)
     except (OSError, ValueError):
         return
     deadline = time.monotonic() + 10
     while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
-        time.sleep(0.1)
+        time.sleep(0.05)
+    # A killed server leaves its pid file behind; the next start must not read a stale one.
+    Path(record["pid_file"]).unlink(missing_ok=True)
 
 
 def delete_redis_keys(url: str, prefix: str) -> int:
     """Delete every key under the stack's prefix; other stacks sharing the server keep theirs."""
     client = redis.Redis.from_url(url)
-    pattern = re.sub(r"([*?\[\]\\])", r"\\\1", prefix) + "*"
+    escaped = re.sub(r"([*?\[\]\\])", r"\\\1", prefix)
     deleted = 0
-    batch: list[bytes] = []
-    for key in client.scan_iter(match=pattern, count=500):
-        batch.append(key)
-        if len(batch) >= 500:
+    # The stores put their prefix in a hash tag ("{sso:}...", auth's "{sso:auth:}..."), but
+    # keys written before that, or by anyone else, start with the bare prefix.
+    for pattern in (f"{escaped}*", f"{{{escaped}*"):
+        batch: list[bytes] = []
+        for key in client.scan_iter(match=pattern, count=500):
+            batch.append(key)
+            if len(batch) >= 500:
+                deleted += client.delete(*batch)
+                batch = []
+        if batch:
             deleted += client.delete(*batch)
-            batch = []
-    if batch:
-        deleted += client.delete(*batch)
     return deleted

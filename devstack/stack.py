@@ -72,6 +72,9 @@ class Stack:
     # e.g. {"mfa": 2}: replicas behind the gateway, the first on ports[name], the others on free
     # ports. Calls between services go to the first replica (SSO_<NAME>_URL).
     replicas: dict[str, int] = field(default_factory=dict)
+    # Servers chosen by the caller (a fault test's throwaway ones), before DATABASE_URL / REDIS_URL.
+    postgres_server_url: str | None = None
+    redis_server_url: str | None = None
 
     env: dict[str, str] = field(init=False, default_factory=dict)
     database_url: str = field(init=False, default="")
@@ -177,7 +180,7 @@ class Stack:
         self._record_file.write_text(json.dumps(self._record, indent=2))
 
     def _prepare_datastores(self) -> None:
-        configured_database = os.environ.get("DATABASE_URL")
+        configured_database = self.postgres_server_url or os.environ.get("DATABASE_URL")
         if configured_database:
             server_url = configured_database
         elif datastores.local_postgres_answers():
@@ -192,7 +195,7 @@ class Stack:
         self._record["database_url"] = self.database_url
         self._save_record()
 
-        configured_redis = os.environ.get("REDIS_URL")
+        configured_redis = self.redis_server_url or os.environ.get("REDIS_URL")
         if configured_redis:
             self.redis_url = configured_redis
         elif datastores.local_redis_answers():

@@ -3,6 +3,7 @@
 import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,8 +16,11 @@ from .flows import customer_pool
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _new_test_stack(state_dir: Path, extra_env: dict[str, object]) -> Stack:
-    """A stack of its own: free ports, its own database and Redis prefix, so runs never collide."""
+def _new_test_stack(state_dir: Path, extra_env: dict[str, object], **options: Any) -> Stack:
+    """A stack of its own: free ports, its own database and Redis prefix, so runs never collide.
+
+    options go to Stack as they are: replicas, postgres_server_url, redis_server_url.
+    """
     gateway_port, *service_ports = free_ports(5)
     suffix = secrets.token_hex(4)
     return Stack(
@@ -27,6 +31,7 @@ def _new_test_stack(state_dir: Path, extra_env: dict[str, object]) -> Stack:
         database=f"sso_test_{suffix}",
         redis_prefix=f"ssotest-{suffix}:",
         extra_env={key: str(value) for key, value in extra_env.items()},
+        **options,
     )
 
 
@@ -43,11 +48,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 @pytest.fixture(scope="module")
 def make_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Stack]]:
-    """Start a stack with its own settings, e.g. make_stack(SESSION_SSO_LIFETIME_SECONDS=4)."""
+    """Start a stack with its own settings, e.g. make_stack(SESSION_SSO_LIFETIME_SECONDS=4).
+
+    stack_options go to Stack: make_stack(stack_options={"replicas": {"auth": 2}}).
+    """
     started: list[Stack] = []
 
-    def make(**extra_env: object) -> Stack:
-        new = _new_test_stack(tmp_path_factory.mktemp("stack"), extra_env)
+    def make(stack_options: dict[str, Any] | None = None, **extra_env: object) -> Stack:
+        new = _new_test_stack(tmp_path_factory.mktemp("stack"), extra_env, **(stack_options or {}))
         new.start()
         started.append(new)
         return new

@@ -254,7 +254,7 @@ def stack_without_sessions(make_stack: Callable[..., Stack]) -> Iterator[tuple[S
 
 def assert_unavailable(response: httpx.Response, username: str) -> None:
     assert response.status_code == 503, (response.status_code, response.url, response.text[:300])
-    assert "briefly unavailable" in response.text or "Temporarily unavailable" in response.text
+    assert "Sign-in is unavailable right now" in response.text or "Temporarily unavailable" in response.text
     assert username not in response.text
     assert "Traceback" not in response.text
     assert not [

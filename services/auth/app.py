@@ -9,7 +9,6 @@ from pathlib import Path
 
 import asyncpg
 import httpx
-import redis.asyncio as redis
 from fastapi import FastAPI
 
 from services.common import db
@@ -18,6 +17,7 @@ from services.common.clock import Clock, SystemClock
 from services.common.health import postgres_check, redis_check
 from services.common.keys import SigningKey, jwks
 from services.common.logging import configure_logging
+from services.common.redis_client import connect_redis
 from services.common.service_client import CallerCheck, ServiceClient
 from services.common.tokens import PeerKeys, RemoteKeys, StaticKeys, TokenIssuer, TokenVerifier
 from services.common.web import Pages
@@ -78,7 +78,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         signing_key: SigningKey = app.state.signing_key
         pool = await db.create_pool(settings.database_url, "auth")
-        redis_client = redis.from_url(settings.redis_url)
+        redis_client = connect_redis(settings)
         app.state.readiness.add_check("postgres", postgres_check(pool))
         app.state.readiness.add_check("redis", redis_check(redis_client))
         async with httpx.AsyncClient() as http:
@@ -153,6 +153,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         lifespan=lifespan,
         pages=Pages(HERE / "templates", "/auth/static", "auth"),
         static_prefix="/auth",
+        # OAuth clients call these: errors answer as JSON, whatever they accept.
+        json_paths=("/auth/token", "/auth/userinfo", "/auth/jwks", "/auth/.well-known/"),
     )
     app.include_router(router)
     app.include_router(internal)

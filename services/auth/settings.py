@@ -3,10 +3,11 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from services.common.redis_client import RedisSettings
 from services.common.settings import ServiceSettings
 
 
-class Settings(ServiceSettings):
+class Settings(ServiceSettings, RedisSettings):
     model_config = SettingsConfigDict(env_prefix="AUTH_", extra="ignore")
 
     database_url: str = "postgresql://postgres@127.0.0.1:5432/sso"
@@ -21,7 +22,6 @@ class Settings(ServiceSettings):
     # Hashes run in worker threads; more at once than this only queue for the two cores.
     hashing_concurrency: int = 4
 
-    redis_url: str = "redis://127.0.0.1:6379/0"
     redis_key_prefix: str = "sso:auth:"
 
     lockout_password_failures: int = Field(default=10, ge=1)

@@ -2,7 +2,7 @@
 
 import hashlib
 
-import redis.asyncio as redis
+from services.common.redis_client import RedisClient, key_prefix_for
 
 # Counts the attempt before the guess is checked. Returns {allowed, reason, lock_seconds}.
 BEGIN_ATTEMPT = """
@@ -50,9 +50,10 @@ def _digest(value: str) -> str:
 
 
 class ThrottleStore:
-    def __init__(self, client: redis.Redis, prefix: str) -> None:
+    def __init__(self, client: RedisClient, prefix: str) -> None:
         self.client = client
-        self.prefix = prefix
+        # One hash tag for all: BEGIN_ATTEMPT spans an account's and an address's keys.
+        self.prefix = key_prefix_for(prefix)
         self._begin = client.register_script(BEGIN_ATTEMPT)
         self._succeeded = client.register_script(SUCCEEDED)
 

@@ -5,11 +5,11 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from .errors import install_error_handlers, wants_json
+from .errors import ErrorMiddleware, install_error_handlers, responder
 from .health import Readiness, not_ready_on_sigterm
 from .input_guard import InputGuard
 from .keys import SigningKey, jwks
@@ -28,7 +28,9 @@ def build_app(
     lifespan: Lifespan,
     pages: Pages | None = None,
     static_prefix: str | None = None,
+    json_paths: tuple[str, ...] = (),
 ) -> FastAPI:
+    """json_paths: path prefixes whose errors are JSON even for a browser (auth's /auth/token)."""
     # /readyz: false until the service's lifespan has started, and again from SIGTERM on.
     # The service's lifespan adds its dependency checks: app.state.readiness.add_check(...).
     readiness = Readiness()
@@ -49,22 +51,19 @@ def build_app(
     app.state.readiness = readiness
     app.state.settings = settings
     app.state.pages = pages
+    app.state.json_paths = json_paths
     app.state.signing_key = SigningKey.from_file(settings.signing_key_file)
     service_jwks = jwks(app.state.signing_key, settings.published_key_files)
 
-    def refuse(request: Request, status: int, code: str, message: str) -> Response:
-        if pages is None or wants_json(request):
-            return JSONResponse({"error": code, "message": message}, status_code=status)
-        return pages.error_page(request, status, message)
-
+    respond = responder(pages.error_page if pages is not None else None)
+    install_error_handlers(app, respond)
     # Innermost of ours: NUL and non-UTF-8 input is refused before any route sees it, and the
     # refusal still gets the browser cookie and security headers from the middleware around it.
-    app.add_middleware(InputGuard, respond=refuse)
+    app.add_middleware(InputGuard, respond=respond)
     if pages is not None:
-        install_error_handlers(app, pages.error_page)
         app.add_middleware(BrowserMiddleware, secure_cookies=settings.peers.secure_cookies)
-    else:
-        install_error_handlers(app, lambda request, status, message: JSONResponse({"error": message}, status))
+    # Inside the metrics and the request context: the 503 or 500 is timed, and logged with its id.
+    app.add_middleware(ErrorMiddleware, respond=respond)
     app.add_middleware(MetricsMiddleware)
     # Added last, so it runs first: every log line of the request carries its id.
     app.add_middleware(RequestContextMiddleware)

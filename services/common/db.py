@@ -8,11 +8,20 @@ import asyncpg
 log = logging.getLogger(__name__)
 
 
+# A Postgres that is down answers the customer with the calm 503 page within seconds: connecting
+# and each query are bounded, never a request that hangs.
+CONNECT_TIMEOUT_SECONDS = 5.0
+COMMAND_TIMEOUT_SECONDS = 10.0
+
+
 async def create_pool(dsn: str, schema: str, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
+    """A pool that outlives a Postgres restart: a connection the server closed is replaced on acquire."""
     pool = await asyncpg.create_pool(
         dsn,
         min_size=min_size,
         max_size=max_size,
+        timeout=CONNECT_TIMEOUT_SECONDS,
+        command_timeout=COMMAND_TIMEOUT_SECONDS,
         server_settings={"search_path": schema, "application_name": f"sso-{schema}"},
     )
     assert pool is not None

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 
 import httpx
 from fastapi import FastAPI
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from services.common.app import build_app
@@ -17,6 +16,7 @@ from services.common.clock import Clock, SystemClock
 from services.common.health import redis_check
 from services.common.logging import configure_logging
 from services.common.metrics import ACTIVE_SSO_SESSIONS, dependency_failed
+from services.common.redis_client import RedisClient
 from services.common.service_client import CallerCheck
 from services.common.tokens import KeySource, PeerKeys, RemoteKeys, TokenVerifier
 
@@ -34,7 +34,7 @@ LIVE_COUNT_INTERVAL_SECONDS = 30
 
 @dataclass(frozen=True)
 class SessionServiceState:
-    redis: Redis
+    redis: RedisClient
     http: httpx.AsyncClient
     sessions: Sessions
     caller_check: CallerCheck

@@ -3,13 +3,13 @@
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from services.common.redis_client import RedisSettings
 from services.common.settings import ServiceSettings
 
 
-class Settings(ServiceSettings):
+class Settings(ServiceSettings, RedisSettings):
     model_config = SettingsConfigDict(env_prefix="SESSION_", extra="ignore")
 
-    redis_url: str = "redis://127.0.0.1:6379/0"
     key_prefix: str = "sso:"
     # Absolute: an SSO session ends this long after sign-in, however busy it has been.
     sso_lifetime_seconds: int = Field(default=43200, gt=0)

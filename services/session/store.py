@@ -1,8 +1,9 @@
 """All Redis access of the session service: SSO sessions, their portal sessions and indexes.
 
 Session ids never reach Redis: keys and links hold their SHA-256 ("ref"). Keys, under the
-prefix: sso:<ref> (hash), sid:<sid> -> <ref>, user:<user_id> (set of SSO refs),
-children:<ref> (set of portal refs), portal:<ref> (hash).
+prefix as one hash tag ("{sso:}", one Cluster slot, so every transaction below stays atomic):
+sso:<ref> (hash), sid:<sid> -> <ref>, user:<user_id> (set of SSO refs),
+children:<ref> (set of portal refs), portal:<ref> (hash), live-sso (sorted set).
 """
 
 import hashlib
@@ -10,8 +11,9 @@ import json
 import math
 from dataclasses import dataclass
 
-from redis.asyncio import Redis
 from redis.exceptions import WatchError
+
+from services.common.redis_client import RedisClient, key_prefix_for
 
 # Optimistic transactions retry when a watched key changes under them (e.g. a touch).
 MAX_ATTEMPTS = 5
@@ -67,9 +69,9 @@ class PortalRecord:
 
 
 class SessionStore:
-    def __init__(self, redis: Redis, key_prefix: str) -> None:
+    def __init__(self, redis: RedisClient, key_prefix: str) -> None:
         self.redis = redis
-        self.prefix = key_prefix
+        self.prefix = key_prefix_for(key_prefix)
         self._touch = redis.register_script(TOUCH_SCRIPT)
 
     def _sso_key(self, ref: str) -> str:

@@ -24,7 +24,8 @@ async def client() -> AsyncIterator[redis.Redis]:
 
 @pytest.fixture
 async def prefix(client: redis.Redis) -> AsyncIterator[str]:
-    value = f"throttletest-{secrets.token_hex(4)}:"
+    # In a hash tag already, as the store would make it, so the keys below are the stored ones.
+    value = f"{{throttletest-{secrets.token_hex(4)}:}}"
     yield value
     keys = [key async for key in client.scan_iter(match=f"{value}*")]
     if keys:

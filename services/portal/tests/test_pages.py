@@ -168,7 +168,7 @@ async def test_an_outage_of_the_session_service_never_shows_the_portal(
 
     assert portal.status_code == 503 and landing.status_code == 503
     assert "Welcome" not in portal.text
-    assert "briefly unavailable" in portal.text
+    assert "Sign-in is unavailable right now" in portal.text
 
 
 async def test_an_unreachable_session_service_fails_closed(

@@ -22,7 +22,8 @@ async def redis() -> AsyncIterator[Redis]:
 @pytest.fixture
 async def key_prefix(redis: Redis) -> AsyncIterator[str]:
     """A prefix of this test's own, so tests share Redis without seeing each other's keys."""
-    prefix = f"test-{secrets.token_hex(8)}:"
+    # In a hash tag already, as the store would make it, so the keys tests name are the stored ones.
+    prefix = f"{{test-{secrets.token_hex(8)}:}}"
     yield prefix
     keys = [key async for key in redis.scan_iter(match=f"{prefix}*")]
     if keys:

@@ -1,0 +1,153 @@
+"""Redis or Postgres down: calm 503s, readiness false, liveness true; back up: the next request works.
+
+The stack runs on a Redis and a Postgres of this module's own (throwaway servers on free
+loopback ports), so stopping them touches nobody else.
+"""
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from devstack import datastores
+from devstack.stack import Stack
+from services.common.clock import SystemClock
+from services.common.keys import SigningKey
+from services.common.service_client import SERVICE_TOKEN_TYPE
+from services.common.tokens import TokenIssuer
+
+from .customer import Customer
+from .faults import (
+    UNAVAILABLE,
+    assert_calm_outage_page,
+    assert_json_outage,
+    log_lines,
+    probe,
+    throwaway_postgres,
+    throwaway_redis,
+)
+from .flows import add_user, first_login, sign_in_to_code_page
+
+
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict, dict]]:  # type: ignore[type-arg]
+    state: Path = tmp_path_factory.mktemp("outage-datastores")
+    with throwaway_redis(state) as redis, throwaway_postgres(state) as postgres:
+        yield redis, postgres
+
+
+@pytest.fixture(scope="module")
+def stack(servers: tuple[dict, dict], make_stack: Callable[..., Stack]) -> Stack:  # type: ignore[type-arg]
+    redis, postgres = servers
+    return make_stack(
+        stack_options={"redis_server_url": redis["url"], "postgres_server_url": postgres["url"]}
+    )
+
+
+def internal_lookup(stack: Stack) -> httpx.Response:
+    """What auth sends the session service for a re-entry, signed with auth's own key."""
+    issuer = TokenIssuer(SigningKey.from_file(stack.secrets_dir / "auth.pem"), "auth", SystemClock())
+    token = issuer.issue("session", 60, token_type=SERVICE_TOKEN_TYPE)
+    return httpx.post(
+        f"{stack.service_url('session')}/internal/sso-sessions/lookup",
+        json={"session_id": "x" * 43},
+        headers={"authorization": f"Bearer {token}"},
+        timeout=10,
+    )
+
+
+def assert_one_logged_error(stack: Stack, service: str, request_id: str, route: str) -> None:
+    """The failed request left one JSON line (besides the access line), with its id and route."""
+    lines = [
+        line
+        for line in log_lines(stack, service)
+        if line.get("request_id") == request_id and line.get("logger") != "access"
+    ]
+    assert len(lines) == 1, lines
+    assert lines[0]["route"] == route
+    assert lines[0]["level"] in ("warning", "error")
+
+
+def test_redis_down_then_back(servers: tuple[dict, dict], stack: Stack) -> None:  # type: ignore[type-arg]
+    redis, _postgres = servers
+    signed_in_account, new_account = add_user(stack), add_user(stack)
+    signed_in, newcomer = Customer(stack.gateway_url), Customer(stack.gateway_url)
+    try:
+        assert first_login(signed_in, signed_in_account).path == "/portal/"
+        password_page = newcomer.enter_username(newcomer.start_login(), new_account.name)
+
+        datastores.stop_throwaway_redis(redis)
+        # The portal asks the session service, which asks Redis: a calm page, not a 500 or 502.
+        assert_calm_outage_page(signed_in.get("/"))
+        # Login again: auth asks the session service about the SSO cookie.
+        assert_calm_outage_page(signed_in.get("/portal/login"))
+        # The password step counts the attempt in Redis first.
+        refused = newcomer.enter_password(password_page, new_account.password)
+        assert_calm_outage_page(refused)
+        assert_one_logged_error(
+            stack, "auth", refused.response.headers["x-request-id"], "/auth/login/password"
+        )
+        assert_json_outage(internal_lookup(stack))
+        assert probe(stack, "session", "/readyz") == 503
+        assert probe(stack, "auth", "/readyz") == 503
+        assert probe(stack, "mfa", "/readyz") == 200
+        for service in ("auth", "mfa", "session", "portal"):
+            assert probe(stack, service, "/healthz") == 200
+
+        datastores.resume_redis(redis)
+        # The very next request of each customer works: no stale pooled connection shows.
+        assert signed_in.get("/").path == "/portal/"
+        assert signed_in.get("/portal/login").path == "/portal/"
+        assert newcomer.enter_password(password_page, new_account.password).path == "/mfa/"
+        assert probe(stack, "session", "/readyz") == 200
+        assert probe(stack, "auth", "/readyz") == 200
+    finally:
+        signed_in.close()
+        newcomer.close()
+
+
+def test_postgres_down_then_back(servers: tuple[dict, dict], stack: Stack) -> None:  # type: ignore[type-arg]
+    _redis, postgres = servers
+    signed_in_account, coding_account = add_user(stack), add_user(stack)
+    signed_in, coder, newcomer = (Customer(stack.gateway_url) for _ in range(3))
+    try:
+        assert first_login(signed_in, signed_in_account).path == "/portal/"
+        code_page = sign_in_to_code_page(coder, coding_account)
+
+        datastores.pause_postgres(postgres)
+        # auth reads the OIDC client from Postgres before anything else.
+        assert_calm_outage_page(newcomer.get("/portal/login"))
+        assert_calm_outage_page(signed_in.get("/portal/login"))
+        # mfa keeps the set-up in Postgres.
+        assert_calm_outage_page(coder.get("/mfa/"))
+        token = httpx.post(
+            f"{stack.gateway_url}/auth/token",
+            data={"grant_type": "authorization_code", "code": "x" * 43, "redirect_uri": "x"},
+            auth=("portal", "not-the-secret"),
+            timeout=10,
+        )
+        assert_json_outage(token)
+        assert probe(stack, "auth", "/readyz") == 503
+        assert probe(stack, "mfa", "/readyz") == 503
+        assert probe(stack, "session", "/readyz") == 200
+        for service in ("auth", "mfa", "session", "portal"):
+            assert probe(stack, service, "/healthz") == 200
+
+        datastores.resume_postgres(postgres)
+        assert signed_in.get("/portal/login").path == "/portal/"
+        assert newcomer.start_login().path == "/auth/login"
+        assert coder.get("/mfa/").status == 200
+        page = coder.get("/mfa/")
+        assert code_page.by_id("totp-secret") == page.by_id("totp-secret")
+        assert probe(stack, "auth", "/readyz") == 200
+        assert probe(stack, "mfa", "/readyz") == 200
+    finally:
+        for customer in (signed_in, coder, newcomer):
+            customer.close()
+
+
+def test_the_outage_sentence_is_the_services_own() -> None:
+    from services.common.errors import DependencyUnavailable
+
+    assert DependencyUnavailable.message == UNAVAILABLE
