@@ -19,7 +19,6 @@ from services.common.tokens import TokenIssuer
 
 from .customer import Customer
 from .faults import (
-    UNAVAILABLE,
     assert_calm_outage_page,
     assert_json_outage,
     log_lines,
@@ -145,9 +144,3 @@ def test_postgres_down_then_back(servers: tuple[dict, dict], stack: Stack) -> No
     finally:
         for customer in (signed_in, coder, newcomer):
             customer.close()
-
-
-def test_the_outage_sentence_is_the_services_own() -> None:
-    from services.common.errors import DependencyUnavailable
-
-    assert DependencyUnavailable.message == UNAVAILABLE

@@ -14,6 +14,7 @@ from authlib.integrations.httpx_client import OAuth2Client
 from authlib.jose import JsonWebKey, jwt
 
 from devstack.stack import Stack
+from services.common.redis_client import key_prefix_for
 
 from .customer import Customer
 from .external_tools import decode_qr, totp_now
@@ -215,7 +216,7 @@ def test_the_sso_session_key_lives_exactly_twelve_hours_in_redis(
     first_login(customer, account)
     # This customer's own session: the shared stack holds older ones from other tests.
     (session_id,) = [cookie.value for cookie in customer.http.cookies.jar if cookie.name == "sso"]
-    key = f"{stack.redis_prefix}sso:{hashlib.sha256(session_id.encode()).hexdigest()}"
+    key = f"{key_prefix_for(stack.redis_prefix)}sso:{hashlib.sha256(session_id.encode()).hexdigest()}"
     client = redis.Redis.from_url(stack.redis_url)
     try:
         ttl = client.ttl(key)
