@@ -17,6 +17,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ from services.common.clock import FrozenClock
 from services.common.keys import SigningKey, generate_private_pem
 from services.common.service_client import SERVICE_TOKEN_TYPE
 from services.portal.app import create_app as create_portal_app
+from services.portal.app import open_state
 from services.portal.settings import Settings as PortalSettings
 from services.portal.tests.conftest import CLIENT_SECRET, ISSUER, PUBLIC_URL, FakeAuth, FakeSessions, sign_in
 
@@ -278,9 +280,12 @@ async def portal_browser(
     settings = PortalSettings(signing_key_file=key_path, client_secret=SecretStr(CLIENT_SECRET))
     app: FastAPI = create_portal_app(
         settings,
-        clock=portal_clock,
-        transport=httpx.MockTransport(fake_auth.handle),
-        sessions=fake_sessions,
+        state_opener=partial(
+            open_state,
+            clock=portal_clock,
+            transport=httpx.MockTransport(fake_auth.handle),
+            sessions=fake_sessions,
+        ),
     )
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)

@@ -3,19 +3,17 @@
 import base64
 import binascii
 import logging
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 from urllib.parse import unquote, urlencode
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-from pydantic import BaseModel, Field
 
 from services.common.errors import BadRequest, Forbidden
 from services.common.tokens import InvalidToken
 from services.common.web import (
     STEP_COOKIE,
-    Pages,
     _,
     browser_binding,
     check_csrf,
@@ -24,12 +22,23 @@ from services.common.web import (
     set_cookie,
     user_agent,
 )
+from services.contracts.auth import (
+    ATTEMPT_BEGIN,
+    ATTEMPT_SUCCEEDED,
+    AUDIT_RECORD,
+    Acknowledged,
+    AttemptDecision,
+    AuditEntry,
+    CodeAttempt,
+)
+from services.contracts.endpoint import Endpoint
 
 from .accounts import username_key
 from .audit import Actor
 from .login_flow import Step
 from .oidc import AuthorizeError, AuthorizeRequest, TokenError
 from .sso_sessions import SsoSession
+from .state import AuthState, State
 
 log = logging.getLogger(__name__)
 
@@ -39,16 +48,6 @@ INVALID_CREDENTIALS = _("Invalid username or password.")
 router = APIRouter(prefix="/auth")
 
 
-def get_state(request: Request) -> Any:
-    return request.app.state.auth
-
-
-def get_pages(request: Request) -> Pages:
-    pages: Pages = request.app.state.pages
-    return pages
-
-
-State = Annotated[Any, Depends(get_state)]
 CsrfToken = Annotated[str, Form(max_length=128)]
 
 
@@ -56,12 +55,11 @@ def _actor(request: Request) -> Actor:
     return Actor(ip=client_ip(request), user_agent=user_agent(request))
 
 
-def _secure(state: Any) -> bool:
-    secure: bool = state.settings.peers.secure_cookies
-    return secure
+def _secure(state: AuthState) -> bool:
+    return state.settings.peers.secure_cookies
 
 
-def _redirect_with_step(state: Any, url: str, token: str) -> RedirectResponse:
+def _redirect_with_step(state: AuthState, url: str, token: str) -> RedirectResponse:
     response = RedirectResponse(url, status_code=303)
     set_cookie(
         response,
@@ -73,11 +71,11 @@ def _redirect_with_step(state: Any, url: str, token: str) -> RedirectResponse:
     return response
 
 
-async def _live_sso_session(request: Request, state: Any) -> SsoSession | None:
+async def _live_sso_session(request: Request, state: AuthState) -> SsoSession | None:
     session_id = request.cookies.get(SSO_COOKIE)
     if not session_id or len(session_id) > 128:
         return None
-    session: SsoSession | None = await state.sso_sessions.lookup(session_id)
+    session = await state.sso_sessions.lookup(session_id)
     # A session outlives nothing about its user: a disabled account's session counts for nothing.
     if session is None or await state.accounts.active_user(session.user_id) is None:
         return None
@@ -89,14 +87,12 @@ async def _live_sso_session(request: Request, state: Any) -> SsoSession | None:
 
 @router.get("/.well-known/openid-configuration")
 async def openid_configuration(state: State) -> dict[str, Any]:
-    discovery: dict[str, Any] = state.provider.discovery()
-    return discovery
+    return state.provider.discovery()
 
 
 @router.get("/jwks")
 async def public_jwks(state: State) -> dict[str, Any]:
-    keys: dict[str, Any] = state.public_jwks
-    return keys
+    return state.public_jwks
 
 
 # authorize and the login pages
@@ -127,13 +123,13 @@ async def login_page(request: Request, state: State) -> HTMLResponse:
     step = await state.flow.read(
         request.cookies.get(STEP_COOKIE), browser_binding(request), {"username", "password"}
     )
-    return _render_step(request, step)
+    return _render_step(request, state, step)
 
 
 def _render_step(
-    request: Request, step: Step, error: str | None = None, status_code: int = 200
+    request: Request, state: AuthState, step: Step, error: str | None = None, status_code: int = 200
 ) -> HTMLResponse:
-    pages = get_pages(request)
+    pages = state.pages
     restart_url = "/auth/authorize?" + AuthorizeRequest.from_claims(step.authz).query()
     if step.stage == "username":
         return pages.render(request, "username.html", status_code, error=error)
@@ -178,7 +174,7 @@ async def sign_in_password(
     user = await state.sign_in.check_password(login_name, password, _actor(request))
     if user is None:
         log.info("sign-in refused at the password step")
-        return _render_step(request, step, error=INVALID_CREDENTIALS, status_code=401)
+        return _render_step(request, state, step, error=INVALID_CREDENTIALS, status_code=401)
     await state.flow.consume(step)
     log.info("password accepted user_id=%s", user.id)
     token = state.flow.issue(
@@ -211,7 +207,7 @@ async def sign_in_complete(request: Request, state: State) -> HTMLResponse:
     )
     log.info("sign-in complete user_id=%s enrolled=%s", user.id, bool(step.claims.get("enrolled")))
     continue_url = "/auth/authorize?" + AuthorizeRequest.from_claims(step.authz).query()
-    response = get_pages(request).render(request, "continue.html", continue_url=continue_url)
+    response = state.pages.render(request, "continue.html", continue_url=continue_url)
     set_cookie(
         response,
         SSO_COOKIE,
@@ -311,7 +307,7 @@ async def logout(request: Request, state: State) -> Response:
     # Only an id_token of this very session proves the request comes from its client; a link
     # from anywhere else, or another session's token, gets a question, not a logout.
     if session is not None and (hint is None or hint.get("sid") != session.sid):
-        return get_pages(request).render(
+        return state.pages.render(
             request,
             "logout_confirm.html",
             client_id=client_id or "",
@@ -336,7 +332,7 @@ async def logout_confirmed(
 
 
 async def _post_logout_target(
-    state: Any, client_id: str | None, uri: str | None, logout_state: str | None
+    state: AuthState, client_id: str | None, uri: str | None, logout_state: str | None
 ) -> str | None:
     """The allow-listed place to send the browser after logout; never an open redirect."""
     if not uri:
@@ -350,7 +346,7 @@ async def _post_logout_target(
 
 
 async def _signed_out(
-    request: Request, state: Any, target: str | None, session: SsoSession | None
+    request: Request, state: AuthState, target: str | None, session: SsoSession | None
 ) -> Response:
     if session is not None:
         await state.sso_sessions.end(sid=session.sid)
@@ -360,63 +356,47 @@ async def _signed_out(
     response: Response = (
         RedirectResponse(target, status_code=303)
         if target
-        else get_pages(request).render(request, "signed_out.html")
+        else state.pages.render(request, "signed_out.html")
     )
     delete_cookie(response, SSO_COOKIE, secure=_secure(state), path="/auth")
     log.info("SSO session ended by logout")
     return response
 
 
-# internal: what mfa and the portal ask of auth (service token required)
+# internal: what mfa and the portal ask of auth (service token required; services.contracts.auth)
 
-internal = APIRouter(prefix="/internal")
+internal = APIRouter()
 
 
-async def calling_service(request: Request) -> str:
-    caller: str = await request.app.state.auth.callers(request)
-    return caller
+async def calling_service(request: Request, state: State) -> str:
+    return await state.callers(request)
 
 
 Caller = Annotated[str, Depends(calling_service)]
 
 
-class CodeAttempt(BaseModel):
-    kind: Literal["otp"]
-    account: str = Field(min_length=1, max_length=512)
-    ip: str = Field(min_length=1, max_length=64)
+def _only(caller: str, endpoint: Endpoint[Any, Any]) -> None:
+    if caller not in endpoint.callers:
+        raise Forbidden(detail=f"{caller} may not call {endpoint.path}")
 
 
-class AuditEntry(BaseModel):
-    event: Literal["logout"]
-    outcome: str = Field(min_length=1, max_length=32, pattern=r"^[a-z_]+$")
-    user_id: str | None = Field(default=None, max_length=64)
-    username: str | None = Field(default=None, max_length=256)
-    ip: str = Field(min_length=1, max_length=64)
-    user_agent: str = Field(default="", max_length=256)
-
-
-def _only(caller: str, allowed: set[str]) -> None:
-    if caller not in allowed:
-        raise Forbidden(detail=f"{caller} may not call this")
-
-
-@internal.post("/attempts/begin")
-async def code_attempt_begin(body: CodeAttempt, state: State, caller: Caller) -> dict[str, bool]:
-    _only(caller, {"mfa"})
+@internal.post(ATTEMPT_BEGIN.path, status_code=ATTEMPT_BEGIN.status_code)
+async def code_attempt_begin(body: CodeAttempt, state: State, caller: Caller) -> AttemptDecision:
+    _only(caller, ATTEMPT_BEGIN)
     allowed = await state.sign_in.begin_code_attempt(body.account, Actor(ip=body.ip, user_agent=""))
-    return {"allowed": allowed}
+    return AttemptDecision(allowed=allowed)
 
 
-@internal.post("/attempts/succeeded")
-async def code_attempt_succeeded(body: CodeAttempt, state: State, caller: Caller) -> dict[str, bool]:
-    _only(caller, {"mfa"})
+@internal.post(ATTEMPT_SUCCEEDED.path, status_code=ATTEMPT_SUCCEEDED.status_code)
+async def code_attempt_succeeded(body: CodeAttempt, state: State, caller: Caller) -> Acknowledged:
+    _only(caller, ATTEMPT_SUCCEEDED)
     await state.sign_in.code_accepted(body.account, Actor(ip=body.ip, user_agent=""))
-    return {}
+    return Acknowledged()
 
 
-@internal.post("/audit", status_code=201)
-async def audit_entry(body: AuditEntry, state: State, caller: Caller) -> dict[str, bool]:
-    _only(caller, {"portal"})
+@internal.post(AUDIT_RECORD.path, status_code=AUDIT_RECORD.status_code)
+async def audit_entry(body: AuditEntry, state: State, caller: Caller) -> Acknowledged:
+    _only(caller, AUDIT_RECORD)
     actor = Actor(ip=body.ip, user_agent=body.user_agent)
     await state.audit.record(body.event, body.outcome, actor, user_id=body.user_id, username=body.username)
-    return {}
+    return Acknowledged()

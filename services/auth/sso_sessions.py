@@ -1,14 +1,10 @@
-"""auth's view of SSO sessions, which the session service keeps."""
+"""auth's view of SSO sessions, which the session service keeps (services.contracts.session)."""
 
-import re
 from dataclasses import dataclass
 from uuid import UUID
 
-from services.common.service_client import ServiceClient
-
-# The shape of a session id (the session service's own rule); anything else in the cookie is no
-# session, not a question to ask: the session service would refuse it and we would answer 503.
-SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+from services.common.errors import DependencyUnavailable
+from services.contracts.session import SessionClient, SsoSessionFound
 
 
 @dataclass(frozen=True)
@@ -21,49 +17,31 @@ class SsoSession:
     expires_at: int
 
 
-def _session(body: dict) -> SsoSession:  # type: ignore[type-arg]
-    return SsoSession(
-        user_id=UUID(body["user_id"]),
-        username=body["username"],
-        sid=body["sid"],
-        amr=list(body["amr"]),
-        auth_time=int(body["auth_time"]),
-        expires_at=int(body["expires_at"]),
-    )
+def _session(found: SsoSessionFound) -> SsoSession:
+    try:
+        user_id = UUID(found.user_id)
+    except ValueError as error:
+        # auth made every SSO session with one of its user ids: anything else is not an answer.
+        raise DependencyUnavailable(detail="session service answered a user id that is no UUID") from error
+    return SsoSession(user_id, found.username, found.sid, list(found.amr), found.auth_time, found.expires_at)
 
 
 class SsoSessions:
-    def __init__(self, session_service: ServiceClient) -> None:
+    def __init__(self, session_service: SessionClient) -> None:
         self.session_service = session_service
 
     async def create(self, user_id: UUID, username: str, amr: list[str]) -> tuple[str, SsoSession]:
-        response = await self.session_service.call(
-            "/internal/sso-sessions", {"user_id": str(user_id), "username": username, "amr": amr}
-        )
-        body = response.json()
-        session = SsoSession(
-            user_id=user_id,
-            username=username,
-            sid=body["sid"],
-            amr=amr,
-            auth_time=int(body["auth_time"]),
-            expires_at=int(body["expires_at"]),
-        )
-        return body["session_id"], session
+        started = await self.session_service.start_sso(str(user_id), username, amr)
+        session = SsoSession(user_id, username, started.sid, amr, started.auth_time, started.expires_at)
+        return started.session_id, session
 
     async def lookup(self, session_id: str) -> SsoSession | None:
-        if not SESSION_ID.match(session_id):
-            return None
-        response = await self.session_service.call(
-            "/internal/sso-sessions/lookup", {"session_id": session_id}
-        )
-        return None if response.status_code == 404 else _session(response.json())
+        """None for no live session, and for a cookie that is no session id (nobody is asked)."""
+        found = await self.session_service.find_sso(session_id)
+        return None if found is None else _session(found)
 
     async def end(self, *, session_id: str | None = None, sid: str | None = None) -> None:
-        if not SESSION_ID.match(session_id or sid or ""):
-            return
-        payload = {"session_id": session_id} if session_id else {"sid": sid}
-        await self.session_service.call("/internal/sso-sessions/end", payload)
+        await self.session_service.end_sso(session_id=session_id, sid=sid)
 
     async def revoke_user(self, user_id: UUID) -> None:
-        await self.session_service.call("/internal/users/revoke", {"user_id": str(user_id)})
+        await self.session_service.revoke_user(str(user_id))

@@ -1,16 +1,16 @@
 """The frame every service's create_app() builds on, so all four have the same shape."""
 
 import inspect
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from .errors import ErrorMiddleware, install_error_handlers, responder
-from .health import Readiness, not_ready_on_sigterm
+from .health import Check, Readiness, not_ready_on_sigterm
 from .input_guard import InputGuard
 from .keys import SigningKey, jwks
 from .logging import RequestContextMiddleware
@@ -19,6 +19,42 @@ from .settings import ServiceSettings
 from .web import COMMON_DIR, BrowserMiddleware, Pages
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+
+
+class ServiceState(Protocol):
+    """What a service's lifespan makes once per process (its state.py) and its routes depend on."""
+
+    @property
+    def readiness_checks(self) -> Mapping[str, Check]: ...
+
+
+StateT = TypeVar("StateT", bound=ServiceState)
+
+
+def serving(open_state: Callable[[SigningKey], AbstractAsyncContextManager[ServiceState]]) -> Lifespan:
+    """The lifespan that keeps the service's state open, and /readyz asking its dependencies."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with open_state(app.state.signing_key) as state:
+            app.state.service = state
+            for dependency, check in state.readiness_checks.items():
+                app.state.readiness.add_check(dependency, check)
+            yield
+
+    return lifespan
+
+
+def state_dependency(kind: type[StateT]) -> Callable[[Request], Coroutine[Any, Any, StateT]]:
+    """An async FastAPI dependency giving the routes their service's state, typed."""
+
+    async def current_state(request: Request) -> StateT:
+        state = request.app.state.service
+        if not isinstance(state, kind):
+            raise TypeError(f"the app's state is a {type(state).__name__}, not a {kind.__name__}")
+        return state
+
+    return current_state
 
 
 def build_app(

@@ -8,7 +8,7 @@ import httpx
 from fastapi import FastAPI
 
 from services.common import db
-from services.common.app import build_app
+from services.common.app import build_app, serving
 from services.common.clock import SystemClock
 from services.common.health import postgres_check
 from services.common.keys import SigningKey
@@ -16,6 +16,7 @@ from services.common.logging import configure_logging
 from services.common.service_client import ServiceClient
 from services.common.tokens import PeerKeys, RemoteKeys, TokenIssuer, TokenVerifier
 from services.common.web import Pages
+from services.contracts.auth import AuthInternalClient
 
 from .audit import AuditTrail
 from .enrollment import Enrollment
@@ -48,8 +49,8 @@ async def open_state(settings: Settings, pages: Pages, signing_key: SigningKey) 
                 algorithms=("ES256",),
                 clock=clock,
             )
-            auth = ServiceClient(
-                http, TokenIssuer(signing_key, "mfa", clock), settings.peers.auth_url, "auth"
+            auth = AuthInternalClient(
+                ServiceClient(http, TokenIssuer(signing_key, "mfa", clock), settings.peers.auth_url, "auth")
             )
             yield MfaState(
                 settings=settings,
@@ -88,14 +89,12 @@ def create_app(settings: Settings | None = None, *, state_opener: StateOpener = 
     settings.encryption_key_bytes()
     pages = Pages(TEMPLATES_DIR, "/mfa/static", "mfa")
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with state_opener(settings, pages, app.state.signing_key) as state:
-            app.state.mfa = state
-            for dependency, check in state.readiness_checks.items():
-                app.state.readiness.add_check(dependency, check)
-            yield
-
-    app = build_app(name="mfa", settings=settings, lifespan=lifespan, pages=pages, static_prefix="/mfa")
+    app = build_app(
+        name="mfa",
+        settings=settings,
+        lifespan=serving(lambda signing_key: state_opener(settings, pages, signing_key)),
+        pages=pages,
+        static_prefix="/mfa",
+    )
     app.include_router(router)
     return app

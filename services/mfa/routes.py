@@ -2,7 +2,7 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from services.common.errors import Forbidden
@@ -22,7 +22,7 @@ from .audit import SIGN_IN_OTP, Origin
 from .enrollment import ClockSkew, Outcome, PendingSetup
 from .login_step import OtpStep, StepReplayed
 from .qr import qr_data_uri
-from .state import MfaState
+from .state import MfaState, State
 
 router = APIRouter(prefix="/mfa")
 
@@ -54,12 +54,6 @@ def clock_skew_hint(skew: ClockSkew) -> str:
     return template % {"n": skew.minutes}
 
 
-def get_state(request: Request) -> MfaState:
-    state: MfaState = request.app.state.mfa
-    return state
-
-
-State = Annotated[MfaState, Depends(get_state)]
 # Generous limits: a calm 400 for junk, while "123 456" still reaches the check.
 CodeField = Annotated[str, Form(max_length=32)]
 CsrfField = Annotated[str, Form(max_length=128)]

@@ -1,5 +1,11 @@
-from dataclasses import dataclass, field
+"""What mfa's routes need, typed, and the dependency that hands it to them."""
 
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from fastapi import Depends
+
+from services.common.app import state_dependency
 from services.common.health import Check
 from services.common.web import Pages
 
@@ -20,3 +26,6 @@ class MfaState:
     audit: AuditTrail
     # What /readyz asks (services.common.health): the Postgres pool, on a real store.
     readiness_checks: dict[str, Check] = field(default_factory=dict)
+
+
+State = Annotated[MfaState, Depends(state_dependency(MfaState))]

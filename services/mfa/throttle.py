@@ -8,7 +8,7 @@ import logging
 from typing import Protocol
 
 from services.common.errors import DependencyUnavailable
-from services.common.service_client import ServiceClient
+from services.contracts.auth import AuthInternalClient
 
 log = logging.getLogger(__name__)
 
@@ -20,33 +20,22 @@ class SignInThrottle(Protocol):
 
 
 class AuthThrottle:
-    """auth's /internal/attempts API, over a service client (iss mfa, aud auth)."""
+    """auth's /internal/attempts API (iss mfa, aud auth)."""
 
-    def __init__(self, client: ServiceClient) -> None:
-        self.client = client
+    def __init__(self, auth: AuthInternalClient) -> None:
+        self.auth = auth
 
     async def begin(self, account: str, ip: str) -> bool:
-        """Counts the attempt; True only if auth plainly says the code may be checked."""
-        response = await self.client.call("/internal/attempts/begin", _body(account, ip))
-        if response.status_code != 200:
-            # A 404 is a missing endpoint, not an answer: never check a code without one.
-            raise DependencyUnavailable(detail=f"attempts/begin answered {response.status_code}")
-        try:
-            allowed = response.json().get("allowed")
-        except (ValueError, AttributeError) as error:
-            raise DependencyUnavailable(detail="attempts/begin answered no JSON object") from error
-        return allowed is True
+        """Counts the attempt; True only if auth plainly says the code may be checked.
+
+        Without an answer in the contract (a 404 is a missing endpoint), no code is checked:
+        DependencyUnavailable.
+        """
+        return await self.auth.begin_attempt(account, ip)
 
     async def succeeded(self, account: str, ip: str) -> None:
         """Tells auth the code was right. The sign-in goes on even if auth cannot be told."""
         try:
-            response = await self.client.call("/internal/attempts/succeeded", _body(account, ip))
+            await self.auth.attempt_succeeded(account, ip)
         except DependencyUnavailable:
             log.error("could not tell auth of a right code; the failure counts stay")
-            return
-        if response.status_code != 200:
-            log.error("attempts/succeeded answered %s; the failure counts stay", response.status_code)
-
-
-def _body(account: str, ip: str) -> dict[str, str]:
-    return {"kind": "otp", "account": account, "ip": ip}

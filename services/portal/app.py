@@ -1,65 +1,57 @@
 """The customer portal: an OIDC client of auth that keeps its sessions in the session service."""
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 
 import httpx
 from fastapi import FastAPI
 
-from services.common.app import build_app
+from services.common.app import build_app, serving
 from services.common.clock import Clock, SystemClock
-from services.common.keys import jwks
+from services.common.keys import SigningKey, jwks
 from services.common.logging import configure_logging
 from services.common.service_client import ServiceClient
 from services.common.tokens import RemoteKeys, StaticKeys, TokenIssuer, TokenVerifier
 from services.common.web import Pages
+from services.contracts.auth import AuthInternalClient
+from services.contracts.session import SessionClient
 
 from .audit import LogoutAudit
 from .oidc_login import LOGIN_TRANSACTION_AUDIENCE, OidcLogin, TokenEndpoint
 from .routes import router
 from .settings import Settings
+from .state import PortalState
 from .store import PortalSessions, SessionServicePortalSessions
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 
 
-@dataclass(frozen=True)
-class PortalServiceState:
-    http: httpx.AsyncClient
-    pages: Pages
-    oidc: OidcLogin
-    sessions: PortalSessions
-    logout_audit: LogoutAudit
-    clock: Clock
-    secure_cookies: bool
+StateOpener = Callable[[Settings, Pages, SigningKey], AbstractAsyncContextManager[PortalState]]
 
 
-def create_app(
-    settings: Settings | None = None,
+@asynccontextmanager
+async def open_state(
+    settings: Settings,
+    pages: Pages,
+    signing_key: SigningKey,
     *,
     clock: Clock | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
     sessions: PortalSessions | None = None,
-) -> FastAPI:
-    """transport and sessions replace auth and the session service (tests); clock freezes time."""
-    settings = settings or Settings()  # type: ignore[call-arg]
+) -> AsyncIterator[PortalState]:
+    """The HTTP client to auth and the session service for the life of the process.
+
+    transport and sessions replace auth and the session service, clock freezes time
+    (tests: functools.partial).
+    """
     clock = clock or SystemClock()
-    configure_logging("portal", settings.log_level)
-    # Read now, so a missing or placeholder secret stops the start, not the first sign-in.
     client_secret = settings.read_client_secret()
-    pages = Pages(TEMPLATES_DIR, "/portal/static", "portal")
     peers = settings.peers
     issuer_url = settings.oidc_issuer
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        http = httpx.AsyncClient(transport=transport)
-        signer = TokenIssuer(app.state.signing_key, "portal", clock)
-        own_keys = StaticKeys(jwks(app.state.signing_key))
-        app.state.portal = PortalServiceState(
-            http=http,
+    signer = TokenIssuer(signing_key, "portal", clock)
+    async with httpx.AsyncClient(transport=transport) as http:
+        yield PortalState(
             pages=pages,
             oidc=OidcLogin(
                 client_id=settings.client_id,
@@ -79,24 +71,36 @@ def create_app(
                 ),
                 transaction_issuer=signer,
                 transaction_verifier=TokenVerifier(
-                    own_keys,
+                    StaticKeys(jwks(signing_key)),
                     issuers={"portal"},
                     audience=LOGIN_TRANSACTION_AUDIENCE,
-                    algorithms=(app.state.signing_key.algorithm,),
+                    algorithms=(signing_key.algorithm,),
                     clock=clock,
                 ),
             ),
             sessions=sessions
-            or SessionServicePortalSessions(ServiceClient(http, signer, peers.session_url, "session")),
-            logout_audit=LogoutAudit(ServiceClient(http, signer, peers.auth_url, "auth")),
+            or SessionServicePortalSessions(
+                SessionClient(ServiceClient(http, signer, peers.session_url, "session"))
+            ),
+            logout_audit=LogoutAudit(AuthInternalClient(ServiceClient(http, signer, peers.auth_url, "auth"))),
             clock=clock,
             secure_cookies=peers.secure_cookies,
         )
-        try:
-            yield
-        finally:
-            await http.aclose()
 
-    app = build_app(name="portal", settings=settings, lifespan=lifespan, pages=pages, static_prefix="/portal")
+
+def create_app(settings: Settings | None = None, *, state_opener: StateOpener = open_state) -> FastAPI:
+    """state_opener is the seam for tests (the same in all four services)."""
+    settings = settings or Settings()  # type: ignore[call-arg]
+    configure_logging("portal", settings.log_level)
+    # Read now, so a missing or placeholder secret stops the start, not the first sign-in.
+    settings.read_client_secret()
+    pages = Pages(TEMPLATES_DIR, "/portal/static", "portal")
+    app = build_app(
+        name="portal",
+        settings=settings,
+        lifespan=serving(lambda signing_key: state_opener(settings, pages, signing_key)),
+        pages=pages,
+        static_prefix="/portal",
+    )
     app.include_router(router)
     return app

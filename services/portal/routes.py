@@ -1,6 +1,6 @@
 """The portal's pages: landing, sign-in round trip through auth, the portal, and sign-out."""
 
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 from fastapi import APIRouter, Cookie, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
@@ -8,10 +8,8 @@ from fastapi.responses import RedirectResponse, Response
 from services.common.web import check_csrf, delete_cookie, set_cookie
 
 from .oidc_login import LoginFailed
+from .state import PortalState, State
 from .store import PortalSession
-
-if TYPE_CHECKING:
-    from .app import PortalServiceState
 
 LOGIN_COOKIE = "portal_login"
 LOGIN_COOKIE_PATH = "/portal"
@@ -20,17 +18,12 @@ SESSION_COOKIE = "portal_session"
 router = APIRouter()
 
 
-def service_state(request: Request) -> "PortalServiceState":
-    state: PortalServiceState = request.app.state.portal
-    return state
-
-
 SessionCookie = Annotated[str | None, Cookie(alias=SESSION_COOKIE)]
 LoginCookie = Annotated[str | None, Cookie(alias=LOGIN_COOKIE)]
 CsrfToken = Annotated[str | None, Form()]
 
 
-async def live_session(state: "PortalServiceState", session_id: str | None) -> PortalSession | None:
+async def live_session(state: PortalState, session_id: str | None) -> PortalSession | None:
     return None if session_id is None else await state.sessions.find(session_id)
 
 
@@ -38,22 +31,20 @@ def redirect(url: str, status_code: int = 303) -> RedirectResponse:
     return RedirectResponse(url, status_code=status_code)
 
 
-def forget_session(state: "PortalServiceState", response: Response) -> Response:
+def forget_session(state: PortalState, response: Response) -> Response:
     delete_cookie(response, SESSION_COOKIE, secure=state.secure_cookies)
     return response
 
 
 @router.get("/")
-async def landing(request: Request, session_id: SessionCookie = None) -> Response:
-    state = service_state(request)
+async def landing(request: Request, state: State, session_id: SessionCookie = None) -> Response:
     if await live_session(state, session_id) is not None:
         return redirect("/portal/")
     return state.pages.render(request, "landing.html")
 
 
 @router.get("/portal/login")
-async def login_start(request: Request) -> Response:
-    state = service_state(request)
+async def login_start(state: State) -> Response:
     authorize_url, sealed = state.oidc.begin()
     response = redirect(authorize_url, 302)
     set_cookie(
@@ -65,13 +56,13 @@ async def login_start(request: Request) -> Response:
 @router.get("/portal/callback")
 async def login_callback(
     request: Request,
+    state: State,
     code: Annotated[str | None, Query(max_length=2048)] = None,
     login_state: Annotated[str | None, Query(alias="state", max_length=512)] = None,
     error: Annotated[str | None, Query(max_length=256)] = None,
     sealed: LoginCookie = None,
     session_id: SessionCookie = None,
 ) -> Response:
-    state = service_state(request)
     # Back or reload after signing in: the transaction is spent, the session is live.
     if sealed is None and await live_session(state, session_id) is not None:
         return redirect("/portal/")
@@ -97,8 +88,7 @@ async def login_callback(
 
 
 @router.get("/portal/")
-async def portal_home(request: Request, session_id: SessionCookie = None) -> Response:
-    state = service_state(request)
+async def portal_home(request: Request, state: State, session_id: SessionCookie = None) -> Response:
     session = await live_session(state, session_id)
     if session is None:
         response = redirect("/")
@@ -107,7 +97,7 @@ async def portal_home(request: Request, session_id: SessionCookie = None) -> Res
 
 
 async def end_portal_session(
-    request: Request, state: "PortalServiceState", csrf_token: str | None, session_id: str | None
+    request: Request, state: PortalState, csrf_token: str | None, session_id: str | None
 ) -> PortalSession | None:
     """What both log-out buttons do first: end the portal session and audit it; returns what it was."""
     check_csrf(request, csrf_token)
@@ -120,18 +110,16 @@ async def end_portal_session(
 
 @router.post("/portal/logout")
 async def logout(
-    request: Request, csrf_token: CsrfToken = None, session_id: SessionCookie = None
+    request: Request, state: State, csrf_token: CsrfToken = None, session_id: SessionCookie = None
 ) -> Response:
-    state = service_state(request)
     await end_portal_session(request, state, csrf_token, session_id)
     return forget_session(state, redirect("/"))
 
 
 @router.post("/portal/logout-everywhere")
 async def logout_everywhere(
-    request: Request, csrf_token: CsrfToken = None, session_id: SessionCookie = None
+    request: Request, state: State, csrf_token: CsrfToken = None, session_id: SessionCookie = None
 ) -> Response:
-    state = service_state(request)
     session = await end_portal_session(request, state, csrf_token, session_id)
     id_token = session.id_token if session is not None else None
     return forget_session(state, redirect(state.oidc.logout_url(id_token)))

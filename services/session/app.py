@@ -3,20 +3,19 @@
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import httpx
 from fastapi import FastAPI
 from redis.exceptions import RedisError
 
-from services.common.app import build_app
+from services.common.app import build_app, serving
 from services.common.clock import Clock, SystemClock
 from services.common.health import redis_check
+from services.common.keys import SigningKey
 from services.common.logging import configure_logging
 from services.common.metrics import ACTIVE_SSO_SESSIONS, dependency_failed
-from services.common.redis_client import RedisClient
 from services.common.service_client import CallerCheck
 from services.common.tokens import KeySource, PeerKeys, RemoteKeys, TokenVerifier
 
@@ -24,6 +23,7 @@ from .admin import open_redis
 from .routes import router
 from .sessions import Sessions
 from .settings import Settings
+from .state import SessionState
 from .store import SessionStore
 
 log = logging.getLogger(__name__)
@@ -32,42 +32,37 @@ CALLERS = ("auth", "mfa", "portal")
 LIVE_COUNT_INTERVAL_SECONDS = 30
 
 
-@dataclass(frozen=True)
-class SessionServiceState:
-    redis: RedisClient
-    http: httpx.AsyncClient
-    sessions: Sessions
-    caller_check: CallerCheck
+StateOpener = Callable[[Settings, SigningKey], AbstractAsyncContextManager[SessionState]]
 
 
-def create_app(
-    settings: Settings | None = None,
+@asynccontextmanager
+async def open_state(
+    settings: Settings,
+    signing_key: SigningKey,
     *,
     clock: Clock | None = None,
     peer_keys: KeySource | None = None,
-) -> FastAPI:
-    """peer_keys replaces the callers' published JWKS (tests); clock freezes time (tests)."""
-    settings = settings or Settings()  # type: ignore[call-arg]
-    clock = clock or SystemClock()
-    configure_logging("session", settings.log_level)
+) -> AsyncIterator[SessionState]:
+    """Redis and the callers' keys for the life of the process, and the live-session gauge.
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        redis = await open_redis(settings)
-        app.state.readiness.add_check("redis", redis_check(redis))
-        http = httpx.AsyncClient()
-        peers = settings.peers
-        keys = peer_keys or PeerKeys(
-            {
-                "auth": RemoteKeys(http, f"{peers.auth_url}/internal/jwks", clock),
-                "mfa": RemoteKeys(http, f"{peers.mfa_url}/internal/jwks", clock),
-                "portal": RemoteKeys(http, f"{peers.portal_url}/internal/jwks", clock),
-            }
-        )
-        store = SessionStore(redis, settings.key_prefix)
-        app.state.session = SessionServiceState(
-            redis=redis,
-            http=http,
+    peer_keys replaces the callers' published JWKS and clock freezes time (tests: functools.partial).
+    """
+    clock = clock or SystemClock()
+    redis = await open_redis(settings)
+    http = httpx.AsyncClient()
+    peers = settings.peers
+    keys = peer_keys or PeerKeys(
+        {
+            "auth": RemoteKeys(http, f"{peers.auth_url}/internal/jwks", clock),
+            "mfa": RemoteKeys(http, f"{peers.mfa_url}/internal/jwks", clock),
+            "portal": RemoteKeys(http, f"{peers.portal_url}/internal/jwks", clock),
+        }
+    )
+    store = SessionStore(redis, settings.key_prefix)
+    stop_counting = asyncio.Event()
+    counting = asyncio.create_task(_count_live_sessions(store, clock, stop_counting))
+    try:
+        yield SessionState(
             sessions=Sessions(
                 store,
                 clock,
@@ -78,19 +73,25 @@ def create_app(
             caller_check=CallerCheck(
                 TokenVerifier(keys, issuers=set(CALLERS), audience="session", clock=clock)
             ),
+            readiness_checks={"redis": redis_check(redis)},
         )
-        stop_counting = asyncio.Event()
-        counting = asyncio.create_task(_count_live_sessions(store, clock, stop_counting))
-        try:
-            yield
-        finally:
-            stop_counting.set()
-            counting.cancel()
-            await asyncio.wait({counting}, timeout=2)
-            await http.aclose()
-            await redis.aclose()
+    finally:
+        stop_counting.set()
+        counting.cancel()
+        await asyncio.wait({counting}, timeout=2)
+        await http.aclose()
+        await redis.aclose()
 
-    app = build_app(name="session", settings=settings, lifespan=lifespan)
+
+def create_app(settings: Settings | None = None, *, state_opener: StateOpener = open_state) -> FastAPI:
+    """state_opener is the seam for tests (the same in all four services)."""
+    settings = settings or Settings()  # type: ignore[call-arg]
+    configure_logging("session", settings.log_level)
+    app = build_app(
+        name="session",
+        settings=settings,
+        lifespan=serving(lambda signing_key: state_opener(settings, signing_key)),
+    )
     app.include_router(router)
     return app
 

@@ -12,6 +12,7 @@ from services.common.errors import DependencyUnavailable
 from services.common.keys import SigningKey, generate_private_pem
 from services.common.service_client import ServiceClient
 from services.common.tokens import TokenIssuer
+from services.contracts.auth import AuthInternalClient
 from services.mfa.throttle import AuthThrottle
 
 KEY = SigningKey.from_pem(generate_private_pem("ec"))
@@ -24,7 +25,9 @@ def throttle_answering(status: int, body: Any, seen: list[httpx.Request]) -> Aut
         return httpx.Response(status, json=body)
 
     http = httpx.AsyncClient(transport=httpx.MockTransport(answer))
-    return AuthThrottle(ServiceClient(http, TokenIssuer(KEY, "mfa", clock), "http://auth.test/", "auth"))
+    return AuthThrottle(
+        AuthInternalClient(ServiceClient(http, TokenIssuer(KEY, "mfa", clock), "http://auth.test/", "auth"))
+    )
 
 
 async def test_begin_asks_auth_with_a_service_token() -> None:
@@ -44,9 +47,15 @@ async def test_begin_asks_auth_with_a_service_token() -> None:
     assert claims["iss"] == "mfa"
 
 
-@pytest.mark.parametrize("body", [{"allowed": False}, {"allowed": "yes"}, {"allowed": 1}, {}])
+async def test_begin_says_no_when_auth_says_no() -> None:
+    assert await throttle_answering(200, {"allowed": False}, []).begin("alice", "ip") is False
+
+
+@pytest.mark.parametrize("body", [{"allowed": "yes"}, {"allowed": 1}, {"allowed": None}, {}])
 async def test_begin_allows_only_a_plain_true(body: Any) -> None:
-    assert await throttle_answering(200, body, []).begin("alice", "ip") is False
+    # Anything but a JSON true or false is outside the contract: no code is checked (a calm 503).
+    with pytest.raises(DependencyUnavailable):
+        await throttle_answering(200, body, []).begin("alice", "ip")
 
 
 @pytest.mark.parametrize("status", [404, 401, 500])

@@ -4,6 +4,7 @@ import json
 import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -17,7 +18,7 @@ from services.common.clock import FrozenClock, random_token
 from services.common.errors import DependencyUnavailable
 from services.common.keys import SigningKey, generate_private_pem, jwks
 from services.common.tokens import TokenIssuer
-from services.portal.app import create_app
+from services.portal.app import create_app, open_state
 from services.portal.oidc_login import SignedIn
 from services.portal.settings import Settings
 from services.portal.store import NewPortalSession, PortalSession
@@ -158,9 +159,9 @@ async def app(
 ) -> AsyncIterator[FastAPI]:
     application = create_app(
         settings,
-        clock=clock,
-        transport=httpx.MockTransport(fake_auth.handle),
-        sessions=fake_sessions,
+        state_opener=partial(
+            open_state, clock=clock, transport=httpx.MockTransport(fake_auth.handle), sessions=fake_sessions
+        ),
     )
     async with application.router.lifespan_context(application):
         yield application

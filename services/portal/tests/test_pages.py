@@ -1,5 +1,6 @@
 """The landing page, the portal and the two ways out, as a browser sees them."""
 
+from functools import partial
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -8,7 +9,7 @@ from fastapi import FastAPI
 from httpx import AsyncClient
 
 from services.common.clock import FrozenClock
-from services.portal.app import create_app
+from services.portal.app import create_app, open_state
 from services.portal.settings import Settings
 
 from .conftest import (
@@ -179,7 +180,9 @@ async def test_an_unreachable_session_service_fails_closed(
             raise httpx.ConnectError("refused", request=request)
         return fake_auth.handle(request)
 
-    app: FastAPI = create_app(settings, clock=clock, transport=httpx.MockTransport(network))
+    app: FastAPI = create_app(
+        settings, state_opener=partial(open_state, clock=clock, transport=httpx.MockTransport(network))
+    )
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with AsyncClient(transport=transport, base_url=PUBLIC_URL) as browser:

@@ -12,6 +12,7 @@ from services.common.errors import DependencyUnavailable
 from services.common.keys import SigningKey, generate_private_pem, jwks
 from services.common.service_client import ServiceClient
 from services.common.tokens import StaticKeys, TokenIssuer, TokenVerifier
+from services.contracts.session import SessionClient
 from services.portal.oidc_login import LoginFailed, SignedIn, TokenEndpoint
 from services.portal.store import SessionServicePortalSessions
 
@@ -31,7 +32,7 @@ class Recorder:
 def store_with(recorder: Recorder, key: SigningKey, clock: FrozenClock) -> SessionServicePortalSessions:
     http = httpx.AsyncClient(transport=httpx.MockTransport(recorder))
     return SessionServicePortalSessions(
-        ServiceClient(http, TokenIssuer(key, "portal", clock), SESSION_URL, "session")
+        SessionClient(ServiceClient(http, TokenIssuer(key, "portal", clock), SESSION_URL, "session"))
     )
 
 

@@ -1,6 +1,7 @@
 """The internal API as peers see it: service tokens, allow lists, input limits, real Redis."""
 
 from collections.abc import AsyncIterator, Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ from services.common.clock import FrozenClock
 from services.common.keys import SigningKey, generate_private_pem, jwks
 from services.common.service_client import SERVICE_TOKEN_TYPE
 from services.common.tokens import PeerKeys, StaticKeys, TokenIssuer
-from services.session.app import create_app
+from services.session.app import create_app, open_state
 from services.session.settings import Settings
 
 from .conftest import REDIS_URL, TWELVE_HOURS
@@ -36,8 +37,11 @@ async def app(
     settings = Settings(signing_key_file=key_file, redis_url=REDIS_URL, key_prefix=key_prefix)
     application = create_app(
         settings,
-        clock=clock,
-        peer_keys=PeerKeys({name: StaticKeys(jwks(key)) for name, key in peer_keys.items()}),
+        state_opener=partial(
+            open_state,
+            clock=clock,
+            peer_keys=PeerKeys({name: StaticKeys(jwks(key)) for name, key in peer_keys.items()}),
+        ),
     )
     async with application.router.lifespan_context(application):
         yield application

@@ -1,0 +1,72 @@
+"""auth's internal API: sign-in throttling for mfa, the audit trail for the portal.
+
+docs/architecture.md, "Sign-in throttling" and "Audit".
+"""
+
+from typing import Annotated, Literal
+
+from pydantic import Field, StrictBool, StringConstraints
+
+from .endpoint import Contract, ContractClient, Endpoint
+
+Ip = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+class CodeAttempt(Contract):
+    kind: Literal["otp"]
+    account: str = Field(min_length=1, max_length=512)  # the username key
+    ip: Ip
+
+
+class AttemptDecision(Contract):
+    # Only a plain true lets a code be checked: "yes" or 1 is an answer outside the contract.
+    allowed: StrictBool
+
+
+class Acknowledged(Contract):
+    """An empty answer: `{}`."""
+
+
+class AuditEntry(Contract):
+    event: Literal["logout"]
+    outcome: str = Field(min_length=1, max_length=32, pattern=r"^[a-z_]+$")
+    user_id: str | None = Field(default=None, max_length=64)
+    username: str | None = Field(default=None, max_length=256)
+    ip: Ip
+    user_agent: str = Field(default="", max_length=256)
+
+
+CALLEE = "auth"
+
+ATTEMPT_BEGIN = Endpoint(CALLEE, "/internal/attempts/begin", frozenset({"mfa"}), CodeAttempt, AttemptDecision)
+ATTEMPT_SUCCEEDED = Endpoint(
+    CALLEE, "/internal/attempts/succeeded", frozenset({"mfa"}), CodeAttempt, Acknowledged
+)
+AUDIT_RECORD = Endpoint(CALLEE, "/internal/audit", frozenset({"portal"}), AuditEntry, Acknowledged, 201)
+
+
+class AuthInternalClient(ContractClient):
+    """auth's /internal/ API, as mfa and the portal call it."""
+
+    async def begin_attempt(self, account: str, ip: str) -> bool:
+        """Counts the attempt; True only if auth plainly says the code may be checked."""
+        decision = await self.expect(ATTEMPT_BEGIN, lambda: CodeAttempt(kind="otp", account=account, ip=ip))
+        return decision.allowed
+
+    async def attempt_succeeded(self, account: str, ip: str) -> None:
+        await self.expect(ATTEMPT_SUCCEEDED, lambda: CodeAttempt(kind="otp", account=account, ip=ip))
+
+    async def record_logout(
+        self, outcome: str, *, user_id: str | None, username: str | None, ip: str, user_agent: str
+    ) -> None:
+        await self.expect(
+            AUDIT_RECORD,
+            lambda: AuditEntry(
+                event="logout",
+                outcome=outcome,
+                user_id=user_id,
+                username=username,
+                ip=ip,
+                user_agent=user_agent,
+            ),
+        )

@@ -1,0 +1,160 @@
+"""The typed clients: what they send, and how an answer outside the contract is met (a calm 503)."""
+
+import json
+import logging
+from typing import Any
+from uuid import uuid4
+
+import httpx
+import pytest
+
+from services.auth.sso_sessions import SsoSessions
+from services.common.clock import FrozenClock
+from services.common.errors import DependencyUnavailable
+from services.common.keys import SigningKey, generate_private_pem
+from services.common.service_client import ServiceClient
+from services.common.tokens import TokenIssuer
+from services.contracts.auth import AuthInternalClient
+from services.contracts.session import SessionClient, is_session_id
+
+KEY = SigningKey.from_pem(generate_private_pem("ec"))
+SESSION_ID = "S" * 43
+
+
+class Callee:
+    """Answers every call with one status and body, and keeps what it was sent."""
+
+    def __init__(self, status: int, body: Any) -> None:
+        self.status, self.body = status, body
+        self.requests: list[httpx.Request] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        if isinstance(self.body, bytes):
+            return httpx.Response(self.status, content=self.body)
+        return httpx.Response(self.status, json=self.body)
+
+    def sent(self) -> list[tuple[str, Any]]:
+        return [(request.url.path, json.loads(request.content)) for request in self.requests]
+
+
+def service_client(callee: Callee, caller: str, audience: str) -> ServiceClient:
+    http = httpx.AsyncClient(transport=httpx.MockTransport(callee))
+    return ServiceClient(http, TokenIssuer(KEY, caller, FrozenClock()), f"http://{audience}.test", audience)
+
+
+def session_client(callee: Callee) -> SessionClient:
+    return SessionClient(service_client(callee, "auth", "session"))
+
+
+def found_sso(**overrides: Any) -> dict[str, Any]:
+    body = {
+        "user_id": str(uuid4()),
+        "username": "alice",
+        "sid": "P" * 43,
+        "amr": ["pwd", "otp"],
+        "auth_time": 1_700_000_000,
+        "expires_at": 1_700_043_200,
+    }
+    return {name: value for name, value in {**body, **overrides}.items() if value is not None}
+
+
+async def test_a_lookup_answer_in_the_contract_is_a_session() -> None:
+    body = found_sso()
+    callee = Callee(200, body)
+    session = await SsoSessions(session_client(callee)).lookup(SESSION_ID)
+    assert session is not None
+    assert (str(session.user_id), session.username, session.sid) == (body["user_id"], "alice", "P" * 43)
+    assert callee.sent() == [("/internal/sso-sessions/lookup", {"session_id": SESSION_ID})]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        found_sso(username=None),  # a missing key: a 500 in auth before the contracts
+        found_sso(expires_at="soon"),
+        found_sso(sid="not a session id"),
+        found_sso(user_id="not-a-uuid"),
+        ["not", "an", "object"],
+        b"<html>proxy error</html>",
+    ],
+)
+async def test_a_lookup_answer_outside_the_contract_is_a_calm_503(
+    body: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.ERROR), pytest.raises(DependencyUnavailable) as refused:
+        await SsoSessions(session_client(Callee(200, body))).lookup(SESSION_ID)
+    assert refused.value.status_code == 503
+    assert "briefly unavailable" in refused.value.message
+    # The log names where the shape was wrong, never a value (a session id, a token).
+    assert SESSION_ID not in caplog.text and "P" * 43 not in caplog.text
+
+
+async def test_a_404_is_no_session_and_a_malformed_cookie_asks_nobody() -> None:
+    callee = Callee(404, {"error": "not_found"})
+    sessions = SsoSessions(session_client(callee))
+    assert await sessions.lookup(SESSION_ID) is None
+    assert callee.requests, "the session service was asked"
+    callee.requests.clear()
+    for cookie in ("", "x" * 129, "a b", "ünïcode", "abc\n"):
+        assert await sessions.lookup(cookie) is None
+        await sessions.end(session_id=cookie)
+    assert callee.requests == []
+
+
+@pytest.mark.parametrize("status", [404, 200])
+async def test_creating_an_sso_session_without_an_answer_is_a_calm_503(status: int) -> None:
+    # A 404 here is a missing endpoint; a 200 without the session id is no session either.
+    sessions = SsoSessions(session_client(Callee(status, {"sid": "P" * 43})))
+    with pytest.raises(DependencyUnavailable):
+        await sessions.create(uuid4(), "alice", ["pwd", "otp"])
+
+
+async def test_ending_by_sid_sends_only_the_sid() -> None:
+    callee = Callee(200, {"ended": True})
+    assert await session_client(callee).end_sso(sid="P" * 43) is True
+    assert callee.sent() == [("/internal/sso-sessions/end", {"sid": "P" * 43})]
+
+
+async def test_a_request_the_callee_would_refuse_is_refused_before_it_is_sent() -> None:
+    callee = Callee(201, {"session_id": SESSION_ID, "expires_at": 1})
+    with pytest.raises(DependencyUnavailable):
+        await session_client(callee).start_portal("sid with spaces", "user-1", "alice", "a.b.c")
+    assert callee.requests == []
+
+
+@pytest.mark.parametrize(("body", "allowed"), [({"allowed": True}, True), ({"allowed": False}, False)])
+async def test_begin_attempt_reads_a_plain_boolean(body: Any, allowed: bool) -> None:
+    callee = Callee(200, body)
+    client = AuthInternalClient(service_client(callee, "mfa", "auth"))
+    assert await client.begin_attempt("alice", "203.0.113.9") is allowed
+    assert callee.sent() == [
+        ("/internal/attempts/begin", {"kind": "otp", "account": "alice", "ip": "203.0.113.9"})
+    ]
+
+
+async def test_a_logout_entry_is_sent_as_the_contract_says() -> None:
+    callee = Callee(201, {})
+    client = AuthInternalClient(service_client(callee, "portal", "auth"))
+    await client.record_logout("portal", user_id="u1", username="alice", ip="203.0.113.9", user_agent="UA")
+    assert callee.sent() == [
+        (
+            "/internal/audit",
+            {
+                "event": "logout",
+                "outcome": "portal",
+                "user_id": "u1",
+                "username": "alice",
+                "ip": "203.0.113.9",
+                "user_agent": "UA",
+            },
+        )
+    ]
+
+
+@pytest.mark.parametrize(
+    ("value", "shaped"),
+    [("A" * 43, True), ("a-b_c", True), ("x" * 128, True), ("x" * 129, False), ("", False), ("a.b", False)],
+)
+def test_the_one_session_id_rule(value: str, shaped: bool) -> None:
+    assert is_session_id(value) is shaped
