@@ -10,7 +10,7 @@ import pytest
 
 from services.auth.sso_sessions import SsoSessions
 from services.common.clock import FrozenClock
-from services.common.errors import DependencyUnavailable
+from services.common.errors import UNAVAILABLE_MESSAGE, DependencyUnavailable
 from services.common.keys import SigningKey, generate_private_pem
 from services.common.service_client import ServiceClient
 from services.common.tokens import TokenIssuer
@@ -85,7 +85,7 @@ async def test_a_lookup_answer_outside_the_contract_is_a_calm_503(
     with caplog.at_level(logging.ERROR), pytest.raises(DependencyUnavailable) as refused:
         await SsoSessions(session_client(Callee(200, body))).lookup(SESSION_ID)
     assert refused.value.status_code == 503
-    assert "briefly unavailable" in refused.value.message
+    assert refused.value.message == UNAVAILABLE_MESSAGE
     # The log names where the shape was wrong, never a value (a session id, a token).
     assert SESSION_ID not in caplog.text and "P" * 43 not in caplog.text
 
