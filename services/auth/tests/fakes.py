@@ -1,6 +1,6 @@
 """An in-memory AuthStore for unit tests."""
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from uuid import UUID, uuid4
 
 from services.auth.store import AuthorizationCode, Client, User
@@ -72,3 +72,29 @@ class FakeAuthStore:
             return False
         self.consumed.add(jti)
         return True
+
+
+@dataclass(frozen=True)
+class AuditRow:
+    event: str
+    outcome: str
+    user_id: str | None
+    username: str | None
+    ip: str
+    user_agent: str
+
+
+class AuditedFakeAuthStore(FakeAuthStore):
+    """FakeAuthStore that also keeps the audit trail."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.audit: list[AuditRow] = []
+
+    async def record_audit(
+        self, event: str, outcome: str, user_id: str | None, username: str | None, ip: str, user_agent: str
+    ) -> None:
+        self.audit.append(AuditRow(event, outcome, user_id, username, ip, user_agent))
+
+    def outcomes(self, event: str) -> list[str]:
+        return [row.outcome for row in self.audit if row.event == event]
