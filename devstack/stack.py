@@ -210,7 +210,9 @@ class Stack:
         """Keys made once per state dir, so a restarted stack keeps its users' sessions valid."""
         self.secrets_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.secrets_dir.chmod(0o700)
-        wanted = {f"{name}.pem": lambda: generate_private_pem("ec") for name in SERVICES}
+        wanted: dict[str, Callable[[], bytes]] = {
+            f"{name}.pem": lambda: generate_private_pem("ec") for name in SERVICES
+        }
         wanted["auth-oidc.pem"] = lambda: generate_private_pem("rsa")
         wanted["mfa-encryption.key"] = lambda: base64.b64encode(secrets.token_bytes(32)) + b"\n"
         for filename, make in wanted.items():

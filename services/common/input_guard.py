@@ -54,7 +54,8 @@ def clean_json(raw: bytes) -> bool:
 def _media_type(scope: Scope) -> str:
     for name, value in scope.get("headers", []):
         if name == b"content-type":
-            return value.decode("latin-1").split(";")[0].strip().lower()
+            media_type: str = value.decode("latin-1").split(";")[0].strip().lower()
+            return media_type
     return ""
 
 

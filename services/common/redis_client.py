@@ -73,13 +73,14 @@ def connect_redis(settings: RedisSettings, *, decode_responses: bool = False) ->
                 "socket_timeout": COMMAND_TIMEOUT_SECONDS,
             },
         )
-        return sentinel.master_for(
+        master: Redis = sentinel.master_for(
             settings.redis_sentinel_master,
             db=url_options.get("db", 0),
             password=url_options.get("password"),
             username=url_options.get("username"),
             **options,
         )
+        return master
     return Redis.from_url(settings.redis_url, **options)
 
 

@@ -225,7 +225,7 @@ async def harness(tmp_path: Path, redis_client: redis.Redis, throttle_prefix: st
                 clock=clock,
                 http=http,
                 store=store,  # type: ignore[arg-type]
-                throttle_store=ThrottleStore(redis_client, throttle_prefix),  # type: ignore[arg-type]
+                throttle_store=ThrottleStore(redis_client, throttle_prefix),
                 readiness_checks={},
             )
 
@@ -249,7 +249,7 @@ def step_claims(response: httpx.Response, key: SigningKey, audience: str) -> dic
     token = response.cookies["login_step"]
     claims: dict[str, Any] = jwt.decode(
         token,
-        key.private_key.public_key(),  # type: ignore[arg-type]
+        key.private_key.public_key(),
         algorithms=["ES256"],
         audience=audience,
         options={"verify_exp": False},  # the frozen clock is in 2023
@@ -383,7 +383,7 @@ async def test_a_live_sso_session_gets_a_code_without_a_prompt_and_the_code_an_i
     assert tokens.status_code == 200, tokens.text
     claims = jwt.decode(
         tokens.json()["id_token"],
-        harness.oidc_key.private_key.public_key(),  # type: ignore[arg-type]
+        harness.oidc_key.private_key.public_key(),
         algorithms=["RS256"],
         audience="portal",
         options={"verify_exp": False},
