@@ -16,10 +16,15 @@ PLACEHOLDERS = (
 
 
 def server_lines(addresses: list[str]) -> str:
-    """An upstream's `server` lines, one per replica: "server 127.0.0.1:8102; server 127.0.0.1:8112;"."""
+    """An upstream's `server` lines, one per replica: "server 127.0.0.1:8102 max_fails=0; ...".
+
+    max_fails=0: nginx never counts a replica out. A stopped replica refuses at once and the
+    request goes to the other (proxy_next_upstream); counting it out for fail_timeout would
+    outlive its restart, and when the other replica restarts next, nginx would see no live one.
+    """
     if not addresses:
         raise ValueError("an upstream needs at least one server")
-    return " ".join(f"server {address};" for address in addresses)
+    return " ".join(f"server {address} max_fails=0;" for address in addresses)
 
 
 def render(template: str, values: dict[str, str]) -> str:
@@ -40,6 +45,46 @@ def nginx_binary() -> str:
     if found is None:
         raise FileNotFoundError("nginx not found: run `make system-deps`")
     return found
+
+
+PEERS_CONFIG = """\
+# The peers proxy: devstack's stand-in for Kubernetes Services between the services. Each
+# service with replicas gets a port here, balanced over its replicas like the gateway does.
+worker_processes 1;
+pid {runtime}/nginx.pid;
+error_log {runtime}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    client_body_temp_path {runtime}/client_body_temp;
+    proxy_temp_path {runtime}/proxy_temp;
+    fastcgi_temp_path {runtime}/fastcgi_temp;
+    uwsgi_temp_path {runtime}/uwsgi_temp;
+    scgi_temp_path {runtime}/scgi_temp;
+    proxy_http_version 1.1;
+    proxy_set_header Connection "";
+    proxy_set_header Host $http_host;
+    # Service calls are POSTs: nginx passes one to the other replica only when the first never
+    # got it (refused, as from a stopped or killed replica), as at the gateway.
+    proxy_next_upstream error timeout;
+    proxy_next_upstream_tries 2;
+    proxy_connect_timeout 2s;
+{servers}
+}}
+"""
+
+
+def write_peers_config(runtime_dir: Path, services: dict[str, tuple[int, list[str]]]) -> Path:
+    """services: name -> (the proxy's port for it, its replicas' addresses)."""
+    blocks = [
+        f"    upstream {name} {{ {server_lines(addresses)} keepalive 8; }}\n"
+        f"    server {{ listen 127.0.0.1:{port}; location / {{ proxy_pass http://{name}; }} }}"
+        for name, (port, addresses) in services.items()
+    ]
+    runtime_dir.mkdir(parents=True, exist_ok=True)
+    config = runtime_dir / "nginx.conf"
+    config.write_text(PEERS_CONFIG.format(runtime=runtime_dir, servers="\n".join(blocks)))
+    return config
 
 
 def write_config(template_path: Path, runtime_dir: Path, values: dict[str, str]) -> Path:

@@ -4,6 +4,7 @@ import base64
 import json
 import os
 import secrets
+import signal
 import subprocess
 import sys
 import time
@@ -20,7 +21,7 @@ from . import datastores, gateway, processes
 from .ports import free_ports, port_in_use
 
 SERVICES = ("auth", "mfa", "session", "portal")
-# The services the gateway routes to, so the ones that can run as several replicas.
+# The services the gateway routes to.
 ROUTED_SERVICES = ("auth", "mfa", "portal")
 DEFAULT_PORTS = {"auth": 8101, "mfa": 8102, "session": 8103, "portal": 8104}
 START_TIMEOUT = 30.0
@@ -70,7 +71,8 @@ class Stack:
     redis_prefix: str = "sso:"
     extra_env: dict[str, str] = field(default_factory=dict)
     # e.g. {"mfa": 2}: replicas behind the gateway, the first on ports[name], the others on free
-    # ports. Calls between services go to the first replica (SSO_<NAME>_URL).
+    # ports. Calls between services to a service with replicas go through the peers proxy (an
+    # nginx of its own, as a Kubernetes Service would balance them), else straight to it.
     replicas: dict[str, int] = field(default_factory=dict)
     # Servers chosen by the caller (a fault test's throwaway ones), before DATABASE_URL / REDIS_URL.
     postgres_server_url: str | None = None
@@ -87,11 +89,13 @@ class Stack:
         if missing:
             raise ValueError(f"no port for {sorted(missing)}")
         for name, count in self.replicas.items():
-            if name not in ROUTED_SERVICES or count < 1:
-                raise ValueError(f"replicas: {name}={count}; only {ROUTED_SERVICES}, at least 1 each")
+            if name not in SERVICES or count < 1:
+                raise ValueError(f"replicas: {name}={count}; only {SERVICES}, at least 1 each")
         self._replica_ports = {
             name: [self.ports[name], *free_ports(self.replicas.get(name, 1) - 1)] for name in SERVICES
         }
+        replicated = [name for name in SERVICES if len(self._replica_ports[name]) > 1]
+        self._peer_proxy_ports = dict(zip(replicated, free_ports(len(replicated)), strict=True))
         self._record: dict[str, Any] = {"processes": [], "postgres": None, "redis": None}
 
     # Where things are
@@ -106,7 +110,18 @@ class Stack:
         return f"http://127.0.0.1:{self.gateway_port}"
 
     def service_url(self, name: str) -> str:
+        """The service's first replica, where tests reach /healthz and /readyz."""
         return f"http://127.0.0.1:{self.ports[name]}"
+
+    def peer_url(self, name: str) -> str:
+        """Where the other services call this one (SSO_<NAME>_URL): the peers proxy, with replicas."""
+        port = self._peer_proxy_ports.get(name)
+        return self.service_url(name) if port is None else f"http://127.0.0.1:{port}"
+
+    def replica_url(self, name: str, replica: str) -> str:
+        """A replica by its process name ("auth-2")."""
+        port = self.replica_ports(name)[self.replica_names(name).index(replica)]
+        return f"http://127.0.0.1:{port}"
 
     def replica_ports(self, name: str) -> list[int]:
         """The ports of a service's replicas; the first is ports[name]."""
@@ -223,7 +238,7 @@ class Stack:
         secret = self.secrets_dir
         self.env = {
             "SSO_PUBLIC_URL": self.gateway_url,
-            **{f"SSO_{name.upper()}_URL": self.service_url(name) for name in SERVICES},
+            **{f"SSO_{name.upper()}_URL": self.peer_url(name) for name in SERVICES},
             "AUTH_SIGNING_KEY_FILE": str(secret / "auth.pem"),
             "AUTH_OIDC_KEY_FILE": str(secret / "auth-oidc.pem"),
             "AUTH_DATABASE_URL": self.database_url,
@@ -313,14 +328,22 @@ class Stack:
                 raise StackError(f"{name} did not answer {url} within {START_TIMEOUT:.0f} s")
             time.sleep(0.1)
 
+    def _service_command(self, service: str, port: int) -> list[str]:
+        # As in Kubernetes (deploy/k8s/base): in-flight requests get 20 s to finish on SIGTERM,
+        # and uvicorn keeps idle connections longer than nginx does (60 s), so nginx never
+        # sends a request down a connection uvicorn has just closed.
+        return [self._python, "-m", "uvicorn", f"services.{service}.app:create_app", "--factory",
+                "--host", "127.0.0.1", "--port", str(port), "--no-access-log",
+                "--timeout-graceful-shutdown", "20", "--timeout-keep-alive", "75"]  # fmt: skip
+
     def _start_services(self) -> None:
         started = []
         for service in SERVICES:
             marker = f"services.{service}.app"
             for name, port in zip(self.replica_names(service), self.replica_ports(service), strict=True):
-                command = [self._python, "-m", "uvicorn", f"{marker}:create_app", "--factory",
-                           "--host", "127.0.0.1", "--port", str(port), "--no-access-log"]  # fmt: skip
-                started.append((name, self._spawn(name, command, marker), marker, port))
+                started.append(
+                    (name, self._spawn(name, self._service_command(service, port), marker), marker, port)
+                )
         # All start together; each only needs the others once requests arrive.
         for name, pid, marker, port in started:
             self._wait_until(name, pid, marker, f"http://127.0.0.1:{port}/healthz", lambda s: s == 200)
@@ -349,6 +372,25 @@ class Stack:
         pid = self._spawn("gateway", [*command, "-g", "daemon off;"], "nginx")
         # Any answer but nginx's own "upstream unavailable" means the way through works.
         self._wait_until("gateway", pid, "nginx", f"{self.gateway_url}/", lambda s: s < 500)
+        if self._peer_proxy_ports:
+            self._start_peers_proxy(nginx)
+
+    def _start_peers_proxy(self, nginx: str) -> None:
+        runtime_dir = self.state / "peers-proxy"
+        config = gateway.write_peers_config(
+            runtime_dir,
+            {
+                name: (port, [f"127.0.0.1:{replica}" for replica in self.replica_ports(name)])
+                for name, port in self._peer_proxy_ports.items()
+            },
+        )
+        command = [nginx, "-p", str(runtime_dir), "-c", str(config)]
+        self._run_step("nginx -t (peers proxy)", [*command, "-t", "-q"])
+        pid = self._spawn("peers-proxy", [*command, "-g", "daemon off;"], "nginx")
+        for name in self._peer_proxy_ports:
+            self._wait_until(
+                "peers-proxy", pid, "nginx", f"{self.peer_url(name)}/healthz", lambda s: s == 200
+            )
 
     # Stop and inspect
 
@@ -399,6 +441,42 @@ class Stack:
             raise StackError(f"no process named {name!r} in this stack")
         for entry in entries:
             processes.terminate(entry["pid"], entry["marker"])
+
+    def kill_replica(self, replica: str, sig: signal.Signals = signal.SIGKILL) -> None:
+        """Send one replica ("auth-2") a signal, as a crash (SIGKILL) or a stop (SIGTERM) would."""
+        entry = self._entry(replica)
+        if processes.is_running(entry["pid"], entry["marker"]):
+            os.killpg(entry["pid"], sig)
+
+    def wait_exited(self, replica: str, timeout: float = 30.0) -> None:
+        entry = self._entry(replica)
+        deadline = time.monotonic() + timeout
+        while processes.is_running(entry["pid"], entry["marker"]):
+            if time.monotonic() > deadline:
+                raise StackError(f"{replica} still runs {timeout:.0f} s after it was told to stop")
+            time.sleep(0.05)
+
+    def restart_replica(self, *replicas: str) -> None:
+        """Start replicas that were stopped or killed again, on their ports; returns once all are ready."""
+        started = []
+        for replica in replicas:
+            entry = self._entry(replica)
+            self.wait_exited(replica)
+            service = replica.split("-")[0]
+            port = self.replica_ports(service)[self.replica_names(service).index(replica)]
+            self._record = self._read_record() or {"processes": []}
+            self._record["processes"] = [e for e in self._record["processes"] if e["pid"] != entry["pid"]]
+            pid = self._spawn(replica, self._service_command(service, port), entry["marker"])
+            started.append((replica, pid, entry["marker"], port))
+        for replica, pid, marker, port in started:
+            self._wait_until(replica, pid, marker, f"http://127.0.0.1:{port}/readyz", lambda s: s == 200)
+
+    def _entry(self, name: str) -> dict[str, Any]:
+        record = self._read_record() or {"processes": []}
+        entries = [entry for entry in record["processes"] if entry["name"] == name]
+        if not entries:
+            raise StackError(f"no process named {name!r} in this stack")
+        return dict(entries[-1])
 
     def ssoctl(self, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
         """Run the admin CLI against this stack (it reads SSO_ENV_FILE)."""
