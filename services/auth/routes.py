@@ -73,8 +73,9 @@ def _redirect_with_step(state: AuthState, url: str, token: str) -> RedirectRespo
 
 async def _live_sso_session(request: Request, state: AuthState) -> SsoSession | None:
     session_id = request.cookies.get(SSO_COOKIE)
-    if not session_id or len(session_id) > 128:
+    if not session_id:
         return None
+    # A cookie that is no session id (services.contracts.session) is no session; nobody is asked.
     session = await state.sso_sessions.lookup(session_id)
     # A session outlives nothing about its user: a disabled account's session counts for nothing.
     if session is None or await state.accounts.active_user(session.user_id) is None:
@@ -198,7 +199,7 @@ async def sign_in_complete(request: Request, state: State) -> HTMLResponse:
     if user is None:
         raise BadRequest(INVALID_CREDENTIALS, detail="user disabled or removed during sign-in")
     previous = request.cookies.get(SSO_COOKIE)
-    if previous and len(previous) <= 128:
+    if previous:
         # A fresh id at every sign-in: an id planted before sign-in is worth nothing after it.
         await state.sso_sessions.end(session_id=previous)
     session_id, session = await state.sso_sessions.create(user.id, user.username, ["pwd", "otp"])

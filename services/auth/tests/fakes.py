@@ -1,4 +1,4 @@
-"""An in-memory AuthStore for unit tests."""
+"""An in-memory AuthStore for unit tests, with its audit trail."""
 
 from dataclasses import dataclass, replace
 from uuid import UUID, uuid4
@@ -6,8 +6,19 @@ from uuid import UUID, uuid4
 from services.auth.store import AuthorizationCode, Client, User
 
 
+@dataclass(frozen=True)
+class AuditRow:
+    event: str
+    outcome: str
+    user_id: str | None
+    username: str | None
+    ip: str
+    user_agent: str
+
+
 class FakeAuthStore:
     def __init__(self) -> None:
+        self.audit: list[AuditRow] = []
         self.users: dict[str, User] = {}
         self.clients: dict[str, Client] = {}
         self.codes: dict[str, tuple[AuthorizationCode, bool]] = {}
@@ -72,24 +83,6 @@ class FakeAuthStore:
             return False
         self.consumed.add(jti)
         return True
-
-
-@dataclass(frozen=True)
-class AuditRow:
-    event: str
-    outcome: str
-    user_id: str | None
-    username: str | None
-    ip: str
-    user_agent: str
-
-
-class AuditedFakeAuthStore(FakeAuthStore):
-    """FakeAuthStore that also keeps the audit trail."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.audit: list[AuditRow] = []
 
     async def record_audit(
         self, event: str, outcome: str, user_id: str | None, username: str | None, ip: str, user_agent: str
