@@ -7,15 +7,17 @@ PYTHON := $(VENV)/bin/python
 VENV_STAMP := $(VENV)/.installed
 
 # command:Debian package, for what the stack and its tests run besides Python.
-SYSTEM_DEPS := nginx:nginx oathtool:oathtool zbarimg:zbar-tools chromium:chromium envsubst:gettext-base kubectl:kubectl
+# ab (ApacheBench) and redis-cli are for `make bench` and its smoke test in `make test`.
+SYSTEM_DEPS := nginx:nginx oathtool:oathtool zbarimg:zbar-tools chromium:chromium envsubst:gettext-base kubectl:kubectl ab:apache2-utils redis-cli:redis-tools
 
-.PHONY: help venv system-deps run up down status lint test clean
+.PHONY: help venv system-deps run up down status lint test bench clean
 
 help:
 	@echo "make run      start the stack in the foreground (Ctrl-C stops it)"
 	@echo "make up       start the stack in the background; make down stops it; make status"
 	@echo "make test     lint, then every test (unit, integration, browser)"
 	@echo "make lint     ruff and mypy"
+	@echo "make bench    the speed figures of docs/performance.md (a few minutes; not part of make test)"
 	@echo "make clean    stop the stack, remove its state and the caches"
 
 venv: $(VENV_STAMP)
@@ -59,13 +61,18 @@ status: venv
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy services devstack
+	$(VENV)/bin/mypy services devstack bench
 
 # pytest exits 5 when it collected no tests: a run that tested nothing must not pass.
 test: system-deps venv lint
 	@$(PYTHON) -m pytest; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "no tests ran" >&2; exit 1; fi; \
 	exit $$status
+
+# Not part of `make test` (its smoke version is): a stack of its own, driven through its gateway;
+# prints the table and writes bench/results.json. Knobs (BENCH_*): docs/performance.md.
+bench: system-deps venv
+	$(PYTHON) -m bench
 
 # The venv stays: rebuilding it is slow and it holds nothing of the stack's state.
 clean:

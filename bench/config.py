@@ -1,0 +1,54 @@
+"""The bench's knobs, each from an environment variable, so a run can be made smaller or bigger."""
+
+import os
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _env(name: str, default: Any) -> Any:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    return type(default)(raw)
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    # later sign-ins measured (and as many more for the step profile), this many at a time
+    customers: int = 40
+    concurrency: int = 6
+    # SSO re-entry flows (Login with a live SSO session, through to the portal page)
+    reentry_flows: int = 300
+    # ab: each page for this long (or this many requests), this many at a time, keep-alive
+    page_seconds: int = 5
+    page_max_requests: int = 200_000
+    page_concurrency: int = 8
+    # session store, on a throwaway redis-server
+    memory_sessions: int = 100_000
+    check_small: int = 1_000
+    check_large: int = 1_000_000
+    checks: int = 5_000
+    redis_max_memory: str = "6gb"
+    argon2_samples: int = 20
+    output: str = str(ROOT / "bench" / "results.json")
+
+    @classmethod
+    def from_env(cls) -> "BenchConfig":
+        values = {f.name: _env(f"BENCH_{f.name.upper()}", f.default) for f in fields(cls)}
+        config = cls(**values)
+        config.check()
+        return config
+
+    def check(self) -> None:
+        if min(self.customers, self.concurrency, self.reentry_flows, self.page_seconds, self.checks) < 1:
+            raise ValueError("every BENCH_* count must be at least 1")
+        if self.customers < 2 or self.concurrency > self.customers:
+            raise ValueError("BENCH_CUSTOMERS must be at least 2 and at least BENCH_CONCURRENCY")
+        if not 1 <= self.check_small < self.check_large or self.memory_sessions < 1:
+            raise ValueError("need 1 <= BENCH_CHECK_SMALL < BENCH_CHECK_LARGE and BENCH_MEMORY_SESSIONS >= 1")
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)

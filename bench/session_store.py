@@ -1,0 +1,405 @@
+"""The session store at scale, on a throwaway redis-server: bytes per session and check latency.
+
+Filling 1M sessions one create at a time would take many minutes, so the store's own create
+code runs once for a template session against the real server while the Redis commands it
+sends are recorded; the bench then replays those commands with each session's own ids
+substituted (same lengths, so the wire format stays valid) through `redis-cli --pipe`. Whatever
+key layout the store has, the filled sessions have it too; a spot check through the store's own
+lookups proves the replayed sessions are real ones.
+"""
+
+import asyncio
+import os
+import random
+import re
+import shutil
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Connection, ConnectionPool, Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from devstack.ports import free_port
+from services.common.clock import SystemClock
+from services.session.sessions import Sessions
+from services.session.store import SessionStore, ref_of
+
+from .load import percentile
+
+PREFIX = "bench:"
+SSO_LIFETIME = 43200
+# Commands that read or frame a transaction: a replay needs only what a create writes.
+NOT_WRITES = {
+    b"WATCH", b"UNWATCH", b"MULTI", b"EXEC", b"DISCARD", b"PTTL", b"TTL", b"GET", b"MGET", b"HGET",
+    b"HGETALL", b"HMGET", b"EXISTS", b"SMEMBERS", b"SISMEMBER", b"SCARD", b"ZCARD", b"ZSCORE",
+    b"PING", b"HELLO", b"CLIENT", b"SELECT", b"INFO", b"SCRIPT", b"TYPE",
+}  # fmt: skip
+# Sums MEMORY USAGE over one SCAN batch of the keys under a prefix, inside the server.
+MEMORY_OF_BATCH = """
+local reply = redis.call('SCAN', ARGV[1], 'MATCH', ARGV[2], 'COUNT', 1000)
+local total = 0
+for _, key in ipairs(reply[2]) do
+  total = total + redis.call('MEMORY', 'USAGE', key, 'SAMPLES', '0')
+end
+return {reply[1], total, #reply[2]}
+"""
+
+
+class StoreBenchError(RuntimeError):
+    pass
+
+
+class _Recorder:
+    """Collects the wire bytes of every command a recording connection sends."""
+
+    def __init__(self) -> None:
+        self.commands: list[tuple[bytes, bytes]] = []
+        self.on = False
+
+
+def _recording_connection(recorder: _Recorder) -> type[Connection]:
+    class RecordingConnection(Connection):
+        def pack_command(self, *args: Any) -> list[bytes]:
+            packed = super().pack_command(*args)
+            if recorder.on:
+                name = args[0].split()[0] if isinstance(args[0], bytes) else str(args[0]).split()[0].encode()
+                recorder.commands.append((name.upper(), b"".join(packed)))
+            return packed
+
+    return RecordingConnection
+
+
+@dataclass(frozen=True)
+class Template:
+    """A session's write commands, cut where its own ids go: pieces[0] id pieces[1] id ... pieces[-1]."""
+
+    pieces: list[bytes]
+    slots: list[str]
+    commands: int
+
+    @classmethod
+    def cut(cls, wire: bytes, values: dict[str, str], commands: int) -> "Template":
+        for name, value in values.items():
+            if value.encode() not in wire:
+                raise StoreBenchError(
+                    f"the store's commands do not hold the session's {name}: layout not understood"
+                )
+        by_value = {value.encode(): name for name, value in values.items()}
+        pattern = re.compile(b"|".join(re.escape(value) for value in sorted(by_value, key=len, reverse=True)))
+        pieces, slots, start = [], [], 0
+        for match in pattern.finditer(wire):
+            pieces.append(wire[start : match.start()])
+            slots.append(by_value[match.group(0)])
+            start = match.end()
+        pieces.append(wire[start:])
+        return cls(pieces, slots, commands)
+
+    def fill(self, values: dict[str, bytes]) -> bytes:
+        out = [self.pieces[0]]
+        for slot, piece in zip(self.slots, self.pieces[1:], strict=True):
+            out.append(values[slot])
+            out.append(piece)
+        return b"".join(out)
+
+
+def _fixed(prefix: str, n: int, width: int) -> str:
+    return f"{prefix}{n:0{width - len(prefix)}d}"
+
+
+@dataclass(frozen=True)
+class SessionIds:
+    """The ids of the n-th bench session; each as long as the real one, so templates stay valid."""
+
+    sso_id: str
+    portal_id: str
+    sid: str
+    user_id: str
+    username: str
+
+    @classmethod
+    def of(cls, run: str, n: int) -> "SessionIds":
+        return cls(
+            sso_id=_fixed(f"s{run}", n, 43),
+            portal_id=_fixed(f"p{run}", n, 43),
+            sid=_fixed(f"i{run}", n, 43),
+            user_id=str(uuid.UUID(int=(int(run, 16) << 64) + n)),
+            username=f"cust{n:08x}",
+        )
+
+    def slots(self) -> dict[str, str]:
+        return {
+            "sso_ref": ref_of(self.sso_id),
+            "portal_ref": ref_of(self.portal_id),
+            "sid": self.sid,
+            "user_id": self.user_id,
+            "username": self.username,
+        }
+
+
+class ThrowawayRedis:
+    """A redis-server of our own on a free loopback port, bounded in memory, stopped by pid."""
+
+    def __init__(self, max_memory: str) -> None:
+        self.port = free_port()
+        redis_server = shutil.which("redis-server")
+        if redis_server is None:
+            raise StoreBenchError("redis-server not found")
+        self.process = subprocess.Popen(
+            [redis_server, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "",
+             "--appendonly", "no", "--maxmemory", max_memory, "--maxmemory-policy", "noeviction"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+class StoreBench:
+    def __init__(self, server: ThrowawayRedis, id_token: str) -> None:
+        self.server = server
+        self.id_token = id_token
+        self.recorder = _Recorder()
+        # As the session service opens it (services.session.admin.open_redis), but recording.
+        self.redis = Redis(
+            connection_pool=ConnectionPool(
+                host="127.0.0.1",
+                port=server.port,
+                decode_responses=True,
+                connection_class=_recording_connection(self.recorder),
+            )
+        )
+        self.store = SessionStore(self.redis, PREFIX)
+        self.run_id = os.urandom(4).hex()
+        self.filled = 0  # sessions 0..filled-1 of this run exist
+        self.sso_template: Template | None = None
+        self.portal_template: Template | None = None
+
+    async def wait_ready(self, within_seconds: float = 10.0) -> None:
+        deadline = time.monotonic() + within_seconds
+        while True:
+            try:
+                await self.redis.ping()
+                return
+            except (RedisConnectionError, OSError) as error:
+                if time.monotonic() > deadline:
+                    raise StoreBenchError(f"throwaway redis did not answer: {error}") from error
+                await asyncio.sleep(0.1)
+
+    def _sessions(self, ids: Iterator[str]) -> Sessions:
+        return Sessions(
+            self.store,
+            SystemClock(),
+            sso_lifetime_seconds=SSO_LIFETIME,
+            portal_lifetime_seconds=SSO_LIFETIME,
+            new_id=lambda: next(ids),
+        )
+
+    def _recorded_writes(self) -> tuple[bytes, int]:
+        writes = [wire for name, wire in self.recorder.commands if name not in NOT_WRITES]
+        self.recorder.commands.clear()
+        return b"".join(writes), len(writes)
+
+    async def record_templates(self) -> None:
+        """Runs the store's own creates once, recording what they send."""
+        template = SessionIds.of(os.urandom(4).hex(), 0)
+        sessions = self._sessions(iter([template.sso_id, template.sid, template.portal_id]))
+        self.recorder.on = True
+        try:
+            sso = await sessions.start_sso(template.user_id, template.username, ["pwd", "otp"])
+            sso_wire, sso_count = self._recorded_writes()
+            portal = await sessions.start_portal(sso.sid, template.user_id, template.username, self.id_token)
+            portal_wire, portal_count = self._recorded_writes()
+        finally:
+            self.recorder.on = False
+        if portal is None:
+            raise StoreBenchError("the template portal session was refused")
+        slots = template.slots()
+        self.sso_template = Template.cut(
+            sso_wire, {k: slots[k] for k in ("sso_ref", "sid", "user_id", "username")}, sso_count
+        )
+        self.portal_template = Template.cut(portal_wire, slots, portal_count)
+        await self.redis.flushall()
+
+    def _pipe(self, chunks: Iterator[bytes]) -> int:
+        """Sends the wire bytes through redis-cli --pipe; returns the number of replies."""
+        redis_cli = shutil.which("redis-cli")
+        if redis_cli is None:
+            raise StoreBenchError("redis-cli not found")
+        process = subprocess.Popen(
+            [redis_cli, "-h", "127.0.0.1", "-p", str(self.server.port), "--pipe", "--pipe-timeout", "60"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        assert process.stdin is not None and process.stdout is not None
+        for chunk in chunks:
+            process.stdin.write(chunk)
+        process.stdin.close()
+        output = process.stdout.read().decode(errors="replace")
+        process.wait(timeout=120)
+        summary = re.search(r"errors: (\d+), replies: (\d+)", output)
+        if process.returncode != 0 or summary is None or summary.group(1) != "0":
+            raise StoreBenchError(f"redis-cli --pipe failed: {output[-1000:]}")
+        return int(summary.group(2))
+
+    def _wire(self, template: Template, first: int, last: int, batch: int = 5000) -> Iterator[bytes]:
+        for start in range(first, last, batch):
+            yield b"".join(
+                template.fill({k: v.encode() for k, v in SessionIds.of(self.run_id, n).slots().items()})
+                for n in range(start, min(start + batch, last))
+            )
+
+    def fill_sso(self, first: int, last: int) -> None:
+        assert self.sso_template is not None
+        replies = self._pipe(self._wire(self.sso_template, first, last))
+        if replies != (last - first) * self.sso_template.commands:
+            raise StoreBenchError(f"{replies} replies for {last - first} SSO sessions")
+
+    def fill_portal(self, first: int, last: int) -> None:
+        assert self.portal_template is not None
+        replies = self._pipe(self._wire(self.portal_template, first, last))
+        if replies != (last - first) * self.portal_template.commands:
+            raise StoreBenchError(f"{replies} replies for {last - first} portal sessions")
+
+    async def fill_to(self, count: int) -> None:
+        """Both an SSO session and a portal session for sessions filled..count-1."""
+        self.fill_sso(self.filled, count)
+        self.fill_portal(self.filled, count)
+        self.filled = count
+        await self.spot_check()
+
+    async def spot_check(self, samples: int = 20) -> None:
+        sessions = self._sessions(iter(()))
+        for n in random.sample(range(self.filled), min(samples, self.filled)):  # noqa: S311 (a sample)
+            ids = SessionIds.of(self.run_id, n)
+            sso = await sessions.find_sso(ids.sso_id)
+            portal = await sessions.find_portal(ids.portal_id)
+            if sso is None or portal is None or (sso.username, portal.username) != (ids.username,) * 2:
+                raise StoreBenchError(f"replayed session {n} is not found by the store's own lookups")
+
+    async def memory_bytes(self) -> tuple[int, int]:
+        """MEMORY USAGE summed over every key under the prefix, and how many keys there are."""
+        script = self.redis.register_script(MEMORY_OF_BATCH)
+        cursor, total, keys = "0", 0, 0
+        pattern = re.sub(r"([*?\[\]\\])", r"\\\1", PREFIX) + "*"
+        while True:
+            cursor, used, found = await script(args=[cursor, pattern])
+            total, keys = total + int(used), keys + int(found)
+            if str(cursor) == "0":
+                return total, keys
+
+    async def used_memory(self) -> int:
+        return int((await self.redis.info("memory"))["used_memory"])
+
+    async def check_samples(self, checks: int, check: Callable[[Sessions, SessionIds], Any]) -> list[float]:
+        """Milliseconds each of `checks` calls of `check` took, on random live sessions, one at a time."""
+        sessions = self._sessions(iter(()))
+        samples = []
+        for n in random.choices(range(self.filled), k=checks):  # noqa: S311 (a sample, not a secret)
+            ids = SessionIds.of(self.run_id, n)
+            started = time.perf_counter()
+            found = await check(sessions, ids)
+            samples.append(1000 * (time.perf_counter() - started))
+            if found is None:
+                raise StoreBenchError(f"session {n} not found during the latency run")
+        return samples
+
+    async def aclose(self) -> None:
+        await self.redis.aclose()
+
+
+async def portal_check(sessions: Sessions, ids: SessionIds) -> object:
+    """What every portal page asks: the portal session, and that its SSO session still lives."""
+    return await sessions.find_portal(ids.portal_id)
+
+
+async def sso_check(sessions: Sessions, ids: SessionIds) -> object:
+    """What a Login with a live SSO session asks."""
+    return await sessions.find_sso(ids.sso_id)
+
+
+def _summary(samples: list[float]) -> dict[str, float]:
+    return {"p50_ms": percentile(samples, 50), "p99_ms": percentile(samples, 99), "checks": len(samples)}
+
+
+async def _memory_per_session(bench: StoreBench, sessions: int) -> dict[str, float]:
+    """MEMORY USAGE over all keys: SSO sessions alone, then with a portal session under each."""
+    empty = await bench.used_memory()
+    bench.fill_sso(0, sessions)
+    sso_bytes, sso_keys = await bench.memory_bytes()
+    after_sso = await bench.used_memory()
+    bench.fill_portal(0, sessions)
+    bench.filled = sessions
+    await bench.spot_check()
+    both_bytes, both_keys = await bench.memory_bytes()
+    after_both = await bench.used_memory()
+    return {
+        "sessions": sessions,
+        "sso_bytes_per_session": sso_bytes / sessions,
+        "portal_bytes_per_session": (both_bytes - sso_bytes) / sessions,
+        "sso_keys_per_session": sso_keys / sessions,
+        "portal_keys_per_session": (both_keys - sso_keys) / sessions,
+        # INFO's used_memory, allocator and keyspace overhead included, for comparison
+        "sso_used_memory_per_session": (after_sso - empty) / sessions,
+        "portal_used_memory_per_session": (after_both - after_sso) / sessions,
+        "id_token_bytes": len(bench.id_token),
+    }
+
+
+async def measure(
+    id_token: str, *, memory_sessions: int, small: int, large: int, checks: int, max_memory: str
+) -> dict[str, Any]:
+    """Bytes per session at `memory_sessions`; check latency with `small` and with `large` sessions.
+
+    The two sizes live in two servers side by side and are checked in alternating rounds, so
+    a load spike from anything else on the machine falls on both alike.
+    """
+    benches: list[StoreBench] = []
+    try:
+        for _ in range(2):
+            benches.append(StoreBench(ThrowawayRedis(max_memory), id_token))
+            await benches[-1].wait_ready()
+            await benches[-1].record_templates()
+        small_bench, large_bench = benches
+        assert small_bench.sso_template is not None and small_bench.portal_template is not None
+        result: dict[str, Any] = {
+            "commands_per_sso_session": small_bench.sso_template.commands,
+            "commands_per_portal_session": small_bench.portal_template.commands,
+            "memory": await _memory_per_session(small_bench, memory_sessions),
+        }
+        await small_bench.redis.flushall()
+        small_bench.run_id, small_bench.filled = os.urandom(4).hex(), 0
+        fill_seconds = {}
+        for bench, size in ((small_bench, small), (large_bench, large)):
+            started = time.perf_counter()
+            await bench.fill_to(size)
+            fill_seconds[size] = time.perf_counter() - started
+        rounds = 10
+        samples: dict[tuple[int, str], list[float]] = {}
+        for _ in range(rounds):
+            for bench, size in ((small_bench, small), (large_bench, large)):
+                for name, check in (("portal_check", portal_check), ("sso_check", sso_check)):
+                    done = await bench.check_samples(max(1, checks // rounds), check)
+                    samples.setdefault((size, name), []).extend(done)
+        result["latency"] = {
+            str(size): {
+                "sessions": size,
+                "fill_seconds": fill_seconds[size],
+                "portal_check": _summary(samples[(size, "portal_check")]),
+                "sso_check": _summary(samples[(size, "sso_check")]),
+            }
+            for size in (small, large)
+        }
+        return result
+    finally:
+        for bench in benches:
+            await bench.aclose()
+            bench.server.stop()
