@@ -48,11 +48,8 @@ def bench_stack(state_dir: Path) -> Iterator[tuple[Stack, dict[str, list[int]]]]
     postgres = datastores.start_throwaway_postgres(state_dir)
     redis = None
     stack = None
-    saved = {name: os.environ.get(name) for name in ("DATABASE_URL", "REDIS_URL")}
     try:
         redis = datastores.start_throwaway_redis(state_dir)
-        os.environ["DATABASE_URL"] = postgres["url"]
-        os.environ["REDIS_URL"] = redis["url"]
         gateway_port, *service_ports = free_ports(5)
         suffix = secrets.token_hex(4)
         stack = Stack(
@@ -62,6 +59,8 @@ def bench_stack(state_dir: Path) -> Iterator[tuple[Stack, dict[str, list[int]]]]
             ports=dict(zip(SERVICES, service_ports, strict=True)),
             database=f"sso_bench_{suffix}",
             redis_prefix=f"ssobench-{suffix}:",
+            postgres_server_url=postgres["url"],
+            redis_server_url=redis["url"],
         )
         stack.start()
         pids = {name: [pid] for name, pid, _alive in stack.running_processes()}
@@ -73,11 +72,6 @@ def bench_stack(state_dir: Path) -> Iterator[tuple[Stack, dict[str, list[int]]]]
     finally:
         if stack is not None:
             stack.stop(drop_database=True)
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
         if redis is not None:
             datastores.stop_throwaway_redis(redis)
         datastores.stop_throwaway_postgres(postgres)
@@ -260,21 +254,22 @@ def main() -> int:
         with bench_stack(Path(scratch)) as (stack, roots):
             meter = CpuMeter(roots, answered=lambda: answered_by(stack))
             results.update(asyncio.run(drive(config, stack, meter)))
-    id_token = results.pop("_id_token")
-    log(
-        f"session store: {config.memory_sessions} sessions for bytes, "
-        f"{config.check_small} and {config.check_large} for the check latency"
-    )
-    results["session_store"] = asyncio.run(
-        session_store.measure(
-            id_token,
-            memory_sessions=config.memory_sessions,
-            small=config.check_small,
-            large=config.check_large,
-            checks=config.checks,
-            max_memory=config.redis_max_memory,
+        id_token = results.pop("_id_token")
+        log(
+            f"session store: {config.memory_sessions} sessions for bytes, "
+            f"{config.check_small} and {config.check_large} for the check latency"
         )
-    )
+        results["session_store"] = asyncio.run(
+            session_store.measure(
+                Path(scratch),
+                id_token,
+                memory_sessions=config.memory_sessions,
+                small=config.check_small,
+                large=config.check_large,
+                checks=config.checks,
+                max_memory=config.redis_max_memory,
+            )
+        )
     results["machine"]["load_average_at_end"] = os.getloadavg()
     results["seconds"] = time.perf_counter() - started
     results["targets"] = report.targets(results)

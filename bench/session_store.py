@@ -8,7 +8,6 @@ key layout the store has, the filled sessions have it too; a spot check through 
 lookups proves the replayed sessions are real ones.
 """
 
-import asyncio
 import os
 import random
 import re
@@ -18,12 +17,12 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from redis.asyncio import Connection, ConnectionPool, Redis
-from redis.exceptions import ConnectionError as RedisConnectionError
 
-from devstack.ports import free_port
+from devstack import datastores
 from services.common.clock import SystemClock
 from services.session.sessions import Sessions
 from services.session.store import SessionStore, ref_of
@@ -140,40 +139,19 @@ class SessionIds:
         }
 
 
-class ThrowawayRedis:
-    """A redis-server of our own on a free loopback port, bounded in memory, stopped by pid."""
-
-    def __init__(self, max_memory: str) -> None:
-        self.port = free_port()
-        redis_server = shutil.which("redis-server")
-        if redis_server is None:
-            raise StoreBenchError("redis-server not found")
-        self.process = subprocess.Popen(
-            [redis_server, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "",
-             "--appendonly", "no", "--maxmemory", max_memory, "--maxmemory-policy", "noeviction"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
-
 class StoreBench:
-    def __init__(self, server: ThrowawayRedis, id_token: str) -> None:
-        self.server = server
+    def __init__(self, state_dir: Path, name: str, max_memory: str, id_token: str) -> None:
+        """Starts a throwaway redis-server of its own on a free loopback port, bounded in memory."""
+        self.server = datastores.start_throwaway_redis(
+            state_dir, name=name, extra_args=("--maxmemory", max_memory, "--maxmemory-policy", "noeviction")
+        )
         self.id_token = id_token
         self.recorder = _Recorder()
         # As the session service opens it (services.session.admin.open_redis), but recording.
         self.redis = Redis(
             connection_pool=ConnectionPool(
                 host="127.0.0.1",
-                port=server.port,
+                port=self.server["port"],
                 decode_responses=True,
                 connection_class=_recording_connection(self.recorder),
             )
@@ -183,17 +161,6 @@ class StoreBench:
         self.filled = 0  # sessions 0..filled-1 of this run exist
         self.sso_template: Template | None = None
         self.portal_template: Template | None = None
-
-    async def wait_ready(self, within_seconds: float = 10.0) -> None:
-        deadline = time.monotonic() + within_seconds
-        while True:
-            try:
-                await self.redis.ping()
-                return
-            except (RedisConnectionError, OSError) as error:
-                if time.monotonic() > deadline:
-                    raise StoreBenchError(f"throwaway redis did not answer: {error}") from error
-                await asyncio.sleep(0.1)
 
     def _sessions(self, ids: Iterator[str]) -> Sessions:
         return Sessions(
@@ -236,7 +203,7 @@ class StoreBench:
         if redis_cli is None:
             raise StoreBenchError("redis-cli not found")
         process = subprocess.Popen(
-            [redis_cli, "-h", "127.0.0.1", "-p", str(self.server.port), "--pipe", "--pipe-timeout", "60"],
+            [redis_cli, "-h", "127.0.0.1", "-p", str(self.server["port"]), "--pipe", "--pipe-timeout", "60"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         )  # fmt: skip
         assert process.stdin is not None and process.stdout is not None
@@ -289,7 +256,8 @@ class StoreBench:
         """MEMORY USAGE summed over every key under the prefix, and how many keys there are."""
         script = self.redis.register_script(MEMORY_OF_BATCH)
         cursor, total, keys = "0", 0, 0
-        pattern = re.sub(r"([*?\[\]\\])", r"\\\1", PREFIX) + "*"
+        # The store's own prefix, as it writes it (a hash tag, say).
+        pattern = re.sub(r"([*?\[\]\\])", r"\\\1", self.store.prefix) + "*"
         while True:
             cursor, used, found = await script(args=[cursor, pattern])
             total, keys = total + int(used), keys + int(found)
@@ -355,7 +323,14 @@ async def _memory_per_session(bench: StoreBench, sessions: int) -> dict[str, flo
 
 
 async def measure(
-    id_token: str, *, memory_sessions: int, small: int, large: int, checks: int, max_memory: str
+    state_dir: Path,
+    id_token: str,
+    *,
+    memory_sessions: int,
+    small: int,
+    large: int,
+    checks: int,
+    max_memory: str,
 ) -> dict[str, Any]:
     """Bytes per session at `memory_sessions`; check latency with `small` and with `large` sessions.
 
@@ -364,9 +339,8 @@ async def measure(
     """
     benches: list[StoreBench] = []
     try:
-        for _ in range(2):
-            benches.append(StoreBench(ThrowawayRedis(max_memory), id_token))
-            await benches[-1].wait_ready()
+        for name in ("redis-small", "redis-large"):
+            benches.append(StoreBench(state_dir, name, max_memory, id_token))
             await benches[-1].record_templates()
         small_bench, large_bench = benches
         assert small_bench.sso_template is not None and small_bench.portal_template is not None
@@ -402,4 +376,4 @@ async def measure(
     finally:
         for bench in benches:
             await bench.aclose()
-            bench.server.stop()
+            datastores.stop_throwaway_redis(bench.server)
