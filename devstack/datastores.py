@@ -3,6 +3,7 @@
 import asyncio
 import glob
 import os
+import random
 import re
 import shutil
 import signal
@@ -18,7 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import redis
 
-from .ports import free_port, port_answers
+from .ports import free_port, port_answers, port_in_use
 
 LOCAL_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 LOCAL_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -215,14 +216,14 @@ def local_redis_answers() -> bool:
 
 
 def start_throwaway_redis(
-    state_dir: Path, *, name: str = "redis", extra_args: tuple[str, ...] = ()
+    state_dir: Path, *, name: str = "redis", extra_args: tuple[str, ...] = (), port: int | None = None
 ) -> dict[str, Any]:
     """A private Redis on a free port; extra_args e.g. ("--appendonly", "yes") to survive restarts."""
     if not shutil.which("redis-server"):
         _apt_install("postgresql", "redis-server")
     redis_dir = state_dir / name
     redis_dir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = port or free_port()
     record = {
         "url": f"redis://127.0.0.1:{port}/0",
         "port": port,
@@ -264,6 +265,76 @@ def stop_throwaway_redis(record: dict[str, Any], sig: signal.Signals = signal.SI
         time.sleep(0.05)
     # A killed server leaves its pid file behind; the next start must not read a stale one.
     Path(record["pid_file"]).unlink(missing_ok=True)
+
+
+def start_throwaway_sentinel(
+    state_dir: Path, name: str, master_name: str, master_port: int
+) -> dict[str, Any]:
+    """A Redis Sentinel on a free port watching the master; quorum 2, so run three of them."""
+    sentinel_dir = state_dir / name
+    sentinel_dir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    config = sentinel_dir / "sentinel.conf"  # Sentinel rewrites its config file: its own, here
+    config.write_text(
+        f"sentinel monitor {master_name} 127.0.0.1 {master_port} 2\n"
+        f"sentinel down-after-milliseconds {master_name} 1000\n"
+        f"sentinel failover-timeout {master_name} 10000\n"
+        f"sentinel parallel-syncs {master_name} 1\n"
+    )
+    record = {
+        "url": f"redis://127.0.0.1:{port}/0",
+        "port": port,
+        "dir": str(sentinel_dir),
+        "pid_file": str(sentinel_dir / "redis.pid"),
+        "args": [],
+    }
+    resume_redis(record, mode=(str(config), "--sentinel"))
+    return record
+
+
+def start_throwaway_cluster(state_dir: Path, masters: int = 3) -> list[dict[str, Any]]:
+    """A Redis Cluster of `masters` masters (no replicas) on free ports; returns one record each."""
+    cluster_args = ("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                    "--cluster-node-timeout", "2000")  # fmt: skip
+    nodes: list[dict[str, Any]] = []
+    try:
+        for n, port in enumerate(_cluster_ports(masters)):
+            nodes.append(
+                start_throwaway_redis(state_dir, name=f"cluster-{n}", extra_args=cluster_args, port=port)
+            )
+        subprocess.run(
+            ["redis-cli", "--cluster", "create", *(f"127.0.0.1:{node['port']}" for node in nodes),
+             "--cluster-replicas", "0", "--cluster-yes"],
+            check=True, capture_output=True, timeout=30,
+        )  # fmt: skip
+        deadline = time.monotonic() + 20
+        while not all(_cluster_ok(node["url"]) for node in nodes):
+            if time.monotonic() > deadline:
+                raise DatastoreError("the throwaway Redis Cluster did not reach cluster_state:ok")
+            time.sleep(0.1)
+    except BaseException:
+        for node in nodes:
+            stop_throwaway_redis(node)
+        raise
+    return nodes
+
+
+def _cluster_ports(count: int) -> list[int]:
+    """Free ports whose cluster bus port (the port + 10000, as Redis insists) is free too."""
+    chosen: list[int] = []
+    for port in random.sample(range(20000, 55000), 2000):
+        if len(chosen) == count:
+            break
+        if not port_in_use(port) and not port_in_use(port + 10000):
+            chosen.append(port)
+    if len(chosen) < count:
+        raise DatastoreError("no free ports for a throwaway Redis Cluster")
+    return chosen
+
+
+def _cluster_ok(url: str) -> bool:
+    with redis.Redis.from_url(url, socket_timeout=2, decode_responses=True) as client:
+        return client.cluster("INFO").get("cluster_state") == "ok"  # type: ignore[no-any-return]
 
 
 def delete_redis_keys(url: str, prefix: str) -> int:

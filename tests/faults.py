@@ -11,7 +11,8 @@ import httpx
 from devstack import datastores
 from devstack.stack import Stack
 
-from .customer import Page
+from .customer import Customer, Page
+from .flows import Account, first_login
 
 UNAVAILABLE = "Sign-in is unavailable right now. Please try again in a minute."
 
@@ -64,3 +65,23 @@ def log_lines(stack: Stack, service: str) -> list[dict[str, Any]]:
         except ValueError:
             lines.append({"unparsed": line})
     return lines
+
+
+def re_entry(customer: Customer) -> None:
+    """Log out of the portal and press Login: straight back in, on the live SSO session."""
+    page = customer.submit(customer.get("/portal/"), "/portal/logout")
+    assert page.path == "/", (page.status, page.text[:200])
+    page = customer.start_login()
+    assert (page.status, page.path) == (200, "/portal/"), (page.status, page.text[:200])
+
+
+def whole_journey(customer: Customer, account: Account) -> None:
+    """A wrong password, sign-in with set-up, re-entry, and sign out everywhere: every store call."""
+    page = customer.enter_username(customer.start_login(), account.name)
+    assert customer.enter_password(page, "not the password").status == 401
+    assert first_login(customer, account).path == "/portal/"
+    re_entry(customer)
+    page = customer.submit(customer.get("/portal/"), "/portal/logout-everywhere")
+    assert (page.status, page.path) == (200, "/"), page.text[:200]
+    page = customer.start_login()
+    assert page.path == "/auth/login" and page.soup.find("input", attrs={"name": "username"}) is not None

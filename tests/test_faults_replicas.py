@@ -20,6 +20,7 @@ from devstack.stack import SERVICES, Stack
 
 from .customer import Customer
 from .external_tools import totp_now
+from .faults import re_entry
 from .flows import Account, add_user, first_login, sign_in_to_code_page
 
 LOAD_CUSTOMERS = 3
@@ -48,14 +49,6 @@ def gateway_statuses_since(stack: Stack, offset: int) -> Counter[int]:
     with stack.gateway_access_log.open("rb") as log:
         log.seek(offset)
         return Counter(json.loads(line)["status"] for line in log.read().splitlines() if line.strip())
-
-
-def re_entry(customer: Customer) -> None:
-    """Log out of the portal and press Login: straight back in, on the live SSO session."""
-    page = customer.submit(customer.get("/portal/"), "/portal/logout")
-    assert page.path == "/", (page.status, page.text[:200])
-    page = customer.start_login()
-    assert (page.status, page.path) == (200, "/portal/"), (page.status, page.text[:200])
 
 
 def test_a_killed_replica_of_each_service_costs_no_flow(
