@@ -58,7 +58,12 @@ async def open_state(
             "portal": RemoteKeys(http, f"{peers.portal_url}/internal/jwks", clock),
         }
     )
-    store = SessionStore(redis, settings.key_prefix)
+    store = SessionStore(
+        redis,
+        settings.key_prefix,
+        wait_replicas=settings.redis_wait_replicas,
+        wait_timeout_ms=settings.redis_wait_timeout_ms,
+    )
     stop_counting = asyncio.Event()
     counting = asyncio.create_task(_count_live_sessions(store, clock, stop_counting))
     try:

@@ -11,6 +11,11 @@ class Settings(ServiceSettings, RedisSettings):
     model_config = SettingsConfigDict(env_prefix="SESSION_", extra="ignore")
 
     key_prefix: str = "sso:"
+    # With replicas (Sentinel): a sign-in or logout is answered only once this many replicas
+    # have it (WAIT), so a failover loses no session and brings back no ended one. When fewer
+    # answer within the timeout (a replica down), the write stands, with a warning in the log.
+    redis_wait_replicas: int = Field(default=0, ge=0)
+    redis_wait_timeout_ms: int = Field(default=500, ge=1)
     # Absolute: an SSO session ends this long after sign-in, however busy it has been.
     sso_lifetime_seconds: int = Field(default=43200, gt=0)
     # A portal session also ends with its SSO session, whichever comes first.

@@ -8,12 +8,15 @@ children:<ref> (set of portal refs), portal:<ref> (hash), live-sso (sorted set).
 
 import hashlib
 import json
+import logging
 import math
 from dataclasses import dataclass
 
 from redis.exceptions import WatchError
 
 from services.common.redis_client import RedisClient, key_prefix_for
+
+log = logging.getLogger(__name__)
 
 # Optimistic transactions retry when a watched key changes under them (e.g. a touch).
 MAX_ATTEMPTS = 5
@@ -69,9 +72,13 @@ class PortalRecord:
 
 
 class SessionStore:
-    def __init__(self, redis: RedisClient, key_prefix: str) -> None:
+    def __init__(
+        self, redis: RedisClient, key_prefix: str, *, wait_replicas: int = 0, wait_timeout_ms: int = 500
+    ) -> None:
         self.redis = redis
         self.prefix = key_prefix_for(key_prefix)
+        self.wait_replicas = wait_replicas
+        self.wait_timeout_ms = wait_timeout_ms
         self._touch = redis.register_script(TOUCH_SCRIPT)
 
     def _sso_key(self, ref: str) -> str:
@@ -88,6 +95,31 @@ class SessionStore:
 
     def _portal_key(self, ref: str) -> str:
         return f"{self.prefix}portal:{ref}"
+
+    def _replication_mark_key(self) -> str:
+        return f"{self.prefix}replication-mark"
+
+    async def _replicated(self) -> None:
+        """Returns once wait_replicas replicas have every write made so far (or the timeout passed).
+
+        WAIT counts the writes of its own connection: a write just before it, on the same
+        connection, follows every earlier write in the replication stream, so once the replicas
+        have it they have all of them.
+        """
+        if not self.wait_replicas:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.set(self._replication_mark_key(), "1", ex=60)
+            pipe.execute_command("WAIT", self.wait_replicas, self.wait_timeout_ms)
+            _mark, acknowledged = await pipe.execute()
+        if int(acknowledged) < self.wait_replicas:
+            log.warning(
+                "a session write reached %s of %s replicas in %s ms",
+                acknowledged,
+                self.wait_replicas,
+                self.wait_timeout_ms,
+                extra={"fields": {"replicas_acknowledged": int(acknowledged)}},
+            )
 
     def _live_key(self) -> str:
         # Every SSO ref by its expiry: counting live sessions is then one ZCOUNT, not a SCAN.
@@ -129,6 +161,7 @@ class SessionStore:
             pipe.expire(user_key, ttl_seconds)
             pipe.zadd(self._live_key(), {ref: expires_at})
             await pipe.execute()
+        await self._replicated()
 
     async def get_sso(self, session_id: str) -> SsoRecord | None:
         return await self.get_sso_by_ref(ref_of(session_id))
@@ -185,9 +218,10 @@ class SessionStore:
                         if member_of is not None:
                             pipe.srem(self._user_key(member_of), ref)
                     await pipe.execute()
-                    return owner is not None
                 except WatchError:
                     continue
+                await self._replicated()
+                return owner is not None
         raise RuntimeError("SSO session kept changing while being ended")
 
     async def count_live_sso(self, now: int) -> int:
@@ -254,9 +288,10 @@ class SessionStore:
                     pipe.sadd(children_key, ref)
                     pipe.pexpire(children_key, parent_ttl_ms)
                     await pipe.execute()
-                    return True
                 except WatchError:
                     continue
+                await self._replicated()
+                return True
         raise RuntimeError("SSO session kept changing while a portal session was made")
 
     async def get_portal(self, session_id: str) -> PortalRecord | None:
@@ -282,4 +317,5 @@ class SessionStore:
             if parent_ref is not None:
                 pipe.srem(self._children_key(parent_ref), ref)
             deleted, *_ = await pipe.execute()
+        await self._replicated()
         return bool(deleted)
