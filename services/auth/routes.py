@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from services.common.errors import BadRequest, Forbidden
+from services.common.i18n import Text
 from services.common.tokens import InvalidToken
 from services.common.web import (
     STEP_COOKIE,
@@ -128,7 +129,7 @@ async def login_page(request: Request, state: State) -> HTMLResponse:
 
 
 def _render_step(
-    request: Request, state: AuthState, step: Step, error: str | None = None, status_code: int = 200
+    request: Request, state: AuthState, step: Step, error: Text | None = None, status_code: int = 200
 ) -> HTMLResponse:
     pages = state.pages
     restart_url = "/auth/authorize?" + AuthorizeRequest.from_claims(step.authz).query()
@@ -208,7 +209,8 @@ async def sign_in_complete(request: Request, state: State) -> HTMLResponse:
     )
     log.info("sign-in complete user_id=%s enrolled=%s", user.id, bool(step.claims.get("enrolled")))
     continue_url = "/auth/authorize?" + AuthorizeRequest.from_claims(step.authz).query()
-    response = state.pages.render(request, "continue.html", continue_url=continue_url)
+    # No language switch here: this page consumed its step, so showing it again would say expired.
+    response = state.pages.render(request, "continue.html", continue_url=continue_url, language_links=[])
     set_cookie(
         response,
         SSO_COOKIE,

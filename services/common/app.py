@@ -11,6 +11,7 @@ from fastapi.staticfiles import StaticFiles
 
 from .errors import ErrorMiddleware, install_error_handlers, responder
 from .health import Check, Readiness, not_ready_on_sigterm
+from .i18n import LanguageMiddleware
 from .input_guard import InputGuard
 from .keys import SigningKey, jwks
 from .logging import RequestContextMiddleware
@@ -100,6 +101,9 @@ def build_app(
         app.add_middleware(BrowserMiddleware, secure_cookies=settings.peers.secure_cookies)
     # Inside the metrics and the request context: the 503 or 500 is timed, and logged with its id.
     app.add_middleware(ErrorMiddleware, respond=respond)
+    if pages is not None:
+        # Outside ErrorMiddleware, so the calm 500 and 503 pages speak the customer's language too.
+        app.add_middleware(LanguageMiddleware, secure_cookies=settings.peers.secure_cookies)
     app.add_middleware(MetricsMiddleware)
     # Added last, so it runs first: every log line of the request carries its id.
     app.add_middleware(RequestContextMiddleware)

@@ -15,12 +15,13 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .i18n import Text, _
 from .metrics import count_if_dependency_error, dependency_failed, dependency_of, route_of
 
 log = logging.getLogger(__name__)
 
-UNAVAILABLE_MESSAGE = "Sign-in is unavailable right now. Please try again in a minute."
-UNEXPECTED_MESSAGE = "Something went wrong on our side. Please try again."
+UNAVAILABLE_MESSAGE = _("Sign-in is unavailable right now. Please try again in a minute.")
+UNEXPECTED_MESSAGE = _("Something went wrong on our side. Please try again.")
 
 # A datastore that is down, restarting, failing over or refusing writes for a moment: the
 # customer is asked to try again in a minute (503), and the clients reconnect by themselves.
@@ -45,10 +46,10 @@ class ServiceError(Exception):
 
     status_code = 400
     code = "bad_request"
-    message = "The request could not be processed."
+    message: Text = _("The request could not be processed.")
 
-    def __init__(self, message: str | None = None, *, detail: str | None = None) -> None:
-        super().__init__(detail or message or self.message)
+    def __init__(self, message: Text | None = None, *, detail: str | None = None) -> None:
+        super().__init__(detail or str(message or self.message))
         if message is not None:
             self.message = message
         self.detail = detail
@@ -61,25 +62,25 @@ class BadRequest(ServiceError):
 class Unauthorized(ServiceError):
     status_code = 401
     code = "unauthorized"
-    message = "You are not signed in."
+    message: Text = _("You are not signed in.")
 
 
 class Forbidden(ServiceError):
     status_code = 403
     code = "forbidden"
-    message = "This request is not allowed."
+    message: Text = _("This request is not allowed.")
 
 
 class NotFound(ServiceError):
     status_code = 404
     code = "not_found"
-    message = "Not found."
+    message: Text = _("Not found.")
 
 
 class Conflict(ServiceError):
     status_code = 409
     code = "conflict"
-    message = "This conflicts with the current state."
+    message: Text = _("This conflicts with the current state.")
 
 
 class DependencyUnavailable(ServiceError):
@@ -114,7 +115,7 @@ def wants_json(request: Request) -> bool:
     )
 
 
-Responder = Callable[[Request, int, str, str], Response]
+Responder = Callable[[Request, int, str, Text], Response]
 
 
 class ErrorMiddleware:
@@ -173,12 +174,12 @@ class ErrorMiddleware:
             await self.respond(Request(scope), status, code, message)(scope, receive, send)
 
 
-def responder(render_error_page: Callable[[Request, int, str], Response] | None) -> Responder:
+def responder(render_error_page: Callable[[Request, int, Text], Response] | None) -> Responder:
     """A JSON body where wants_json, else the service's error page (JSON when it has none)."""
 
-    def respond(request: Request, status: int, code: str, message: str) -> Response:
+    def respond(request: Request, status: int, code: str, message: Text) -> Response:
         if render_error_page is None or wants_json(request):
-            return JSONResponse({"error": code, "message": message}, status_code=status)
+            return JSONResponse({"error": code, "message": str(message)}, status_code=status)
         return render_error_page(request, status, message)
 
     return respond
@@ -206,10 +207,10 @@ def install_error_handlers(app: FastAPI, respond: Responder) -> None:
         # Log where the input was wrong, never the input itself: it may hold a password.
         fields = [".".join(str(part) for part in item.get("loc", ())) for item in error.errors()]
         log.info("invalid input on %s %s: %s", request.method, request.url.path, fields)
-        return respond(request, 400, "invalid_input", "Some of the information sent was not valid.")
+        return respond(request, 400, "invalid_input", _("Some of the information sent was not valid."))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> Response:
-        messages = {404: "This page does not exist.", 405: "This action is not allowed here."}
-        message = messages.get(error.status_code, "The request could not be processed.")
+        messages = {404: _("This page does not exist."), 405: _("This action is not allowed here.")}
+        message = messages.get(error.status_code, ServiceError.message)
         return respond(request, error.status_code, "http_error", message)

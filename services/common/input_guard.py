@@ -6,22 +6,19 @@ a form decoder would quietly turn bad bytes into other characters.
 """
 
 import logging
-from collections.abc import Callable
 from urllib.parse import unquote_to_bytes
 
 from fastapi import Request
-from fastapi.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .web import _
+from .errors import Responder
+from .i18n import _
 
 log = logging.getLogger(__name__)
 
 MESSAGE = _("Some of the information sent was not valid.")
 # Bodies are small (the gateway allows 64 KiB); a peer sending more gets a 413, never a buffer.
 MAX_CHECKED_BODY = 1024 * 1024
-
-ErrorResponder = Callable[[Request, int, str, str], Response]
 
 
 def _clean_text(raw: bytes) -> bool:
@@ -62,7 +59,7 @@ def _media_type(scope: Scope) -> str:
 class InputGuard:
     """ASGI middleware; respond(request, status, code, message) renders the refusal."""
 
-    def __init__(self, app: ASGIApp, respond: ErrorResponder) -> None:
+    def __init__(self, app: ASGIApp, respond: Responder) -> None:
         self.app = app
         self.respond = respond
 

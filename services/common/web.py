@@ -1,6 +1,5 @@
 """What every browser-facing service shares: pages, the browser cookie, CSRF and security headers."""
 
-import gettext
 import hashlib
 import hmac
 from pathlib import Path
@@ -13,16 +12,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .clock import random_token
 from .errors import Forbidden
+from .i18n import Text, current_language, gettext_now, language_links, ngettext_now
+from .i18n import _ as _  # re-exported: the pages' modules take `_` from here
 
 COMMON_DIR = Path(__file__).parent
 BROWSER_COOKIE = "browser"
 BROWSER_COOKIE_MAX_AGE = 400 * 24 * 3600
-
-# English now; a French catalogue later drops into locale/fr/LC_MESSAGES/messages.mo.
-translations: gettext.NullTranslations = gettext.translation(
-    "messages", localedir=COMMON_DIR / "locale", languages=["en"], fallback=True
-)
-_ = translations.gettext
 
 SECURITY_HEADERS = [
     (
@@ -129,8 +124,10 @@ def check_csrf(request: Request, submitted: str | None) -> None:
 class Pages:
     """Renders a service's templates, with the common base layout and gettext."""
 
-    def __init__(self, templates_dir: Path, static_url: str, service_name: str) -> None:
+    def __init__(self, templates_dir: Path, static_url: str, service_name: str, home_url: str = "/") -> None:
+        """home_url: where the language switch leads from a page that answered a form."""
         self.static_url = static_url
+        self.home_url = home_url
         self.environment = jinja2.Environment(
             loader=jinja2.ChoiceLoader(
                 [
@@ -142,16 +139,22 @@ class Pages:
             extensions=["jinja2.ext.i18n"],
             undefined=jinja2.StrictUndefined,
         )
-        self.environment.install_gettext_translations(translations, newstyle=True)  # type: ignore[attr-defined]
+        # Looked up at render time, in the language of the request being rendered.
+        self.environment.install_gettext_callables(  # type: ignore[attr-defined]
+            gettext=gettext_now, ngettext=ngettext_now, newstyle=True
+        )
         self.service_name = service_name
 
     def render(self, request: Request, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+        """context may set language_links=[] for a page that cannot be shown twice."""
+        context.setdefault("language_links", language_links(request, self.home_url))
         html = self.environment.get_template(name).render(
             csrf_token=csrf_token(request) if hasattr(request.state, "browser_id") else "",
             static_url=self.static_url,
+            lang=current_language.get(),
             **context,
         )
         return HTMLResponse(html, status_code=status_code)
 
-    def error_page(self, request: Request, status_code: int, message: str) -> HTMLResponse:
+    def error_page(self, request: Request, status_code: int, message: Text) -> HTMLResponse:
         return self.render(request, "error.html", status_code=status_code, message=message)

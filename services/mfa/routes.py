@@ -6,6 +6,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from services.common.errors import Forbidden
+from services.common.i18n import Text, ngettext_now
 from services.common.step_tokens import StepExpired
 from services.common.web import (
     STEP_COOKIE,
@@ -14,7 +15,6 @@ from services.common.web import (
     check_csrf,
     client_ip,
     set_cookie,
-    translations,
     user_agent,
 )
 
@@ -40,13 +40,13 @@ class AlreadyEnrolled(Forbidden):
 
 def clock_skew_hint(skew: ClockSkew) -> str:
     if skew.ahead:
-        template = translations.ngettext(
+        template = ngettext_now(
             "Your phone's clock seems to be about %(n)d minute ahead. Correct it and try again.",
             "Your phone's clock seems to be about %(n)d minutes ahead. Correct it and try again.",
             skew.minutes,
         )
     else:
-        template = translations.ngettext(
+        template = ngettext_now(
             "Your phone's clock seems to be about %(n)d minute behind. Correct it and try again.",
             "Your phone's clock seems to be about %(n)d minutes behind. Correct it and try again.",
             skew.minutes,
@@ -83,7 +83,7 @@ def typed_code(code: str) -> str:
 
 
 def setup_page(
-    request: Request, state: MfaState, setup: PendingSetup, status_code: int = 200, error: str | None = None
+    request: Request, state: MfaState, setup: PendingSetup, status_code: int = 200, error: Text | None = None
 ) -> HTMLResponse:
     return state.pages.render(
         request,
@@ -96,7 +96,7 @@ def setup_page(
 
 
 def code_page(
-    request: Request, state: MfaState, status_code: int = 200, error: str | None = None
+    request: Request, state: MfaState, status_code: int = 200, error: Text | None = None
 ) -> HTMLResponse:
     return state.pages.render(request, "code.html", status_code=status_code, error=error)
 
@@ -158,6 +158,7 @@ async def mfa_verify(
         return await complete_login(request, state, step, enrolled=False)
     if outcome is Outcome.NOT_ENROLLED:
         return RedirectResponse("/mfa/", status_code=303)
+    error: Text
     if isinstance(outcome, ClockSkew):
         error = clock_skew_hint(outcome)
     elif outcome is Outcome.CODE_ALREADY_USED:
