@@ -14,7 +14,10 @@ WORKDIR /src
 COPY pyproject.toml ./
 COPY services ./services
 COPY devstack ./devstack
-RUN /opt/sso/bin/pip install . \
+# The French catalogue is compiled from its .po source first, so `pip install .` packages the .mo.
+RUN /opt/sso/bin/pip install 'babel>=2.14' \
+    && /opt/sso/bin/pybabel compile --domain messages --directory services/common/locale \
+    && /opt/sso/bin/pip install . \
     && /opt/sso/bin/python -m compileall -q /opt/sso/lib
 
 # Stage 2: the runtime. The same slim base, the virtualenv and nothing else: no compiler, no

@@ -10,7 +10,10 @@ VENV_STAMP := $(VENV)/.installed
 # ab (ApacheBench) and redis-cli are for `make bench` and its smoke test in `make test`.
 SYSTEM_DEPS := nginx:nginx oathtool:oathtool zbarimg:zbar-tools chromium:chromium envsubst:gettext-base kubectl:kubectl ab:apache2-utils redis-cli:redis-tools
 
-.PHONY: help venv system-deps run up down status lint test bench clean
+# The French catalogue: its source (.po) is in the repository, the compiled .mo is made here.
+CATALOGUE := services/common/locale/fr/LC_MESSAGES/messages
+
+.PHONY: help venv catalogues translations system-deps run up down status lint test bench clean
 
 help:
 	@echo "make run      start the stack in the foreground (Ctrl-C stops it)"
@@ -18,6 +21,7 @@ help:
 	@echo "make test     lint, then every test (unit, integration, browser)"
 	@echo "make lint     ruff and mypy"
 	@echo "make bench    the speed figures of docs/performance.md (a few minutes; not part of make test)"
+	@echo "make translations  add the new strings for people to the French catalogue (.po), to translate"
 	@echo "make clean    stop the stack, remove its state and the caches"
 
 venv: $(VENV_STAMP)
@@ -26,6 +30,20 @@ $(VENV_STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -e '.[dev]'
 	touch $@
+
+catalogues: $(CATALOGUE).mo
+
+$(CATALOGUE).mo: $(CATALOGUE).po $(VENV_STAMP)
+	$(VENV)/bin/pybabel compile --domain messages --locale fr --input-file $< --output-file $@
+
+# Extracts every string of the templates and the code (babel.cfg) and merges the new ones into
+# the .po, empty: fill them in; services/common/tests/test_catalogue.py fails until then.
+translations: venv
+	mkdir -p build
+	$(VENV)/bin/pybabel extract --mapping-file babel.cfg --keywords ngettext_now:1,2 --ignore-dirs tests \
+	    --no-location --sort-output --output-file build/messages.pot services
+	$(VENV)/bin/pybabel update --domain messages --input-file build/messages.pot \
+	    --output-dir services/common/locale --no-fuzzy-matching --ignore-obsolete --width 100
 
 # nginx lives in /usr/sbin, which is not on every user's PATH.
 system-deps:
@@ -46,10 +64,10 @@ system-deps:
 	    apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing; \
 	fi
 
-run: system-deps venv
+run: system-deps venv catalogues
 	$(PYTHON) -m devstack run
 
-up: system-deps venv
+up: system-deps venv catalogues
 	$(PYTHON) -m devstack up
 
 down: venv
@@ -58,20 +76,20 @@ down: venv
 status: venv
 	$(PYTHON) -m devstack status
 
-lint: venv
+lint: venv catalogues
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy services devstack bench
 
 # pytest exits 5 when it collected no tests: a run that tested nothing must not pass.
-test: system-deps venv lint
+test: system-deps venv lint catalogues
 	@$(PYTHON) -m pytest; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "no tests ran" >&2; exit 1; fi; \
 	exit $$status
 
 # Not part of `make test` (its smoke version is): a stack of its own, driven through its gateway;
 # prints the table and writes bench/results.json. Knobs (BENCH_*): docs/performance.md.
-bench: system-deps venv
+bench: system-deps venv catalogues
 	$(PYTHON) -m bench
 
 # The venv stays: rebuilding it is slow and it holds nothing of the stack's state.

@@ -86,7 +86,8 @@ class LazyText:
         return hash(self.message)
 
     def __mod__(self, values: Any) -> str:
-        return str(self) % values
+        text: str = str(self) % values
+        return text
 
 
 Text = str | LazyText

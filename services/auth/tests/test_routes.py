@@ -418,7 +418,7 @@ async def test_a_session_service_answer_outside_the_contract_is_a_calm_503(
     harness.peers.broken["/internal/sso-sessions/lookup"] = answer
     page = await harness.authorize()
     assert page.status_code == 503
-    assert UNAVAILABLE_MESSAGE in page.text and "Traceback" not in page.text
+    assert str(UNAVAILABLE_MESSAGE) in page.text and "Traceback" not in page.text
 
 
 async def test_a_cookie_that_is_no_session_id_asks_nobody(harness: Harness) -> None:
