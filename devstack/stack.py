@@ -15,12 +15,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from services.common.keys import generate_private_pem
+from services.common.keys import generate_private_pem, public_pem
 
 from . import datastores, gateway, processes
 from .ports import free_ports, port_in_use
 
 SERVICES = ("auth", "mfa", "session", "portal")
+# The services that serve the admin API (/internal/admin/) and so know the admin public key.
+ADMIN_API_SERVICES = ("auth", "mfa", "session")
 # The services the gateway routes to.
 ROUTED_SERVICES = ("auth", "mfa", "portal")
 DEFAULT_PORTS = {"auth": 8101, "mfa": 8102, "session": 8103, "portal": 8104}
@@ -140,6 +142,11 @@ class Stack:
         return self.state / "stack.env"
 
     @property
+    def admin_env_file(self) -> Path:
+        """What ssoctl needs, and all it gets: the admin key and the services' addresses."""
+        return self.state / "admin.env"
+
+    @property
     def gateway_dir(self) -> Path:
         return self.state / "nginx"
 
@@ -174,8 +181,11 @@ class Stack:
             self._ensure_secrets()
             self._write_env()
             self._migrate()
+            # auth registers the portal's client (ssoctl, through its admin API) before the
+            # portal starts with the secret it got.
+            self._start_services([name for name in SERVICES if name != "portal"])
             self._register_portal_client()
-            self._start_services()
+            self._start_services(["portal"])
             self._start_gateway()
         except BaseException:
             # Leave no trace: a database this start made goes too (a test's unique one, say).
@@ -230,9 +240,13 @@ class Stack:
         }
         wanted["auth-oidc.pem"] = lambda: generate_private_pem("rsa")
         wanted["mfa-encryption.key"] = lambda: base64.b64encode(secrets.token_bytes(32)) + b"\n"
+        wanted["admin.pem"] = lambda: generate_private_pem("ec")
         for filename, make in wanted.items():
             if not (self.secrets_dir / filename).exists():
                 _write_private(self.secrets_dir / filename, make())
+        # The services get the admin key's public half only.
+        admin_public = public_pem((self.secrets_dir / "admin.pem").read_bytes())
+        (self.secrets_dir / "admin.pub.pem").write_bytes(admin_public)
 
     def _write_env(self) -> None:
         secret = self.secrets_dir
@@ -254,11 +268,23 @@ class Stack:
             "PORTAL_SIGNING_KEY_FILE": str(secret / "portal.pem"),
             "PORTAL_CLIENT_ID": "portal",
             "PORTAL_CLIENT_SECRET_FILE": str(secret / "portal-client-secret"),
+            **{
+                f"{name.upper()}_ADMIN_PUBLIC_KEY_FILES": json.dumps([str(secret / "admin.pub.pem")])
+                for name in ADMIN_API_SERVICES
+            },
             **{key: str(value) for key, value in self.extra_env.items()},
         }
         lines = [f"{key}={value}" for key, value in self.env.items()]
         # Private: a DATABASE_URL or REDIS_URL from the environment may carry a password.
         _write_private(self.env_file, ("\n".join(lines) + "\n").encode())
+        self._write_admin_env(self.admin_env_file, self.peer_url)
+
+    def _write_admin_env(self, path: Path, url_of: Callable[[str], str]) -> None:
+        admin_env = {
+            "SSO_ADMIN_KEY_FILE": str(self.secrets_dir / "admin.pem"),
+            **{f"SSO_{name.upper()}_URL": url_of(name) for name in ADMIN_API_SERVICES},
+        }
+        _write_private(path, "".join(f"{key}={value}\n" for key, value in admin_env.items()).encode())
 
     def _process_env(self) -> dict[str, str]:
         # Logs must reach the files as they happen, not when a buffer fills.
@@ -295,12 +321,18 @@ class Stack:
 
     def _register_portal_client(self) -> None:
         public = self.gateway_url
-        result = self._run_step(
-            "registering the portal client",
-            [*self._ssoctl_command(), "client", "add", "portal",
-             "--redirect-uri", f"{public}/portal/callback",
-             "--post-logout-redirect-uri", f"{public}/", "--replace"],
+        # The peers proxy starts with the gateway, later: auth's first replica answers directly.
+        direct = self.state / "admin-direct.env"
+        self._write_admin_env(direct, self.service_url)
+        result = self.ssoctl(
+            "client", "add", "portal", "--operator", "devstack",
+            "--redirect-uri", f"{public}/portal/callback",
+            "--post-logout-redirect-uri", f"{public}/", "--replace",
+            env=self.ssoctl_env(direct),
         )  # fmt: skip
+        direct.unlink()
+        if result.returncode != 0:
+            raise StackError(f"registering the portal client failed:\n{result.stdout}{result.stderr}")
         try:
             client_secret = json.loads(result.stdout)["client_secret"]
         except (ValueError, KeyError, TypeError) as error:
@@ -336,9 +368,9 @@ class Stack:
                 "--host", "127.0.0.1", "--port", str(port), "--no-access-log",
                 "--timeout-graceful-shutdown", "20", "--timeout-keep-alive", "75"]  # fmt: skip
 
-    def _start_services(self) -> None:
+    def _start_services(self, services: list[str]) -> None:
         started = []
-        for service in SERVICES:
+        for service in services:
             marker = f"services.{service}.app"
             for name, port in zip(self.replica_names(service), self.replica_ports(service), strict=True):
                 started.append(
@@ -478,12 +510,23 @@ class Stack:
             raise StackError(f"no process named {name!r} in this stack")
         return dict(entries[-1])
 
-    def ssoctl(self, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
-        """Run the admin CLI against this stack (it reads SSO_ENV_FILE)."""
+    def ssoctl_env(self, env_file: Path | None = None) -> dict[str, str]:
+        """All ssoctl gets: admin.env (the admin key and the services' addresses), no datastore URL."""
+        return {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": os.environ.get("HOME", "/"),
+            "USER": os.environ.get("USER") or "devstack",
+            "SSO_ENV_FILE": str(env_file or self.admin_env_file),
+        }
+
+    def ssoctl(
+        self, *args: str, input: str | None = None, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """Run the admin CLI against this stack, with ssoctl_env() (or env) as its whole environment."""
         return subprocess.run(
             [*self._ssoctl_command(), *args],
             cwd=self.root,
-            env=self._process_env(),
+            env=env if env is not None else self.ssoctl_env(),
             input=input,
             capture_output=True,
             text=True,

@@ -1,53 +1,51 @@
-"""ssoctl: the administrator's command line for users, authenticators, sessions and clients.
+"""ssoctl: the administrator's command line, a client of the services' admin API.
 
-It reads the same settings as the services (AUTH_DATABASE_URL, MFA_DATABASE_URL,
-SESSION_REDIS_URL, SESSION_KEY_PREFIX, AUTH_ARGON2_*), from the environment or from the
-env file that `make up` writes (.run/dev/stack.env; another one with SSO_ENV_FILE).
+It needs the admin key and the services' addresses, nothing else: SSO_ADMIN_KEY_FILE,
+SSO_AUTH_URL, SSO_MFA_URL and SSO_SESSION_URL, from the environment or from the env file that
+`make up` writes (.run/dev/admin.env; another one with SSO_ENV_FILE). No database, no Redis:
+each service changes its own data and audits who asked (--operator, else $USER) and why.
 """
 
 import argparse
 import asyncio
+import getpass
 import json
 import os
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
-import asyncpg
-import redis.asyncio as redis
+import httpx
 from pydantic_settings import SettingsConfigDict
 
-from services.auth.accounts import Accounts, username_key
-from services.auth.app import MIGRATIONS_DIR as AUTH_MIGRATIONS
-from services.auth.audit import ADMIN, AuditLog
-from services.auth.clients import Clients
-from services.auth.passwords import Passwords
-from services.auth.store import AuthStore
-from services.auth.throttle_store import ThrottleStore
-from services.common import db
 from services.common.errors import ServiceError
+from services.common.keys import SigningKey
+from services.common.service_client import ADMIN_CALLER
 from services.common.settings import FileSettings
-from services.mfa.admin import MIGRATIONS_DIR as MFA_MIGRATIONS
-from services.mfa.admin import audit_rows as mfa_audit_rows
-from services.mfa.admin import reset_user
-from services.session.admin import revoke_user
+from services.common.tokens import TokenIssuer
+from services.contracts.admin import (
+    ROLES,
+    AddClient,
+    AddUser,
+    AdminApi,
+    AuditEvent,
+    Origin,
+    SetRole,
+    UserAction,
+)
 
-DEFAULT_ENV_FILE = Path(__file__).resolve().parent.parent / ".run" / "dev" / "stack.env"
+DEFAULT_ENV_FILE = Path(__file__).resolve().parent.parent / ".run" / "dev" / "admin.env"
 
 
 class AdminSettings(FileSettings):
-    model_config = SettingsConfigDict(extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="SSO_", extra="ignore")
 
-    auth_database_url: str = "postgresql://postgres@127.0.0.1:5432/sso"
-    mfa_database_url: str = "postgresql://postgres@127.0.0.1:5432/sso"
-    session_redis_url: str = "redis://127.0.0.1:6379/0"
-    session_key_prefix: str = "sso:"
-    auth_redis_url: str = "redis://127.0.0.1:6379/0"
-    auth_redis_key_prefix: str = "sso:auth:"
-    auth_argon2_memory_kib: int = 19456
-    auth_argon2_iterations: int = 2
-    auth_argon2_parallelism: int = 1
+    # The admin key's private half (PEM). The services know its public half
+    # (<SVC>_ADMIN_PUBLIC_KEY_FILES) and accept its tokens under /internal/admin/ only.
+    admin_key_file: Path | None = None
+    auth_url: str = "http://127.0.0.1:8101"
+    mfa_url: str = "http://127.0.0.1:8102"
+    session_url: str = "http://127.0.0.1:8103"
 
 
 class CommandError(Exception):
@@ -61,152 +59,27 @@ def load_settings() -> AdminSettings:
     return AdminSettings(_env_file=env_file if env_file.is_file() else None)  # type: ignore[call-arg]
 
 
-class Admin:
-    """Each command runs against the owning service's own store, as that service would."""
-
-    def __init__(self, settings: AdminSettings) -> None:
-        self.settings = settings
-
-    async def _auth(self) -> tuple[asyncpg.Pool, AuthStore]:
-        pool = await _connect(self.settings.auth_database_url, "auth")
-        return pool, AuthStore(pool)
-
-    def _accounts(self, store: AuthStore) -> Accounts:
-        s = self.settings
-        passwords = Passwords(
-            s.auth_argon2_memory_kib, s.auth_argon2_iterations, s.auth_argon2_parallelism, 1
-        )
-        return Accounts(store, passwords)
-
-    async def _revoke_sessions(self, user_id: str) -> int:
-        client = redis.from_url(self.settings.session_redis_url)
-        try:
-            return await revoke_user(client, self.settings.session_key_prefix, user_id)
-        except redis.RedisError as error:
-            raise CommandError(f"cannot reach Redis: {type(error).__name__}") from error
-        finally:
-            await client.aclose()
-
-    async def migrate(self) -> str:
-        auth = await db.migrate(self.settings.auth_database_url, "auth", AUTH_MIGRATIONS)
-        mfa = await db.migrate(self.settings.mfa_database_url, "mfa", MFA_MIGRATIONS)
-        return f"migrations applied: auth {auth or 'none'}, mfa {mfa or 'none'}"
-
-    async def user_add(self, name: str, password: str) -> str:
-        pool, store = await self._auth()
-        try:
-            user_id = await self._accounts(store).add(name, password)
-        finally:
-            await pool.close()
-        return f"user {name} added (id {user_id})"
-
-    async def user_disable(self, name: str) -> str:
-        pool, store = await self._auth()
-        try:
-            user_id = await self._accounts(store).set_disabled(name, True)
-            await AuditLog(store).record("user.disabled", "ok", ADMIN, user_id=user_id, username=name)
-        finally:
-            await pool.close()
-        ended = await self._revoke_sessions(str(user_id))
-        return f"user {name} disabled; {ended} session(s) ended"
-
-    async def user_unlock(self, name: str) -> str:
-        pool, store = await self._auth()
-        try:
-            user = await self._accounts(store).find(name)
-            client = redis.from_url(self.settings.auth_redis_url)
-            try:
-                was_locked = await ThrottleStore(client, self.settings.auth_redis_key_prefix).unlock(
-                    username_key(name)
-                )
-            except redis.RedisError as error:
-                raise CommandError(f"cannot reach Redis: {type(error).__name__}") from error
-            finally:
-                await client.aclose()
-            await AuditLog(store).record("unlock", "ok", ADMIN, user_id=user.id, username=user.username)
-        finally:
-            await pool.close()
-        return f"{name}: {'lock lifted' if was_locked else 'was not locked'}; failure counters cleared"
-
-    async def user_enable(self, name: str) -> str:
-        pool, store = await self._auth()
-        try:
-            await self._accounts(store).set_disabled(name, False)
-        finally:
-            await pool.close()
-        return f"user {name} enabled"
-
-    async def _user_id(self, name: str) -> str:
-        pool, store = await self._auth()
-        try:
-            return str((await self._accounts(store).find(name)).id)
-        finally:
-            await pool.close()
-
-    async def mfa_reset(self, name: str) -> str:
-        user_id = await self._user_id(name)
-        pool = await _connect(self.settings.mfa_database_url, "mfa")
-        try:
-            removed = await reset_user(pool, user_id, username=name, actor="ssoctl", ip="local")
-        finally:
-            await pool.close()
-        ended = await self._revoke_sessions(user_id)
-        what = "authenticator removed" if removed else "no authenticator was set up"
-        return f"{name}: {what}; the next sign-in sets one up again; {ended} session(s) ended"
-
-    async def session_revoke(self, name: str) -> str:
-        user_id = await self._user_id(name)
-        ended = await self._revoke_sessions(user_id)
-        await self._audit("session.revoked", "ok", user_id, name)
-        return f"{name}: {ended} session(s) ended"
-
-    async def _audit(self, event: str, outcome: str, user_id: str, name: str) -> None:
-        pool, store = await self._auth()
-        try:
-            await AuditLog(store).record(event, outcome, ADMIN, user_id=user_id, username=name)
-        finally:
-            await pool.close()
-
-    async def audit(self, name: str) -> str:
-        user_id = await self._user_id(name)
-        pool, store = await self._auth()
-        try:
-            rows = await store.audit_rows(user_id)
-        finally:
-            await pool.close()
-        mfa_pool = await _connect(self.settings.mfa_database_url, "mfa")
-        try:
-            rows += await mfa_audit_rows(mfa_pool, user_id)
-        finally:
-            await mfa_pool.close()
-        rows.sort(key=lambda row: row["at"])  # type: ignore[arg-type,return-value]
-        return (
-            "\n".join(
-                f"{row['at'].isoformat()} {row['event']} {row['outcome']} ip={row['ip']} "  # type: ignore[attr-defined]
-                f"user_agent={json.dumps(row['user_agent'] or '')}"
-                for row in rows
-            )
-            or f"{name}: no audit rows"
-        )
-
-    async def client_add(
-        self, client_id: str, redirect_uris: list[str], post_logout_uris: list[str], replace: bool
-    ) -> str:
-        pool, store = await self._auth()
-        try:
-            secret = await Clients(store).register(client_id, redirect_uris, post_logout_uris, replace)
-        finally:
-            await pool.close()
-        return json.dumps({"client_id": client_id, "client_secret": secret})
-
-
-async def _connect(dsn: str, schema: str) -> asyncpg.Pool:
+def admin_key(settings: AdminSettings) -> SigningKey:
+    if settings.admin_key_file is None:
+        raise CommandError("SSO_ADMIN_KEY_FILE is not set (is the stack up? make up)")
     try:
-        return await db.create_pool(dsn, schema, min_size=1, max_size=2)
-    except (OSError, asyncpg.PostgresError) as error:
-        raise CommandError(
-            f"cannot reach Postgres for {schema}: {error} (is the stack up? make up)"
-        ) from error
+        return SigningKey.from_file(settings.admin_key_file)
+    except (OSError, ValueError) as error:
+        raise CommandError(f"cannot read the admin key {settings.admin_key_file}: {error}") from error
+
+
+def operator_name(given: str | None) -> str:
+    name = given or os.environ.get("USER") or _login_name()
+    if not name:
+        raise CommandError("who is asking? give --operator NAME (or set $USER)")
+    return name
+
+
+def _login_name() -> str | None:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        return None
 
 
 def read_password(stdin_flag: bool) -> str:
@@ -218,33 +91,137 @@ def read_password(stdin_flag: bool) -> str:
     return password
 
 
+def audit_line(row: AuditEvent) -> str:
+    line = (
+        f"{row.at.isoformat()} {row.event} {row.outcome} ip={row.ip} "
+        f"user_agent={json.dumps(row.user_agent or '')}"
+    )
+    if row.operator:
+        line += f" operator={row.operator} reason={json.dumps(row.reason or '')}"
+    return line
+
+
+class Commands:
+    """One method per command; each returns what to print."""
+
+    def __init__(self, api: AdminApi, args: argparse.Namespace) -> None:
+        self.api = api
+        self.args = args
+
+    @property
+    def origin(self) -> Origin:
+        return Origin(operator=operator_name(self.args.operator), reason=self.args.reason or "")
+
+    def _action(self) -> UserAction:
+        return UserAction(**self.origin.model_dump(), username=self.args.name)
+
+    async def user_add(self) -> str:
+        password = read_password(self.args.password_stdin)
+        user = await self.api.add_user(
+            AddUser(
+                **self.origin.model_dump(), username=self.args.name, password=password, role=self.args.role
+            )
+        )
+        return f"user {user.username} added (id {user.user_id}, role {user.role})"
+
+    async def user_disable(self) -> str:
+        user, ended = await self.api.disable(self._action())
+        return f"user {user.username} disabled; {ended} session(s) ended"
+
+    async def user_enable(self) -> str:
+        user = await self.api.enable(self._action())
+        return f"user {user.username} enabled"
+
+    async def user_unlock(self) -> str:
+        unlocked = await self.api.unlock(self._action())
+        what = "lock lifted" if unlocked.was_locked else "was not locked"
+        return f"{unlocked.user.username}: {what}; failure counters cleared"
+
+    async def user_role(self) -> str:
+        user = await self.api.set_role(
+            SetRole(**self.origin.model_dump(), username=self.args.name, role=self.args.role)
+        )
+        return f"{user.username}: role {user.role}"
+
+    async def user_show(self) -> str:
+        user = await self.api.user(self.args.name)
+        mfa = await self.api.mfa_status(user)
+        sessions = await self.api.sessions(user)
+        return json.dumps(
+            {
+                **user.model_dump(mode="json"),
+                "mfa": mfa.model_dump(mode="json"),
+                "sessions": [session.model_dump(mode="json") for session in sessions.sessions],
+            },
+            indent=2,
+        )
+
+    async def mfa_reset(self) -> str:
+        user = await self.api.user(self.args.name)
+        reset, ended = await self.api.reset_mfa(user, self.origin)
+        what = "authenticator removed" if reset.removed else "no authenticator was set up"
+        return f"{user.username}: {what}; the next sign-in sets one up again; {ended} session(s) ended"
+
+    async def session_revoke(self) -> str:
+        user = await self.api.user(self.args.name)
+        revoked = await self.api.revoke_sessions_of(user, self.origin)
+        return f"{user.username}: {revoked.ended} session(s) ended"
+
+    async def audit(self) -> str:
+        user = await self.api.user(self.args.name)
+        rows = await self.api.audit(user)
+        return "\n".join(audit_line(row) for row in rows) or f"{user.username}: no audit rows"
+
+    async def client_add(self) -> str:
+        args = self.args
+        credentials = await self.api.add_client(
+            AddClient(
+                **self.origin.model_dump(),
+                client_id=args.name,
+                redirect_uris=args.redirect_uris,
+                post_logout_redirect_uris=args.post_logout_uris,
+                replace=args.replace,
+            )
+        )
+        return credentials.model_dump_json()
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="ssoctl", description=__doc__.splitlines()[0] if __doc__ else None)
+    who = argparse.ArgumentParser(add_help=False)
+    who.add_argument("--operator", help="who is asking, for the audit trail (default: $USER)")
+    who.add_argument("--reason", help="why, for the audit trail")
     areas = top.add_subparsers(dest="area", required=True)
 
-    areas.add_parser("migrate", help="apply the auth and mfa schema migrations")
-
-    user = areas.add_parser("user", help="customer accounts").add_subparsers(dest="action", required=True)
-    add = user.add_parser("add", help="add a user")
+    user = areas.add_parser("user", help="accounts").add_subparsers(dest="action", required=True)
+    add = user.add_parser("add", help="add a user", parents=[who])
     add.add_argument("name")
     add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    add.add_argument("--role", choices=ROLES, default="customer", help="support: may use the support desk")
     for action, text in (
         ("disable", "disable a user and end their sessions"),
         ("enable", "enable a user"),
         ("unlock", "lift a sign-in lock and clear the failure counters"),
+        ("show", "a user's account, authenticator and sessions, as JSON"),
     ):
-        user.add_parser(action, help=text).add_argument("name")
+        user.add_parser(action, help=text, parents=[who]).add_argument("name")
+    role = user.add_parser("role", help="give a user a role", parents=[who])
+    role.add_argument("name")
+    role.add_argument("role", choices=ROLES)
 
     mfa = areas.add_parser("mfa", help="authenticators").add_subparsers(dest="action", required=True)
-    mfa.add_parser("reset", help="remove a user's authenticator").add_argument("name")
+    mfa.add_parser("reset", help="remove a user's authenticator", parents=[who]).add_argument("name")
 
     session = areas.add_parser("session", help="SSO sessions").add_subparsers(dest="action", required=True)
-    session.add_parser("revoke", help="end every session of a user").add_argument("name")
+    session.add_parser("revoke", help="end every session of a user", parents=[who]).add_argument("name")
 
-    areas.add_parser("audit", help="a user's audit trail, oldest first").add_argument("name")
+    audit = areas.add_parser("audit", help="a user's audit trail (auth and mfa), oldest first", parents=[who])
+    audit.add_argument("name")
 
     client = areas.add_parser("client", help="OIDC clients").add_subparsers(dest="action", required=True)
-    client_add = client.add_parser("add", help="register a client; prints its id and secret as JSON")
+    client_add = client.add_parser(
+        "add", help="register a client; prints its id and secret as JSON", parents=[who]
+    )
     client_add.add_argument("name")
     client_add.add_argument("--redirect-uri", action="append", required=True, dest="redirect_uris")
     client_add.add_argument(
@@ -254,30 +231,32 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
-def command(args: argparse.Namespace, admin: Admin) -> Callable[[], Awaitable[str]]:
-    commands: dict[tuple[str, str | None], Callable[[], Awaitable[str]]] = {
-        ("migrate", None): admin.migrate,
-        ("audit", None): lambda: admin.audit(args.name),
-        ("user", "add"): lambda: admin.user_add(args.name, read_password(args.password_stdin)),
-        ("user", "disable"): lambda: admin.user_disable(args.name),
-        ("user", "enable"): lambda: admin.user_enable(args.name),
-        ("user", "unlock"): lambda: admin.user_unlock(args.name),
-        ("mfa", "reset"): lambda: admin.mfa_reset(args.name),
-        ("session", "revoke"): lambda: admin.session_revoke(args.name),
-        ("client", "add"): lambda: admin.client_add(
-            args.name, args.redirect_uris, args.post_logout_uris, args.replace
-        ),
-    }
-    return commands[(args.area, getattr(args, "action", None))]
+def command(args: argparse.Namespace, commands: Commands) -> Callable[[], Awaitable[str]]:
+    name = args.area if getattr(args, "action", None) is None else f"{args.area}_{args.action}"
+    run: Callable[[], Awaitable[str]] = getattr(commands, name)
+    return run
+
+
+async def run(args: argparse.Namespace, settings: AdminSettings) -> str:
+    issuer = TokenIssuer(admin_key(settings), ADMIN_CALLER)
+    # The services are on the operator's own network: a proxy from the environment must not get in between.
+    async with httpx.AsyncClient(trust_env=False) as http:
+        api = AdminApi(
+            http,
+            issuer,
+            auth_url=settings.auth_url,
+            mfa_url=settings.mfa_url,
+            session_url=settings.session_url,
+        )
+        return await command(args, Commands(api, args))()
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        run: Any = command(args, Admin(load_settings()))
-        print(asyncio.run(run()))
+        print(asyncio.run(run(args, load_settings())))
     except (CommandError, ServiceError) as error:
-        message = error.message if isinstance(error, ServiceError) and not error.detail else str(error)
+        message = error.message if isinstance(error, ServiceError) else str(error)
         print(f"ssoctl: {message}", file=sys.stderr)
         return 1
     return 0

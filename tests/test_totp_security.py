@@ -19,7 +19,7 @@ import asyncpg
 import pytest
 
 from devstack import Stack, free_ports, gateway
-from services.mfa.admin import audit_rows
+from services.mfa.store import MfaStore
 
 from .customer import Customer, Page
 from .external_tools import totp_now
@@ -112,7 +112,7 @@ def mfa_audit(stack: Stack, username: str) -> list[dict[str, Any]]:
                 "SELECT user_id FROM audit_event WHERE username = $1 LIMIT 1", username
             )
             assert user_id is not None, f"no audit rows for {username}"
-            return await audit_rows(pool, user_id)
+            return await MfaStore(pool).audit_rows(user_id)
         finally:
             await pool.close()
 

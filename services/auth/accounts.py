@@ -52,13 +52,15 @@ class Accounts:
     async def lookup(self, login_name: str) -> User | None:
         return await self.store.user_by_key(username_key(login_name))
 
-    async def add(self, name: str, password: str) -> UUID:
+    async def add(self, name: str, password: str, role: str = "customer") -> UUID:
         name = unicodedata.normalize("NFKC", name).strip()
         if not USERNAME_PATTERN.match(name):
             raise BadRequest("A username is 1 to 64 letters, digits or . _ @ + -")
         if not MIN_PASSWORD_LENGTH <= len(password) <= MAX_PASSWORD_LENGTH:
             raise BadRequest(f"A password is {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters")
-        user_id = await self.store.add_user(name, username_key(name), await self.passwords.hash(password))
+        user_id = await self.store.add_user(
+            name, username_key(name), await self.passwords.hash(password), role
+        )
         if user_id is None:
             raise Conflict(f"A user named {name!r} already exists")
         return user_id
@@ -71,6 +73,12 @@ class Accounts:
 
     async def set_disabled(self, name: str, disabled: bool) -> UUID:
         user_id = await self.store.set_disabled(username_key(name), disabled)
+        if user_id is None:
+            raise NotFound(f"No user named {name!r}")
+        return user_id
+
+    async def set_role(self, name: str, role: str) -> UUID:
+        user_id = await self.store.set_role(username_key(name), role)
         if user_id is None:
             raise NotFound(f"No user named {name!r}")
         return user_id

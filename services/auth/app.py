@@ -17,12 +17,14 @@ from services.common.health import Check, postgres_check, redis_check
 from services.common.keys import SigningKey, jwks
 from services.common.logging import configure_logging
 from services.common.redis_client import connect_redis
-from services.common.service_client import CallerCheck, ServiceClient
+from services.common.service_client import CallerCheck, ServiceClient, admin_caller_check
 from services.common.tokens import PeerKeys, RemoteKeys, StaticKeys, TokenIssuer, TokenVerifier
 from services.common.web import Pages
 from services.contracts.session import SessionClient
 
 from .accounts import Accounts
+from .admin import UserAdmin
+from .admin_routes import admin_router
 from .audit import AuditLog
 from .clients import Clients
 from .login_flow import LoginFlow
@@ -67,6 +69,8 @@ def build_state(
     )
     accounts = Accounts(store, passwords)
     audit = AuditLog(store)
+    clients = Clients(store)
+    throttle = Throttle(throttle_store, settings)
     service_tokens = TokenIssuer(signing_key, "auth", clock)
     step_verifier = TokenVerifier(
         PeerKeys(
@@ -86,7 +90,7 @@ def build_state(
         clock=clock,
         store=store,
         accounts=accounts,
-        clients=Clients(store),
+        clients=clients,
         provider=Provider(settings, store, oidc_key, clock),
         flow=LoginFlow(service_tokens, step_verifier, store, settings.step_token_ttl_seconds),
         sso_sessions=SsoSessions(
@@ -101,7 +105,7 @@ def build_state(
         ),
         public_jwks=public_jwks,
         audit=audit,
-        sign_in=SignInSteps(accounts, Throttle(throttle_store, settings), audit),
+        sign_in=SignInSteps(accounts, throttle, audit),
         callers=CallerCheck(
             TokenVerifier(
                 PeerKeys(
@@ -110,14 +114,17 @@ def build_state(
                         for name, url in (
                             ("mfa", settings.peers.mfa_url),
                             ("portal", settings.peers.portal_url),
+                            ("session", settings.peers.session_url),
                         )
                     }
                 ),
-                issuers={"mfa", "portal"},
+                issuers={"mfa", "portal", "session"},
                 audience="auth",
                 clock=clock,
             )
         ),
+        admin=UserAdmin(store, accounts, clients, throttle, audit, clock),
+        admin_callers=admin_caller_check("auth", settings.admin_public_key_files, clock),
         readiness_checks=dict(readiness_checks),
     )
 
@@ -171,6 +178,7 @@ def create_app(settings: Settings | None = None, *, state_opener: StateOpener = 
     )
     app.include_router(router)
     app.include_router(internal)
+    app.include_router(admin_router)
     return app
 
 

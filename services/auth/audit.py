@@ -17,9 +17,6 @@ class Actor:
     user_agent: str
 
 
-ADMIN = Actor(ip="ssoctl", user_agent="ssoctl")
-
-
 class AuditLog:
     def __init__(self, store: AuthStore) -> None:
         self.store = store
@@ -31,9 +28,19 @@ class AuditLog:
         actor: Actor,
         user_id: UUID | str | None = None,
         username: str | None = None,
+        operator: str | None = None,
+        reason: str | None = None,
     ) -> None:
+        """operator and reason: who did an admin action (ssoctl, the support desk), and why."""
         await self.store.record_audit(
-            event, outcome, str(user_id) if user_id else None, username, actor.ip, actor.user_agent
+            event,
+            outcome,
+            str(user_id) if user_id else None,
+            username,
+            actor.ip,
+            actor.user_agent,
+            operator=operator,
+            reason=reason or None,
         )
-        log.info("audit %s %s user_id=%s", event, outcome, user_id)
+        log.info("audit %s %s user_id=%s operator=%s", event, outcome, user_id, operator)
         count_audit_event(event, outcome)

@@ -26,6 +26,7 @@ from services.common.web import (
 from services.contracts.auth import (
     ATTEMPT_BEGIN,
     ATTEMPT_SUCCEEDED,
+    AUDIT_EVENTS_BY_CALLER,
     AUDIT_RECORD,
     Acknowledged,
     AttemptDecision,
@@ -400,6 +401,16 @@ async def code_attempt_succeeded(body: CodeAttempt, state: State, caller: Caller
 @internal.post(AUDIT_RECORD.path, status_code=AUDIT_RECORD.status_code)
 async def audit_entry(body: AuditEntry, state: State, caller: Caller) -> Acknowledged:
     _only(caller, AUDIT_RECORD)
+    if body.event not in AUDIT_EVENTS_BY_CALLER[caller]:
+        raise Forbidden(detail=f"{caller} may not record {body.event}")
     actor = Actor(ip=body.ip, user_agent=body.user_agent)
-    await state.audit.record(body.event, body.outcome, actor, user_id=body.user_id, username=body.username)
+    await state.audit.record(
+        body.event,
+        body.outcome,
+        actor,
+        user_id=body.user_id,
+        username=body.username,
+        operator=body.operator,
+        reason=body.reason,
+    )
     return Acknowledged()

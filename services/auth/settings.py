@@ -4,10 +4,10 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from services.common.redis_client import RedisSettings
-from services.common.settings import ServiceSettings
+from services.common.settings import AdminApiSettings, ServiceSettings
 
 
-class Settings(ServiceSettings, RedisSettings):
+class Settings(ServiceSettings, RedisSettings, AdminApiSettings):
     model_config = SettingsConfigDict(env_prefix="AUTH_", extra="ignore")
 
     database_url: str = "postgresql://postgres@127.0.0.1:5432/sso"

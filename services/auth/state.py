@@ -13,6 +13,7 @@ from services.common.tokens import TokenVerifier
 from services.common.web import Pages
 
 from .accounts import Accounts
+from .admin import UserAdmin
 from .audit import AuditLog
 from .clients import Clients
 from .login_flow import LoginFlow
@@ -42,6 +43,9 @@ class AuthState:
     # Who may call /internal/ (mfa and portal's service tokens); each route names its callers.
     callers: CallerCheck
     public_jwks: dict[str, Any]
+    # The admin API (services.contracts.admin) and who may call it: ssoctl's admin key.
+    admin: UserAdmin
+    admin_callers: CallerCheck
     # What /readyz asks (services.common.health): Postgres and Redis, on real stores.
     readiness_checks: dict[str, Check] = field(default_factory=dict)
 

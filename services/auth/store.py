@@ -16,6 +16,26 @@ class User:
 
 
 @dataclass(frozen=True)
+class Account:
+    """What an administrator sees of a user: never the password hash."""
+
+    id: UUID
+    username: str
+    username_key: str
+    role: str
+    disabled: bool
+    created_at: datetime
+
+
+ACCOUNT_COLUMNS = "id, username, username_key, role, disabled, created_at"
+
+
+def _like_prefix(text: str) -> str:
+    """A LIKE pattern for names starting with text: its own % and _ match only themselves."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+@dataclass(frozen=True)
 class Client:
     client_id: str
     secret_hash: str
@@ -62,13 +82,16 @@ class AuthStore:
         )
         return User(**row) if row else None
 
-    async def add_user(self, username: str, username_key: str, password_hash: str) -> UUID | None:
+    async def add_user(
+        self, username: str, username_key: str, password_hash: str, role: str = "customer"
+    ) -> UUID | None:
         user_id: UUID | None = await self.pool.fetchval(
-            "INSERT INTO users (username, username_key, password_hash) VALUES ($1, $2, $3) "
+            "INSERT INTO users (username, username_key, password_hash, role) VALUES ($1, $2, $3, $4) "
             "ON CONFLICT (username_key) DO NOTHING RETURNING id",
             username,
             username_key,
             password_hash,
+            role,
         )
         return user_id
 
@@ -79,6 +102,30 @@ class AuthStore:
             disabled,
         )
         return user_id
+
+    async def set_role(self, username_key: str, role: str) -> UUID | None:
+        user_id: UUID | None = await self.pool.fetchval(
+            "UPDATE users SET role = $2, updated_at = now() WHERE username_key = $1 RETURNING id",
+            username_key,
+            role,
+        )
+        return user_id
+
+    async def role_of(self, user_id: UUID) -> str | None:
+        role: str | None = await self.pool.fetchval("SELECT role FROM users WHERE id = $1", user_id)
+        return role
+
+    async def accounts(self, username_key: str, prefix: bool, limit: int) -> list[Account]:
+        """The account with this key, or (prefix) those whose key starts with it, by name."""
+        if "\x00" in username_key:
+            return []
+        condition = "username_key LIKE $1" if prefix else "username_key = $1"
+        rows = await self.pool.fetch(
+            f"SELECT {ACCOUNT_COLUMNS} FROM users WHERE {condition} ORDER BY username_key LIMIT $2",  # noqa: S608
+            _like_prefix(username_key) if prefix else username_key,
+            limit,
+        )
+        return [Account(**row) for row in rows]
 
     async def set_password_hash(self, user_id: UUID, password_hash: str) -> None:
         await self.pool.execute(
@@ -175,24 +222,37 @@ class AuthStore:
     # audit
 
     async def record_audit(
-        self, event: str, outcome: str, user_id: str | None, username: str | None, ip: str, user_agent: str
+        self,
+        event: str,
+        outcome: str,
+        user_id: str | None,
+        username: str | None,
+        ip: str,
+        user_agent: str,
+        operator: str | None = None,
+        reason: str | None = None,
     ) -> None:
         await self.pool.execute(
-            "INSERT INTO audit_event (event, outcome, user_id, username, ip, user_agent) "
-            "VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO audit_event (event, outcome, user_id, username, ip, user_agent, operator, reason) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             event,
             outcome,
             user_id,
             username,
             ip,
             user_agent,
+            operator,
+            reason,
         )
 
-    async def audit_rows(self, user_id: str) -> list[dict[str, object]]:
+    async def audit_rows(self, user_id: str, limit: int) -> list[dict[str, object]]:
+        """The user's newest `limit` rows, oldest first."""
         rows = await self.pool.fetch(
-            "SELECT at, event, outcome, user_id, username, ip, user_agent FROM audit_event "
-            "WHERE user_id = $1 ORDER BY at, id",
+            "SELECT * FROM (SELECT id, at, event, outcome, username, ip, user_agent, operator, reason "
+            "FROM audit_event WHERE user_id = $1 ORDER BY at DESC, id DESC LIMIT $2) newest "
+            "ORDER BY at, id",
             user_id,
+            limit,
         )
         return [dict(row) for row in rows]
 

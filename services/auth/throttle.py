@@ -59,3 +59,6 @@ class Throttle:
 
     async def unlock(self, account: str) -> bool:
         return await self.store.unlock(account)
+
+    async def lock_seconds_left(self, account: str) -> int | None:
+        return await self.store.lock_seconds_left(account)

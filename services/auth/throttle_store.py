@@ -91,3 +91,8 @@ class ThrottleStore:
 
     async def is_locked(self, account: str) -> bool:
         return bool(await self.client.exists(self._account_keys(account, "password")[0]))
+
+    async def lock_seconds_left(self, account: str) -> int | None:
+        """None: not locked; -1: locked until an unlock; else the seconds the lock has left."""
+        ttl = int(await self.client.ttl(self._account_keys(account, "password")[0]))
+        return None if ttl == -2 else ttl

@@ -97,6 +97,14 @@ def public_jwk_from_pem_file(path: Path) -> dict[str, str]:
     return {**jwk, "kid": thumbprint(jwk), "alg": algorithm_for(public), "use": "sig"}
 
 
+def public_pem(private_pem: bytes) -> bytes:
+    """The public half of a private key, as a SubjectPublicKeyInfo PEM (safe to hand out)."""
+    private_key = SigningKey.from_pem(private_pem).private_key
+    return private_key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
 def jwks(active: SigningKey, extra_public_files: list[Path] | tuple[Path, ...] = ()) -> dict[str, Any]:
     keys = [active.public_jwk()]
     keys += [public_jwk_from_pem_file(path) for path in extra_public_files]

@@ -1,16 +1,20 @@
 """JSON calls between services, each carrying a short-lived JWT signed with the caller's key."""
 
 import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import httpx
 import jwt
 from fastapi import Request
 
+from .clock import Clock
 from .errors import DependencyUnavailable, Unauthorized
+from .keys import public_jwk_from_pem_file
 from .logging import request_id_var
 from .metrics import dependency_failed
-from .tokens import InvalidToken, TokenIssuer, TokenVerifier
+from .tokens import InvalidToken, KeySource, PeerKeys, StaticKeys, TokenIssuer, TokenVerifier
 
 log = logging.getLogger(__name__)
 
@@ -18,6 +22,9 @@ SERVICE_TOKEN_TTL_SECONDS = 60
 # Explicit typing (RFC 8725 3.11): a step token from a customer's cookie, signed by the same
 # service key, must never pass as a service call, nor the other way round.
 SERVICE_TOKEN_TYPE = "service+jwt"  # noqa: S105 (a token type, not a secret)
+# The caller name of the admin command line (ssoctl): its own key, accepted only under
+# /internal/admin/ (docs/architecture.md, "Admin API").
+ADMIN_CALLER = "admin"
 
 
 class ServiceClient:
@@ -68,3 +75,18 @@ class CallerCheck:
             raise Unauthorized("Service token refused.", detail=str(error)) from error
         caller: str = claims["iss"]
         return caller
+
+
+def admin_caller_check(
+    audience: str,
+    admin_public_key_files: Sequence[Path],
+    clock: Clock,
+    other_callers: Mapping[str, KeySource] | None = None,
+) -> CallerCheck:
+    """The check in front of /internal/admin/: tokens from `admin` (its public keys from files)
+    or from the few services given in other_callers; no other service's token passes."""
+    admin_keys = StaticKeys({"keys": [public_jwk_from_pem_file(path) for path in admin_public_key_files]})
+    if not admin_public_key_files:
+        log.warning("no admin public key configured: the admin API refuses every admin token")
+    sources: dict[str, KeySource] = {ADMIN_CALLER: admin_keys, **(other_callers or {})}
+    return CallerCheck(TokenVerifier(PeerKeys(sources), issuers=set(sources), audience=audience, clock=clock))

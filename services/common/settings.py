@@ -92,6 +92,17 @@ class ServiceSettings(FileSettings):
     peers: Peers = Field(default_factory=Peers)
 
 
+class AdminApiSettings(BaseSettings):
+    """For the services that serve /internal/admin/: whose admin tokens they accept.
+
+    `<PREFIX>ADMIN_PUBLIC_KEY_FILES` is a JSON list of PEM files with the admin key's public half
+    (two during a rotation). The admin caller (ssoctl) has no JWKS to fetch: it is a command
+    line, not a service. Empty: the admin API refuses every token.
+    """
+
+    admin_public_key_files: list[Path] = Field(default_factory=list)
+
+
 def read_secret(value: SecretStr | None, file: Path | None, name: str) -> str:
     """A secret from its *_FILE (preferred, as Kubernetes mounts it) or its variable; never a placeholder."""
     if file is not None:
@@ -106,6 +117,7 @@ def read_secret(value: SecretStr | None, file: Path | None, name: str) -> str:
 
 
 __all__ = [
+    "AdminApiSettings",
     "FileSettings",
     "Peers",
     "ServiceSettings",

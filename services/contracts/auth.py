@@ -28,12 +28,19 @@ class Acknowledged(Contract):
 
 
 class AuditEntry(Contract):
-    event: Literal["logout"]
+    event: Literal["logout", "session.revoked"]
     outcome: str = Field(min_length=1, max_length=32, pattern=r"^[a-z_]+$")
     user_id: str | None = Field(default=None, max_length=64)
     username: str | None = Field(default=None, max_length=256)
     ip: Ip
     user_agent: str = Field(default="", max_length=256)
+    # An admin action of a service without a database (session): who did it, and why.
+    operator: str | None = Field(default=None, max_length=64)
+    reason: str | None = Field(default=None, max_length=500)
+
+
+# Who may write which event: the portal its logouts, session the revocations an admin asked for.
+AUDIT_EVENTS_BY_CALLER = {"portal": frozenset({"logout"}), "session": frozenset({"session.revoked"})}
 
 
 CALLEE = "auth"
@@ -42,7 +49,9 @@ ATTEMPT_BEGIN = Endpoint(CALLEE, "/internal/attempts/begin", frozenset({"mfa"}),
 ATTEMPT_SUCCEEDED = Endpoint(
     CALLEE, "/internal/attempts/succeeded", frozenset({"mfa"}), CodeAttempt, Acknowledged
 )
-AUDIT_RECORD = Endpoint(CALLEE, "/internal/audit", frozenset({"portal"}), AuditEntry, Acknowledged, 201)
+AUDIT_RECORD = Endpoint(
+    CALLEE, "/internal/audit", frozenset(AUDIT_EVENTS_BY_CALLER), AuditEntry, Acknowledged, 201
+)
 
 
 class AuthInternalClient(ContractClient):
@@ -68,5 +77,23 @@ class AuthInternalClient(ContractClient):
                 username=username,
                 ip=ip,
                 user_agent=user_agent,
+            ),
+        )
+
+    async def record_session_revoked(
+        self, ended: int, *, user_id: str, username: str, ip: str, user_agent: str, operator: str, reason: str
+    ) -> None:
+        """The session service's admin action, in auth's trail: who ended the user's sessions, and why."""
+        await self.expect(
+            AUDIT_RECORD,
+            lambda: AuditEntry(
+                event="session.revoked",
+                outcome="ok" if ended else "none_live",
+                user_id=user_id,
+                username=username,
+                ip=ip,
+                user_agent=user_agent,
+                operator=operator,
+                reason=reason or None,
             ),
         )

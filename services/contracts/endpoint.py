@@ -7,7 +7,7 @@ from typing import Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from services.common.errors import DependencyUnavailable
+from services.common.errors import DependencyUnavailable, Forbidden
 from services.common.metrics import dependency_failed
 from services.common.service_client import ServiceClient
 
@@ -34,6 +34,11 @@ class Endpoint(Generic[RequestT, AnswerT]):
     request: type[RequestT]
     answer: type[AnswerT]
     status_code: int = 200
+
+    def allow(self, caller: str) -> None:
+        """The callee's check: a caller off this endpoint's list is refused (403)."""
+        if caller not in self.callers:
+            raise Forbidden(detail=f"{caller} may not call {self.path}")
 
 
 def _fields(error: ValidationError) -> list[str]:

@@ -1,17 +1,16 @@
-"""What the admin CLI (`ssoctl`) and `python -m services.mfa migrate` use."""
+"""What administrators (ssoctl, the support desk) do to authenticators, and `python -m services.mfa migrate`."""
 
 import logging
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
-
-import asyncpg
+from typing import Any, Protocol
 
 from services.common import db
-from services.common.clock import Clock, SystemClock
+from services.common.clock import Clock
+from services.contracts.admin import AuditEvent, AuditEvents, AuditQuery, MfaReset, MfaStatus, ResetMfa
 
-from .audit import MFA_RESET, AuditTrail, Origin
+from .audit import MFA_RESET, AuditStore, AuditTrail, Origin
 from .settings import DatabaseSettings, Settings
-from .store import MfaStore
 
 log = logging.getLogger(__name__)
 
@@ -24,41 +23,46 @@ async def migrate(settings: DatabaseSettings | Settings | None = None) -> list[s
     return await db.migrate(database_url, "mfa", MIGRATIONS_DIR)
 
 
-async def open_pool(settings: DatabaseSettings | Settings | None = None) -> asyncpg.Pool:
-    """A small pool on the mfa schema, for one-off admin work."""
-    database_url = (settings or DatabaseSettings()).database_url
-    return await db.create_pool(database_url, "mfa", min_size=1, max_size=2)
+class AdminStore(AuditStore, Protocol):
+    async def delete_user(self, user_id: str) -> bool: ...
+
+    async def audit_rows(self, user_id: str, limit: int = 1000) -> list[dict[str, Any]]: ...
+
+    async def credential_status(self, user_id: str, now: datetime) -> tuple[datetime | None, bool]: ...
 
 
-async def reset_user(
-    pool: asyncpg.Pool,
-    user_id: str,
-    *,
-    username: str | None = None,
-    actor: str = "ssoctl",
-    ip: str = "local",
-    clock: Clock | None = None,
-) -> bool:
-    """Forgets the user's authenticator (and any set-up in progress); the next login sets up anew.
+class MfaAdmin:
+    def __init__(self, store: AdminStore, clock: Clock) -> None:
+        self.store = store
+        self.clock = clock
+        self.audit = AuditTrail(store, clock)
 
-    True if there was anything to forget. Ending the user's live sessions is the caller's
-    choice (session service, /internal/users/revoke). Recorded as `mfa.reset` (outcome
-    `removed` or `nothing_to_remove`) with `actor` (who ran it, e.g. "ssoctl:alice") in the
-    user_agent column and `ip` where it was run from.
-    """
-    store = MfaStore(pool)
-    removed = await store.delete_user(user_id)
-    log.info("totp reset for user_id=%s: %s", user_id, "removed" if removed else "nothing to remove")
-    await AuditTrail(store, clock or SystemClock()).record(
-        MFA_RESET,
-        "removed" if removed else "nothing_to_remove",
-        user_id=user_id,
-        username=username,
-        origin=Origin(ip, actor),
-    )
-    return removed
+    async def status(self, user_id: str) -> MfaStatus:
+        since, pending = await self.store.credential_status(
+            user_id, datetime.fromtimestamp(self.clock.now(), UTC)
+        )
+        return MfaStatus(enrolled=since is not None, enrolled_since=since, setup_pending=pending)
 
+    async def reset(self, request: ResetMfa) -> MfaReset:
+        """Forgets the user's authenticator (and any set-up in progress); the next sign-in sets up anew.
 
-async def audit_rows(pool: asyncpg.Pool, user_id: str) -> list[dict[str, Any]]:
-    """The user's mfa.audit_event rows, oldest first, as dicts of the columns (for `ssoctl audit`)."""
-    return await MfaStore(pool).audit_rows(user_id)
+        Ending the user's sessions is the caller's next call (the session service's admin API).
+        """
+        removed = await self.store.delete_user(request.user_id)
+        log.info(
+            "totp reset for user_id=%s: %s", request.user_id, "removed" if removed else "nothing to remove"
+        )
+        await self.audit.record(
+            MFA_RESET,
+            "removed" if removed else "nothing_to_remove",
+            user_id=request.user_id,
+            username=request.username,
+            origin=Origin(request.ip, request.user_agent),
+            operator=request.operator,
+            reason=request.reason,
+        )
+        return MfaReset(removed=removed)
+
+    async def audit_events(self, query: AuditQuery) -> AuditEvents:
+        rows = await self.store.audit_rows(query.user_id, query.limit)
+        return AuditEvents(events=[AuditEvent.model_validate(row) for row in rows])

@@ -13,11 +13,13 @@ from services.common.clock import SystemClock
 from services.common.health import postgres_check
 from services.common.keys import SigningKey
 from services.common.logging import configure_logging
-from services.common.service_client import ServiceClient
+from services.common.service_client import ServiceClient, admin_caller_check
 from services.common.tokens import PeerKeys, RemoteKeys, TokenIssuer, TokenVerifier
 from services.common.web import Pages
 from services.contracts.auth import AuthInternalClient
 
+from .admin import MfaAdmin
+from .admin_routes import admin_router
 from .audit import AuditTrail
 from .enrollment import Enrollment
 from .login_step import LoginSteps
@@ -76,6 +78,8 @@ async def open_state(settings: Settings, pages: Pages, signing_key: SigningKey) 
                 ),
                 audit=AuditTrail(store, clock),
                 readiness_checks={"postgres": postgres_check(pool)},
+                admin=MfaAdmin(store, clock),
+                admin_callers=admin_caller_check("mfa", settings.admin_public_key_files, clock),
             )
     finally:
         await pool.close()
@@ -97,4 +101,5 @@ def create_app(settings: Settings | None = None, *, state_opener: StateOpener = 
         static_prefix="/mfa",
     )
     app.include_router(router)
+    app.include_router(admin_router)
     return app

@@ -35,8 +35,17 @@ class AuditTrail:
         self.clock = clock
 
     async def record(
-        self, event: str, outcome: str, *, user_id: str | None, username: str | None, origin: Origin
+        self,
+        event: str,
+        outcome: str,
+        *,
+        user_id: str | None,
+        username: str | None,
+        origin: Origin,
+        operator: str | None = None,
+        reason: str | None = None,
     ) -> None:
+        """operator and reason: who did an admin action (ssoctl, the support desk), and why."""
         await self.store.add_audit_event(
             AuditEvent(
                 at=datetime.fromtimestamp(self.clock.now(), UTC),
@@ -46,6 +55,8 @@ class AuditTrail:
                 outcome=outcome,
                 ip=origin.ip,
                 user_agent=origin.user_agent[:256],
+                operator=operator,
+                reason=reason or None,
             )
         )
         count_audit_event(event, outcome)

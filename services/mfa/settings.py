@@ -5,7 +5,7 @@ from pathlib import Path
 from pydantic import SecretStr
 from pydantic_settings import SettingsConfigDict
 
-from services.common.settings import FileSettings, ServiceSettings, read_secret
+from services.common.settings import AdminApiSettings, FileSettings, ServiceSettings, read_secret
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/sso"
 ENCRYPTION_KEY_BYTES = 32
@@ -19,7 +19,7 @@ class DatabaseSettings(FileSettings):
     database_url: str = DEFAULT_DATABASE_URL
 
 
-class Settings(ServiceSettings):
+class Settings(ServiceSettings, AdminApiSettings):
     model_config = SettingsConfigDict(env_prefix="MFA_", extra="ignore")
 
     database_url: str = DEFAULT_DATABASE_URL

@@ -7,8 +7,10 @@ from fastapi import Depends
 
 from services.common.app import state_dependency
 from services.common.health import Check
+from services.common.service_client import CallerCheck
 from services.common.web import Pages
 
+from .admin import MfaAdmin
 from .audit import AuditTrail
 from .enrollment import Enrollment
 from .login_step import LoginSteps
@@ -26,6 +28,9 @@ class MfaState:
     audit: AuditTrail
     # What /readyz asks (services.common.health): the Postgres pool, on a real store.
     readiness_checks: dict[str, Check] = field(default_factory=dict)
+    # The admin API (services.contracts.admin) and who may call it; None: not served (route tests).
+    admin: MfaAdmin | None = None
+    admin_callers: CallerCheck | None = None
 
 
 State = Annotated[MfaState, Depends(state_dependency(MfaState))]

@@ -28,6 +28,9 @@ class AuditEvent:
     outcome: str
     ip: str | None
     user_agent: str | None
+    # Set on admin actions only: who did it (ssoctl's operator, the support user), and why.
+    operator: str | None = None
+    reason: str | None = None
 
 
 def _deleted(status: str) -> int:
@@ -129,8 +132,8 @@ class MfaStore:
 
     async def add_audit_event(self, event: AuditEvent) -> None:
         await self.pool.execute(
-            "INSERT INTO audit_event (at, user_id, username, event, outcome, ip, user_agent) "
-            "VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO audit_event (at, user_id, username, event, outcome, ip, user_agent, operator, reason) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             event.at,
             event.user_id,
             event.username,
@@ -138,13 +141,26 @@ class MfaStore:
             event.outcome,
             event.ip,
             event.user_agent,
+            event.operator,
+            event.reason,
         )
 
-    async def audit_rows(self, user_id: str) -> list[dict[str, Any]]:
-        """The user's rows, oldest first."""
+    async def audit_rows(self, user_id: str, limit: int = 1000) -> list[dict[str, Any]]:
+        """The user's newest `limit` rows, oldest first."""
         rows = await self.pool.fetch(
-            "SELECT id, at, user_id, username, event, outcome, ip, user_agent "
-            "FROM audit_event WHERE user_id = $1 ORDER BY at, id",
+            "SELECT * FROM (SELECT id, at, user_id, username, event, outcome, ip, user_agent, operator, reason "
+            "FROM audit_event WHERE user_id = $1 ORDER BY at DESC, id DESC LIMIT $2) newest ORDER BY at, id",
             user_id,
+            limit,
         )
         return [dict(row) for row in rows]
+
+    async def credential_status(self, user_id: str, now: datetime) -> tuple[datetime | None, bool]:
+        """When the user's authenticator was bound (None: none is), and whether a set-up is pending."""
+        row = await self.pool.fetchrow(
+            "SELECT (SELECT created_at FROM totp_credential WHERE user_id = $1) AS enrolled_since, "
+            "EXISTS (SELECT 1 FROM pending_enrollment WHERE user_id = $1 AND expires_at > $2) AS pending",
+            user_id,
+            now,
+        )
+        return (row["enrolled_since"], bool(row["pending"])) if row else (None, False)

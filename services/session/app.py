@@ -16,10 +16,12 @@ from services.common.health import redis_check
 from services.common.keys import SigningKey
 from services.common.logging import configure_logging
 from services.common.metrics import ACTIVE_SSO_SESSIONS, dependency_failed
-from services.common.service_client import CallerCheck
-from services.common.tokens import KeySource, PeerKeys, RemoteKeys, TokenVerifier
+from services.common.service_client import CallerCheck, ServiceClient, admin_caller_check
+from services.common.tokens import KeySource, PeerKeys, RemoteKeys, TokenIssuer, TokenVerifier
+from services.contracts.auth import AuthInternalClient
 
-from .admin import open_redis
+from .admin import SessionAdmin, open_redis
+from .admin_routes import admin_router
 from .routes import router
 from .sessions import Sessions
 from .settings import Settings
@@ -78,6 +80,14 @@ async def open_state(
             caller_check=CallerCheck(
                 TokenVerifier(keys, issuers=set(CALLERS), audience="session", clock=clock)
             ),
+            admin=SessionAdmin(
+                store,
+                AuthInternalClient(
+                    ServiceClient(http, TokenIssuer(signing_key, "session", clock), peers.auth_url, "auth")
+                ),
+                clock,
+            ),
+            admin_callers=admin_caller_check("session", settings.admin_public_key_files, clock),
             readiness_checks={"redis": redis_check(redis)},
         )
     finally:
@@ -98,6 +108,7 @@ def create_app(settings: Settings | None = None, *, state_opener: StateOpener = 
         lifespan=serving(lambda signing_key: state_opener(settings, signing_key)),
     )
     app.include_router(router)
+    app.include_router(admin_router)
     return app
 
 

@@ -4,10 +4,10 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from services.common.redis_client import RedisSettings
-from services.common.settings import ServiceSettings
+from services.common.settings import AdminApiSettings, ServiceSettings
 
 
-class Settings(ServiceSettings, RedisSettings):
+class Settings(ServiceSettings, RedisSettings, AdminApiSettings):
     model_config = SettingsConfigDict(env_prefix="SESSION_", extra="ignore")
 
     key_prefix: str = "sso:"

@@ -9,6 +9,7 @@ from services.common.app import state_dependency
 from services.common.health import Check
 from services.common.service_client import CallerCheck
 
+from .admin import SessionAdmin
 from .sessions import Sessions
 
 
@@ -18,6 +19,9 @@ class SessionState:
 
     sessions: Sessions
     caller_check: CallerCheck
+    # The admin API (services.contracts.admin) and who may call it: ssoctl's admin key.
+    admin: SessionAdmin
+    admin_callers: CallerCheck
     # What /readyz asks (services.common.health): Redis, on a real store.
     readiness_checks: dict[str, Check] = field(default_factory=dict)
 

@@ -232,6 +232,15 @@ class SessionStore:
             _removed, live = await pipe.execute()
         return int(live)
 
+    async def user_sso_sessions(self, user_id: str) -> list[tuple[SsoRecord, int]]:
+        """The user's SSO sessions still in Redis, each with how many portal sessions it has."""
+        found = []
+        for ref in sorted(_text(ref) for ref in await self.redis.smembers(self._user_key(user_id))):
+            record = await self.get_sso_by_ref(ref)
+            if record is not None and record.user_id == user_id:
+                found.append((record, int(await self.redis.scard(self._children_key(ref)))))
+        return found
+
     async def end_user_sessions(self, user_id: str) -> int:
         """Ends every SSO session of the user (and so their portal sessions); returns how many."""
         user_key = self._user_key(user_id)

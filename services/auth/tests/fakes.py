@@ -31,7 +31,9 @@ class FakeAuthStore:
     async def user_by_id(self, user_id: UUID) -> User | None:
         return next((user for user in self.users.values() if user.id == user_id), None)
 
-    async def add_user(self, username: str, username_key: str, password_hash: str) -> UUID | None:
+    async def add_user(
+        self, username: str, username_key: str, password_hash: str, role: str = "customer"
+    ) -> UUID | None:
         if username_key in self.users:
             return None
         self.users[username_key] = User(uuid4(), username, password_hash, False)

@@ -58,8 +58,8 @@ class InMemoryStore:
     async def add_audit_event(self, event: AuditEvent) -> None:
         self.audit.append(event)
 
-    async def audit_rows(self, user_id: str) -> list[dict[str, Any]]:
-        return [asdict(event) for event in self.audit if event.user_id == user_id]
+    async def audit_rows(self, user_id: str, limit: int = 1000) -> list[dict[str, Any]]:
+        return [asdict(event) for event in self.audit if event.user_id == user_id][-limit:]
 
     def outcomes(self, event: str) -> list[str]:
         return [row.outcome for row in self.audit if row.event == event]

@@ -4,7 +4,6 @@ import pytest
 from redis.asyncio import Redis
 
 from services.common.clock import FrozenClock
-from services.session.admin import revoke_user
 from services.session.sessions import Sessions
 from services.session.store import SessionStore, ref_of
 
@@ -187,7 +186,7 @@ async def test_ending_a_portal_session_leaves_the_sso_session(sessions: Sessions
 
 
 async def test_revoke_user_ends_every_session_of_that_user_only(
-    sessions: Sessions, redis: Redis, key_prefix: str
+    sessions: Sessions, store: SessionStore, redis: Redis, key_prefix: str
 ) -> None:
     alice_sso = [await sessions.start_sso("user-1", "alice", ["pwd", "otp"]) for _ in range(2)]
     alice_portals = [await sessions.start_portal(sso.sid, "user-1", "alice", "t") for sso in alice_sso]
@@ -195,7 +194,11 @@ async def test_revoke_user_ends_every_session_of_that_user_only(
     bob_portal = await sessions.start_portal(bob_sso.sid, "user-2", "bob", "t")
     assert bob_portal is not None
 
-    assert await revoke_user(redis, key_prefix, "user-1") == 2
+    listed = await store.user_sso_sessions("user-1")
+    assert sorted((record.sid, portals) for record, portals in listed) == sorted(
+        (sso.sid, 1) for sso in alice_sso
+    )
+    assert await sessions.revoke_user("user-1") == 2
 
     for sso in alice_sso:
         assert await sessions.find_sso(sso.session_id) is None
@@ -205,7 +208,8 @@ async def test_revoke_user_ends_every_session_of_that_user_only(
     assert await sessions.find_sso(bob_sso.session_id) is not None
     assert await sessions.find_portal(bob_portal.session_id) is not None
     assert not [key for key in await all_keys(redis, key_prefix) if "user-1" in key]
-    assert await revoke_user(redis, key_prefix, "user-1") == 0
+    assert await sessions.revoke_user("user-1") == 0
+    assert await store.user_sso_sessions("user-1") == []
 
 
 async def test_idle_sso_session_ends_and_use_keeps_it_alive(
