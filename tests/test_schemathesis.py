@@ -39,7 +39,12 @@ def fuzz_stack(make_stack: Callable[..., Stack]) -> Stack:
 
 
 def service_token(stack: Stack, caller: str, audience: str = "session") -> str:
-    key = SigningKey.from_file(Path(stack.env[f"{caller.upper()}_SIGNING_KEY_FILE"]))
+    key_file = (
+        stack.secrets_dir / "admin.pem"
+        if caller == "admin"
+        else stack.env[f"{caller.upper()}_SIGNING_KEY_FILE"]
+    )
+    key = SigningKey.from_file(Path(key_file))
     return TokenIssuer(key, caller).issue(audience, 3600, token_type=SERVICE_TOKEN_TYPE)
 
 
@@ -47,7 +52,9 @@ def auth_headers(stack: Stack, service: str, path: str) -> dict[str, str]:
     """A service token from a caller the path allows, for the internal APIs."""
     if not path.startswith("/internal/"):
         return {}
-    if service == "session":
+    if path.startswith("/internal/admin/"):
+        caller = "admin"
+    elif service == "session":
         caller = "portal" if path.startswith("/internal/portal-sessions") else "auth"
     else:
         caller = "mfa"  # auth's internal API (attempts, audit) serves mfa

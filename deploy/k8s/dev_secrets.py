@@ -17,7 +17,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from services.common.keys import generate_private_pem  # noqa: E402
+from services.common.keys import generate_private_pem, public_pem  # noqa: E402
 
 
 def secret(name: str, namespace: str, data: dict[str, bytes]) -> dict[str, Any]:
@@ -39,6 +39,7 @@ def dev_secrets(namespace: str) -> dict[str, Any]:
     postgres_password = secrets.token_urlsafe(24)
     redis_password = secrets.token_urlsafe(24)
     postgres_url = f"postgresql://postgres:{postgres_password}@postgres:5432/sso"
+    admin_key = generate_private_pem("ec")
     items = [
         secret(
             "sso-auth-keys",
@@ -55,6 +56,9 @@ def dev_secrets(namespace: str) -> dict[str, Any]:
         ),
         secret("sso-session-keys", namespace, {"signing.pem": generate_private_pem("ec")}),
         secret("sso-portal-keys", namespace, {"signing.pem": generate_private_pem("ec")}),
+        # ssoctl's key, for the admin pod only; the services get its public half.
+        secret("sso-admin-key", namespace, {"admin.pem": admin_key}),
+        secret("sso-admin-public-key", namespace, {"admin.pub.pem": public_pem(admin_key)}),
         secret(
             "sso-postgres",
             namespace,

@@ -255,6 +255,48 @@ PASSWORD_ASSIGNMENT = re.compile(
 SECRET_NAME = re.compile(r"(PASSWORD|SECRET|TOKEN|PRIVATE|_KEY)$")
 
 
+DATASTORE_SECRETS = frozenset({"sso-postgres", "sso-redis"})
+ADMIN_KEY_SECRET = "sso-admin-key"
+
+
+def mounted_secrets(obj: dict[str, Any]) -> set[str]:
+    """Every Secret a workload's pods can read: volumes (projected too), env and envFrom."""
+    spec = pod_template(obj)["spec"]
+    names: set[str] = set()
+    for volume in spec.get("volumes") or []:
+        if "secret" in volume:
+            names.add(volume["secret"]["secretName"])
+        for source in (volume.get("projected") or {}).get("sources") or []:
+            if "secret" in source:
+                names.add(source["secret"]["name"])
+    for _, container in containers(spec):
+        for env in container.get("env") or []:
+            reference = (env.get("valueFrom") or {}).get("secretKeyRef")
+            if reference:
+                names.add(reference["name"])
+        for source in container.get("envFrom") or []:
+            if "secretRef" in source:
+                names.add(source["secretRef"]["name"])
+    return names
+
+
+def admin_key_violations(objects: list[dict[str, Any]]) -> list[str]:
+    """The admin workload holds the admin key and nothing else; no other workload holds that key."""
+    problems = []
+    for obj in objects:
+        if obj["kind"] not in WORKLOAD_KINDS:
+            continue
+        secrets = mounted_secrets(obj)
+        if obj["metadata"].get("labels", {}).get("app.kubernetes.io/component") == ADMIN_COMPONENT:
+            if secrets != {ADMIN_KEY_SECRET}:
+                problems.append(
+                    f"{name_of(obj)}: admin workload holds {sorted(secrets)}, not the admin key only"
+                )
+        elif ADMIN_KEY_SECRET in secrets:
+            problems.append(f"{name_of(obj)}: holds the admin key")
+    return problems
+
+
 def leaked_secrets(objects: list[dict[str, Any]]) -> list[str]:
     """Private keys, passwords and credentials in ConfigMaps, env literals or shipped Secrets."""
     found: list[str] = []

@@ -40,6 +40,10 @@ EXPECTED_CALLS = {
     ("session", "auth"),
     ("session", "mfa"),
     ("session", "portal"),
+    # ssoctl, through the services' admin API
+    ("sso-admin", "auth"),
+    ("sso-admin", "mfa"),
+    ("sso-admin", "session"),
 }
 
 
@@ -223,7 +227,9 @@ def test_only_the_ingress_controller_reaches_the_gateway_from_outside(overlay: s
     assert not connection_allowed(policies, outsider("monitoring"), pods["gateway"], 8080)
 
 
-def test_only_auth_and_mfa_reach_postgres_only_auth_and_session_reach_redis(overlay: str) -> None:
+def test_only_auth_and_mfa_reach_postgres_only_auth_and_session_reach_redis_not_the_admin_pod(
+    overlay: str,
+) -> None:
     objects = build(overlay)
     policies = [o for o in objects if o["kind"] == "NetworkPolicy"]
     pods = pods_of(objects)
@@ -235,7 +241,7 @@ def test_only_auth_and_mfa_reach_postgres_only_auth_and_session_reach_redis(over
         store: {name for name, pod in pods.items() if connection_allowed(policies, pod, target, port)}
         for store, (target, port) in targets.items()
     }
-    assert reach == {"postgres": {"auth", "mfa", "sso-admin"}, "redis": {"auth", "session", "sso-admin"}}
+    assert reach == {"postgres": {"auth", "mfa"}, "redis": {"auth", "session"}}
 
 
 def test_every_pod_resolves_names_through_kube_dns_only(overlay: str) -> None:

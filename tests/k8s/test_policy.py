@@ -6,10 +6,15 @@ from typing import Any
 import pytest
 
 from .manifests import (
+    DATASTORE_SECRETS,
+    OVERLAYS,
+    admin_key_violations,
     build,
     connection_allowed,
+    containers,
     find,
     leaked_secrets,
+    mounted_secrets,
     pod_template,
     pods_of,
     policy_violations,
@@ -184,3 +189,45 @@ def test_the_network_check_notices_a_missing_default_deny() -> None:
     assert connection_allowed(policies, outsider, stranger, 8080)
     with_deny = [o for o in objects if o["kind"] == "NetworkPolicy"]
     assert not connection_allowed(with_deny, outsider, stranger, 8080)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_admin_workload_mounts_no_database_or_redis_secret(overlay: str) -> None:
+    objects = build(overlay)
+    admin = find(objects, "Deployment", "sso-admin")
+    assert mounted_secrets(admin) == {"sso-admin-key"}
+    assert not mounted_secrets(admin) & DATASTORE_SECRETS
+    env = {e["name"] for _, c in containers(pod_template(admin)["spec"]) for e in c.get("env") or []}
+    assert env == {"SSO_ADMIN_KEY_FILE"}
+    assert admin_key_violations(objects) == []
+
+
+def _admin_pod(objects: Objects) -> dict[str, Any]:
+    spec: dict[str, Any] = pod_template(find(objects, "Deployment", "sso-admin"))["spec"]
+    return spec
+
+
+ADMIN_BREAKAGES: dict[str, Callable[[Objects], None]] = {
+    "the Postgres secret as a volume": lambda o: _admin_pod(o)["volumes"].append(
+        {"name": "postgres", "secret": {"secretName": "sso-postgres"}}
+    ),
+    "the Redis URL from a secretKeyRef": lambda o: _admin_pod(o)["containers"][0]["env"].append(
+        {"name": "X", "valueFrom": {"secretKeyRef": {"name": "sso-redis", "key": "url"}}}
+    ),
+    "a service's keys through envFrom": lambda o: (
+        _admin_pod(o)["containers"][0]
+        .setdefault("envFrom", [])
+        .append({"secretRef": {"name": "sso-auth-keys"}})
+    ),
+    "the admin key in a service pod": lambda o: _auth_pod(o)["volumes"].append(
+        {"name": "admin", "projected": {"sources": [{"secret": {"name": "sso-admin-key"}}]}}
+    ),
+}
+
+
+@pytest.mark.parametrize("breakage", sorted(ADMIN_BREAKAGES))
+def test_the_admin_key_check_catches(breakage: str) -> None:
+    objects = build("prod")
+    assert admin_key_violations(objects) == []
+    ADMIN_BREAKAGES[breakage](objects)
+    assert admin_key_violations(objects)

@@ -10,12 +10,11 @@ import kubernetes_validate
 import pytest
 
 from services.auth.settings import Settings as AuthSettings
-from services.common.keys import SigningKey
+from services.common.keys import SigningKey, public_pem
 from services.common.settings import setting_from_env
 from services.mfa.settings import DatabaseSettings as MfaDatabaseSettings
 from services.mfa.settings import Settings as MfaSettings
 from services.session.settings import Settings as SessionSettings
-from services.ssoctl import AdminSettings
 
 from .manifests import K8S, KUBERNETES_VERSION, build, pod_template
 
@@ -44,10 +43,6 @@ def test_a_database_url_file_wins_over_the_variable(
         ("MFA_DATABASE_URL", lambda p: MfaSettings(signing_key_file=p).database_url),
         ("MFA_DATABASE_URL", lambda p: MfaDatabaseSettings().database_url),
         ("SESSION_REDIS_URL", lambda p: SessionSettings(signing_key_file=p).redis_url),
-        ("AUTH_DATABASE_URL", lambda p: AdminSettings().auth_database_url),
-        ("MFA_DATABASE_URL", lambda p: AdminSettings().mfa_database_url),
-        ("SESSION_REDIS_URL", lambda p: AdminSettings().session_redis_url),
-        ("AUTH_REDIS_URL", lambda p: AdminSettings().auth_redis_url),
     ],
 )
 def test_every_url_the_manifests_give_as_a_file_is_read_from_it(
@@ -76,6 +71,7 @@ def test_every_file_variable_in_the_manifests_is_one_the_code_reads() -> None:
         "SESSION_SIGNING_KEY_FILE",
         "PORTAL_SIGNING_KEY_FILE",
         "PORTAL_CLIENT_SECRET_FILE",
+        "SSO_ADMIN_KEY_FILE",
         # FileValues: <PREFIX><FIELD>_FILE for the text settings
         "AUTH_DATABASE_URL_FILE",
         "AUTH_REDIS_URL_FILE",
@@ -134,6 +130,7 @@ def test_the_dev_secrets_script_makes_every_secret_the_dev_overlay_mounts() -> N
                 assert item["key"] in made[name], f"{name}: {item['key']}"
     for name in ("sso-auth-keys", "sso-mfa-keys", "sso-session-keys", "sso-portal-keys"):
         SigningKey.from_pem(made[name]["signing.pem"])
+    assert public_pem(made["sso-admin-key"]["admin.pem"]) == made["sso-admin-public-key"]["admin.pub.pem"]
     SigningKey.from_pem(made["sso-auth-keys"]["oidc.pem"])
     assert len(base64.b64decode(made["sso-mfa-keys"]["encryption.key"])) == 32
     password = made["sso-postgres"]["password"].decode()
