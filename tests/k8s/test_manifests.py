@@ -34,6 +34,8 @@ EXPECTED_CALLS = {
     ("gateway", "portal"),
     ("auth", "session"),
     ("auth", "mfa"),
+    # the portal's JWKS: auth checks the portal's service tokens (audit)
+    ("auth", "portal"),
     ("mfa", "auth"),
     ("portal", "session"),
     ("portal", "auth"),
