@@ -20,7 +20,7 @@ from .flows import add_user, first_login, sign_in_to_code_page
 # One read-only admin call per service, with a body that fits.
 READS: dict[str, tuple[str, dict[str, Any]]] = {
     "auth": ("/internal/admin/users/find", {"query": "nobody-here"}),
-    "mfa": ("/internal/admin/status", {"user_id": "no-such-user"}),
+    "mfa": ("/internal/admin/mfa/status", {"user_id": "no-such-user"}),
     "session": ("/internal/admin/sessions", {"user_id": "no-such-user"}),
 }
 

@@ -14,6 +14,8 @@ class AuditRow:
     username: str | None
     ip: str
     user_agent: str
+    operator: str | None = None
+    reason: str | None = None
 
 
 class FakeAuthStore:
@@ -87,9 +89,17 @@ class FakeAuthStore:
         return True
 
     async def record_audit(
-        self, event: str, outcome: str, user_id: str | None, username: str | None, ip: str, user_agent: str
+        self,
+        event: str,
+        outcome: str,
+        user_id: str | None,
+        username: str | None,
+        ip: str,
+        user_agent: str,
+        operator: str | None = None,
+        reason: str | None = None,
     ) -> None:
-        self.audit.append(AuditRow(event, outcome, user_id, username, ip, user_agent))
+        self.audit.append(AuditRow(event, outcome, user_id, username, ip, user_agent, operator, reason))
 
     def outcomes(self, event: str) -> list[str]:
         return [row.outcome for row in self.audit if row.event == event]
