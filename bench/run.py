@@ -20,7 +20,11 @@ import httpx
 
 from devstack import Stack, datastores, free_ports
 from services.auth.passwords import Passwords
-from services.ssoctl import Admin, AdminSettings
+from services.auth.settings import Settings as AuthSettings
+from services.common.keys import SigningKey
+from services.common.service_client import ADMIN_CALLER
+from services.common.tokens import TokenIssuer
+from services.contracts.admin import AddUser, AdminApi
 
 from . import load, report, session_store
 from .browser import FIRST_SIGN_IN, LATER_SIGN_IN, Account, Browser, come_back_with_sso
@@ -89,11 +93,20 @@ def answered_by(stack: Stack) -> dict[str, float]:
     return counts
 
 
-def argon2_verify_cpu_ms(settings: AdminSettings, samples: int) -> dict[str, float]:
-    """One argon2id verify at the stack's own parameters, as auth runs it (CPU and wall, median)."""
-    passwords = Passwords(
-        settings.auth_argon2_memory_kib, settings.auth_argon2_iterations, settings.auth_argon2_parallelism, 1
+def argon2_cost(stack: Stack) -> tuple[int, int, int]:
+    """The stack's argon2id memory (KiB), iterations and parallelism: its env, else auth's defaults."""
+    fields = AuthSettings.model_fields
+    return (
+        int(stack.env.get("AUTH_ARGON2_MEMORY_KIB", fields["argon2_memory_kib"].default)),
+        int(stack.env.get("AUTH_ARGON2_ITERATIONS", fields["argon2_iterations"].default)),
+        int(stack.env.get("AUTH_ARGON2_PARALLELISM", fields["argon2_parallelism"].default)),
     )
+
+
+def argon2_verify_cpu_ms(stack: Stack, samples: int) -> dict[str, float]:
+    """One argon2id verify at the stack's own parameters, as auth runs it (CPU and wall, median)."""
+    memory_kib, iterations, parallelism = argon2_cost(stack)
+    passwords = Passwords(memory_kib, iterations, parallelism, 1)
     password = secrets.token_urlsafe(16)
     stored = passwords.hasher.hash(password)
     cpu, wall = [], []
@@ -106,18 +119,28 @@ def argon2_verify_cpu_ms(settings: AdminSettings, samples: int) -> dict[str, flo
     return {
         "cpu_ms": load.percentile(cpu, 50),
         "wall_ms": load.percentile(wall, 50),
-        "memory_kib": settings.auth_argon2_memory_kib,
-        "iterations": settings.auth_argon2_iterations,
-        "parallelism": settings.auth_argon2_parallelism,
+        "memory_kib": memory_kib,
+        "iterations": iterations,
+        "parallelism": parallelism,
     }
 
 
-async def add_users(admin: Admin, count: int) -> list[Account]:
+async def add_users(stack: Stack, count: int) -> list[Account]:
+    """Through auth's admin API with the stack's admin key, as ssoctl adds them."""
+    issuer = TokenIssuer(SigningKey.from_file(stack.secrets_dir / "admin.pem"), ADMIN_CALLER)
     accounts = []
-    for _ in range(count):
-        account = Account(f"bench{secrets.token_hex(4)}", secrets.token_urlsafe(18))
-        await admin.user_add(account.name, account.password)
-        accounts.append(account)
+    async with httpx.AsyncClient(trust_env=False) as http:
+        api = AdminApi(
+            http,
+            issuer,
+            auth_url=stack.peer_url("auth"),
+            mfa_url=stack.peer_url("mfa"),
+            session_url=stack.peer_url("session"),
+        )
+        for _ in range(count):
+            account = Account(f"bench{secrets.token_hex(4)}", secrets.token_urlsafe(18))
+            await api.add_user(AddUser(operator="bench", username=account.name, password=account.password))
+            accounts.append(account)
     return accounts
 
 
@@ -159,10 +182,9 @@ def run_summary(run: load.Run) -> dict[str, Any]:
 
 
 async def drive(config: BenchConfig, stack: Stack, meter: CpuMeter) -> dict[str, Any]:
-    admin = Admin(AdminSettings(_env_file=stack.env_file))  # type: ignore[call-arg]
     results: dict[str, Any] = {}
     log(f"adding {2 * config.customers} users")
-    accounts = await add_users(admin, 2 * config.customers)
+    accounts = await add_users(stack, 2 * config.customers)
     throughput_accounts, profile_accounts = accounts[: config.customers], accounts[config.customers :]
 
     log("first sign-ins (set-up of the authenticator)")
@@ -204,7 +226,7 @@ async def drive(config: BenchConfig, stack: Stack, meter: CpuMeter) -> dict[str,
     id_token = await signed_out_everywhere_id_token(later[0])
     await close_all(later)
 
-    argon2 = argon2_verify_cpu_ms(admin.settings, config.argon2_samples)
+    argon2 = argon2_verify_cpu_ms(stack, config.argon2_samples)
     later_summary = run_summary(later_run)
     results["sign_in"] = {
         "argon2_verify": argon2,
