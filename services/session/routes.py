@@ -1,6 +1,7 @@
 """The internal JSON API: parse, check the caller, call the session rules, answer.
 
-Every request and answer is a model of services.contracts.session, which the callers use too.
+Every request and answer is a model of services.contracts.session, which the callers use too;
+answers are built field by field, so a field that drifts is a type error, not a runtime one.
 """
 
 from collections.abc import Callable
@@ -60,7 +61,12 @@ def no_such_session() -> NotFound:
 @route(SSO_SESSION_START)
 async def sso_session_create(body: StartSsoSession, state: State) -> SsoSessionStarted:
     started = await state.sessions.start_sso(body.user_id, body.username, body.amr)
-    return SsoSessionStarted.model_validate(started, from_attributes=True)
+    return SsoSessionStarted(
+        session_id=started.session_id,
+        sid=started.sid,
+        auth_time=started.auth_time,
+        expires_at=started.expires_at,
+    )
 
 
 @route(SSO_SESSION_LOOKUP)
@@ -68,7 +74,14 @@ async def sso_session_lookup(body: SessionRef, state: State) -> SsoSessionFound:
     record = await state.sessions.find_sso(body.session_id)
     if record is None:
         raise no_such_session()
-    return SsoSessionFound.model_validate(record, from_attributes=True)
+    return SsoSessionFound(
+        user_id=record.user_id,
+        username=record.username,
+        sid=record.sid,
+        amr=record.amr,
+        auth_time=record.auth_time,
+        expires_at=record.expires_at,
+    )
 
 
 @route(SSO_SESSION_END)
@@ -81,7 +94,7 @@ async def portal_session_create(body: StartPortalSession, state: State) -> Porta
     session = await state.sessions.start_portal(body.sid, body.user_id, body.username, body.id_token)
     if session is None:
         raise no_such_session()
-    return PortalSessionStarted.model_validate(session, from_attributes=True)
+    return PortalSessionStarted(session_id=session.session_id, expires_at=session.expires_at)
 
 
 @route(PORTAL_SESSION_LOOKUP)
@@ -89,7 +102,13 @@ async def portal_session_lookup(body: SessionRef, state: State) -> PortalSession
     record = await state.sessions.find_portal(body.session_id)
     if record is None:
         raise no_such_session()
-    return PortalSessionFound.model_validate(record, from_attributes=True)
+    return PortalSessionFound(
+        user_id=record.user_id,
+        username=record.username,
+        sid=record.sid,
+        id_token=record.id_token,
+        expires_at=record.expires_at,
+    )
 
 
 @route(PORTAL_SESSION_END)

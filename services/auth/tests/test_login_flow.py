@@ -1,8 +1,9 @@
 import pytest
 
-from services.auth.login_flow import LoginFlow, StepExpired
+from services.auth.login_flow import LoginFlow
 from services.common.clock import FrozenClock
 from services.common.keys import SigningKey, generate_private_pem, jwks
+from services.common.step_tokens import StepExpired
 from services.common.tokens import PeerKeys, StaticKeys, TokenIssuer, TokenVerifier
 
 from .fakes import FakeAuthStore

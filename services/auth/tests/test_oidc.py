@@ -139,7 +139,7 @@ async def test_a_code_exchanges_for_a_signed_id_token(
     tokens = await provider.exchange_code(store.clients["app"], token_form(await _code(provider)))
     claims = jwt.decode(
         tokens["id_token"],
-        oidc_key.private_key.public_key(),  # type: ignore[arg-type]
+        oidc_key.private_key.public_key(),
         algorithms=["RS256"],
         audience="app",
         issuer="https://sso.example/auth",

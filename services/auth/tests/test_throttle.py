@@ -33,7 +33,9 @@ async def prefix(client: redis.Redis) -> AsyncIterator[str]:
 
 
 def make_throttle(client: redis.Redis, prefix: str, tmp_path: Path, **overrides: int) -> Throttle:
-    settings = Settings(signing_key_file=tmp_path / "k.pem", oidc_key_file=tmp_path / "o.pem", **overrides)
+    settings = Settings(signing_key_file=tmp_path / "k.pem", oidc_key_file=tmp_path / "o.pem").model_copy(
+        update=overrides
+    )
     return Throttle(ThrottleStore(client, prefix), settings)
 
 
@@ -115,7 +117,7 @@ async def test_never_more_than_the_consecutive_cap_then_only_unlock_helps(
 
 
 async def _lock_suffix(client: redis.Redis, prefix: str) -> str:
-    keys = [key.decode() async for key in client.scan_iter(match=f"{prefix}lock:*")]
+    keys: list[str] = [key.decode() async for key in client.scan_iter(match=f"{prefix}lock:*")]
     assert len(keys) == 1
     return keys[0].removeprefix(f"{prefix}lock:")
 

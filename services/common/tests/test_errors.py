@@ -2,6 +2,7 @@
 
 import json
 import logging
+from collections.abc import Iterator
 
 import asyncpg
 import pytest
@@ -27,7 +28,7 @@ def make_app(error: Exception) -> FastAPI:
 
 
 @pytest.fixture
-def json_lines(caplog: pytest.LogCaptureFixture) -> list[dict[str, object]]:
+def json_lines(caplog: pytest.LogCaptureFixture) -> Iterator[list[dict[str, object]]]:
     """The records of the request, formatted as the services log them (JSON lines)."""
     lines: list[dict[str, object]] = []
     formatter = JsonFormatter("test")

@@ -3,9 +3,11 @@ and one test seam in create_app (docs/architecture.md, "Service shape")."""
 
 import ast
 import inspect
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from fastapi import FastAPI
 
 from services.auth.app import create_app as auth_app
 from services.mfa.app import create_app as mfa_app
@@ -13,7 +15,12 @@ from services.portal.app import create_app as portal_app
 from services.session.app import create_app as session_app
 
 SERVICES = Path(__file__).resolve().parents[2]
-CREATE_APPS = {"auth": auth_app, "mfa": mfa_app, "session": session_app, "portal": portal_app}
+CREATE_APPS: dict[str, Callable[..., FastAPI]] = {
+    "auth": auth_app,
+    "mfa": mfa_app,
+    "session": session_app,
+    "portal": portal_app,
+}
 
 
 def imported_modules(path: Path) -> set[str]:

@@ -235,7 +235,7 @@ async def test_a_right_setup_code_hands_back_to_auth(harness: Harness) -> None:
     # Signed with mfa's key; expiry is checked by hand, as the test clock is frozen in 2023.
     claims = jwt.decode(
         token,
-        harness.mfa_key.private_key.public_key(),  # type: ignore[arg-type]
+        harness.mfa_key.private_key.public_key(),
         algorithms=["ES256"],
         audience="auth",
         options={"verify_exp": False},

@@ -39,7 +39,7 @@ async def test_begin_asks_auth_with_a_service_token() -> None:
     token = request.headers["authorization"].removeprefix("Bearer ")
     claims = jwt.decode(
         token,
-        KEY.private_key.public_key(),  # type: ignore[arg-type]
+        KEY.private_key.public_key(),
         algorithms=["ES256"],
         audience="auth",
         options={"verify_exp": False},

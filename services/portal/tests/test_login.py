@@ -205,7 +205,7 @@ def signed(key: SigningKey, **overrides: Any) -> Callable[[dict[str, Any]], str]
 def unsigned(claims: dict[str, Any]) -> str:
     now = int(time.time())
     payload = {"iss": ISSUER, "aud": "portal", "iat": now, "exp": now + 300, **claims}
-    return jwt.encode(payload, None, algorithm="none", headers={"kid": "any"})
+    return jwt.encode(payload, "", algorithm="none", headers={"kid": "any"})
 
 
 BAD_ID_TOKENS: dict[str, Callable[[SigningKey, FrozenClock], Callable[[dict[str, Any]], str]]] = {

@@ -57,9 +57,9 @@ async def everything_stored(redis: Redis, prefix: str) -> str:
         kind = await redis.type(key)
         if kind == "hash":
             for field, value in (await redis.hgetall(key)).items():
-                parts += [field, value]
+                parts += [str(field), str(value)]
         elif kind == "set":
-            parts += list(await redis.smembers(key))
+            parts += [str(member) for member in await redis.smembers(key)]
         elif kind == "string":
-            parts.append(await redis.get(key))
+            parts.append(str(await redis.get(key)))
     return "\n".join(parts)
