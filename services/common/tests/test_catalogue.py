@@ -33,11 +33,17 @@ def _strings_in_the_code() -> dict[str, tuple[str, ...]]:
 def _french() -> dict[str, Message]:
     with (LOCALE_DIR / "fr" / "LC_MESSAGES" / "messages.po").open("rb") as source:
         catalogue = read_po(source, locale="fr")
-    return {message.id[0] if isinstance(message.id, tuple) else message.id: message for message in catalogue}
+    return {_msgid(message): message for message in catalogue}
+
+
+def _msgid(message: Message) -> str:
+    return str(message.id[0]) if isinstance(message.id, tuple | list) else str(message.id)
 
 
 def _translations(message: Message) -> tuple[str, ...]:
-    return message.string if isinstance(message.string, tuple) else (message.string,)
+    """The translation (each plural form); an empty one as ""."""
+    string = message.string
+    return tuple(str(form) for form in string) if isinstance(string, tuple | list) else (string or "",)
 
 
 def test_the_extraction_sees_templates_and_code() -> None:
