@@ -13,13 +13,14 @@ SYSTEM_DEPS := nginx:nginx oathtool:oathtool zbarimg:zbar-tools chromium:chromiu
 # The French catalogue: its source (.po) is in the repository, the compiled .mo is made here.
 CATALOGUE := services/common/locale/fr/LC_MESSAGES/messages
 
-.PHONY: help venv catalogues translations system-deps run up down status lint test bench clean
+.PHONY: help venv catalogues translations system-deps run up down status lint test bench soak clean
 
 help:
 	@echo "make run      start the stack in the foreground (Ctrl-C stops it)"
 	@echo "make up       start the stack in the background; make down stops it; make status"
 	@echo "make test     lint, then every test (unit, integration, browser)"
 	@echo "make lint     ruff and mypy"
+	@echo "make soak     customers sign in for SOAK_SECONDS (60) while Redis restarts and a replica dies"
 	@echo "make bench    the speed figures of docs/performance.md (a few minutes; not part of make test)"
 	@echo "make translations  add the new strings for people to the French catalogue (.po), to translate"
 	@echo "make clean    stop the stack, remove its state and the caches"
@@ -91,6 +92,11 @@ test: system-deps venv lint catalogues
 # prints the table and writes bench/results.json. Knobs (BENCH_*): docs/performance.md.
 bench: system-deps venv catalogues
 	$(PYTHON) -m bench
+
+# tests/load/test_soak.py, which make test runs for 15 s; SOAK_CUSTOMERS (4) customers at once.
+SOAK_SECONDS ?= 60
+soak: system-deps venv catalogues
+	SOAK_SECONDS=$(SOAK_SECONDS) $(PYTHON) -m pytest tests/load -q -s
 
 # The venv stays: rebuilding it is slow and it holds nothing of the stack's state.
 clean:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis
 
 from devstack import datastores
 from devstack.stack import Stack
@@ -18,6 +19,7 @@ from services.common.service_client import SERVICE_TOKEN_TYPE
 from services.common.tokens import TokenIssuer
 
 from .customer import Customer
+from .external_tools import totp_now
 from .faults import (
     assert_calm_outage_page,
     assert_json_outage,
@@ -144,3 +146,54 @@ def test_postgres_down_then_back(servers: tuple[dict, dict], stack: Stack) -> No
     finally:
         for customer in (signed_in, coder, newcomer):
             customer.close()
+
+
+def test_redis_losing_its_data_signs_out_but_keeps_enrolments(
+    servers: tuple[dict, dict],  # type: ignore[type-arg]
+    stack: Stack,
+) -> None:
+    redis_record, _postgres = servers
+    account = add_user(stack)
+    customer = Customer(stack.gateway_url)
+    try:
+        assert first_login(customer, account).path == "/portal/"
+        with redis.Redis.from_url(redis_record["url"]) as client:
+            client.flushall()
+        # Signed out: the portal shows its landing page, Login asks for everything again...
+        assert customer.get("/").path == "/"
+        page = sign_in_to_code_page(customer, account)
+        # ...but the authenticator is still there: the code page, not a set-up.
+        assert page.soup.find(id="totp-secret") is None
+        page = customer.enter_code(page, totp_now(account.secret, offset_steps=1))
+        assert customer.press_continue(page).path == "/portal/"
+    finally:
+        customer.close()
+
+
+def test_the_last_step_waits_out_a_redis_outage(
+    servers: tuple[dict, dict],  # type: ignore[type-arg]
+    stack: Stack,
+) -> None:
+    """Code accepted, then Redis goes: Continue answers 503, and works when Redis is back."""
+    redis_record, _postgres = servers
+    account = add_user(stack)
+    customer = Customer(stack.gateway_url)
+    try:
+        setup = sign_in_to_code_page(customer, account)
+        secret = setup.by_id("totp-secret").replace(" ", "")
+        accepted = customer.http.post(
+            "/mfa/setup", data={**setup.form("/mfa/setup"), "code": totp_now(secret)}, follow_redirects=False
+        )
+        assert (accepted.status_code, accepted.headers["location"]) == (303, "/auth/login/complete")
+
+        datastores.stop_throwaway_redis(redis_record)
+        try:
+            assert_calm_outage_page(customer.get("/auth/login/complete"))
+        finally:
+            datastores.resume_redis(redis_record)
+        # The customer tries again, as the page asks: the step was not used up by the 503.
+        page = customer.get("/auth/login/complete")
+        assert page.status == 200, page.text[:300]
+        assert customer.press_continue(page).path == "/portal/"
+    finally:
+        customer.close()

@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 
 from services.common.errors import BadRequest, Forbidden
 from services.common.i18n import Text
+from services.common.step_tokens import StepExpired
 from services.common.tokens import InvalidToken
 from services.common.web import (
     STEP_COOKIE,
@@ -196,15 +197,22 @@ async def sign_in_password(
 @router.get("/login/complete")
 async def sign_in_complete(request: Request, state: State) -> HTMLResponse:
     step = await state.flow.read(request.cookies.get(STEP_COOKIE), browser_binding(request), {"complete"})
-    await state.flow.consume(step)
     user = await state.accounts.active_user(_user_id(step))
     if user is None:
         raise BadRequest(INVALID_CREDENTIALS, detail="user disabled or removed during sign-in")
+    # The session first, then the step is used up: when the session service is briefly away
+    # (a 503), the customer's try again still finds the step unused. A second use of the step
+    # loses the race to consume and ends the session it made.
+    session_id, session = await state.sso_sessions.create(user.id, user.username, ["pwd", "otp"])
+    try:
+        await state.flow.consume(step)
+    except StepExpired:
+        await state.sso_sessions.end(session_id=session_id)
+        raise
     previous = request.cookies.get(SSO_COOKIE)
     if previous:
         # A fresh id at every sign-in: an id planted before sign-in is worth nothing after it.
         await state.sso_sessions.end(session_id=previous)
-    session_id, session = await state.sso_sessions.create(user.id, user.username, ["pwd", "otp"])
     await state.audit.record(
         "sign_in.complete", "ok", _actor(request), user_id=user.id, username=user.username
     )
