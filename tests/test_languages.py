@@ -55,7 +55,7 @@ def test_a_french_browser_signs_in_in_french_from_landing_to_portal(
     secret = page.by_id("totp-secret").replace(" ", "")
     assert secret in decode_qr(page.qr_png())
     wrong_code = customer.enter_setup_code(page, "000000" if totp_now(secret) != "000000" else "111111")
-    assert wrong_code.status == 401 and "Ce code n'est pas correct." in wrong_code.text
+    assert wrong_code.status == 401 and "Ce code n'a pas fonctionné." in wrong_code.text
     page = customer.enter_setup_code(wrong_code, totp_now(secret))
 
     assert (page.path, _language(page)) == ("/auth/login/complete", "fr")

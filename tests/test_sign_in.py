@@ -86,7 +86,7 @@ def test_a_wrong_code_at_set_up_keeps_the_same_qr_and_binds_nothing(
 
     page = customer.enter_setup_code(page, wrong)
     assert page.status == 401
-    assert "not correct" in page.text
+    assert "That code didn't work" in page.text
     assert page.by_id("totp-secret") == secret
     assert decode_qr(page.qr_png()) == qr
 
@@ -118,7 +118,7 @@ def test_a_wrong_code_is_refused_at_later_logins(
     right = totp_now(enrolled.secret, offset_steps=1)
     page = customer.enter_code(page, f"{(int(right) + 500_000) % 1_000_000:06d}")
     assert page.status == 401
-    assert "not correct" in page.text
+    assert "That code didn't work" in page.text
     assert customer.get("/portal/").path == "/"
 
 

@@ -26,7 +26,7 @@ from .external_tools import totp_now
 from .flows import PASSWORD, Account, add_user, customer_pool, sign_in_to_code_page
 
 ROOT = Path(__file__).resolve().parent.parent
-WRONG = "That code is not correct. Check the time on your phone and try again."
+WRONG = "That code didn't work. Enter the code your app shows now."
 USED = "That code has already been used. Wait for the next code in your app."
 
 

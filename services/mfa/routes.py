@@ -26,7 +26,7 @@ from .state import MfaState, State
 
 router = APIRouter(prefix="/mfa")
 
-WRONG_CODE = _("That code is not correct. Check the time on your phone and try again.")
+WRONG_CODE = _("That code didn't work. Enter the code your app shows now.")
 CODE_ALREADY_USED = _("That code has already been used. Wait for the next code in your app.")
 
 
@@ -89,7 +89,9 @@ def setup_page(
         request,
         "setup.html",
         status_code=status_code,
-        secret=setup.secret,
+        # In groups of four for typing; Copy copies it without the spaces.
+        secret_groups=[setup.secret[i : i + 4] for i in range(0, len(setup.secret), 4)],
+        otpauth_uri=setup.provisioning_uri,
         qr_code=qr_data_uri(setup.provisioning_uri),
         error=error,
     )

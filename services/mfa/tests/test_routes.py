@@ -15,6 +15,7 @@ import httpx
 import jwt
 import pyotp
 import pytest
+from markupsafe import escape
 
 from services.common.clock import FrozenClock
 from services.common.keys import SigningKey, generate_private_pem
@@ -43,7 +44,8 @@ AUTHZ = {
     "scope": "openid profile",
 }
 EXPIRED = "Your sign-in has expired. Please start again from the customer portal."
-WRONG = "That code is not correct. Check the time on your phone and try again."
+# As the page's HTML has it (the apostrophe escaped).
+WRONG = str(escape("That code didn't work. Enter the code your app shows now."))
 
 
 @dataclass
@@ -131,9 +133,10 @@ async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
 
 
 def shown_secret(page: httpx.Response) -> str:
-    match = re.search(r'id="totp-secret">([A-Z2-7]{32})<', page.text)
+    # Shown in groups of four for typing.
+    match = re.search(r'id="totp-secret">((?:[A-Z2-7]{4} ){7}[A-Z2-7]{4})<', page.text)
     assert match, "no secret on the page"
-    return match.group(1)
+    return match.group(1).replace(" ", "")
 
 
 async def test_setup_page_for_a_user_without_authenticator(harness: Harness) -> None:
@@ -146,7 +149,7 @@ async def test_setup_page_for_a_user_without_authenticator(harness: Harness) -> 
     assert '<script src="/mfa/static/copy.js"></script>' in page.text
     assert 'action="/mfa/setup"' in page.text
     assert f'name="csrf_token" value="{CSRF}"' in page.text
-    assert '<label for="code">TOTP code</label>' in page.text
+    assert '<label for="code">6-digit code from your app</label>' in page.text
     assert 'autocomplete="one-time-code"' in page.text and 'pattern="[0-9]{6}"' in page.text
     assert "script-src 'self'" in page.headers["content-security-policy"]
 
