@@ -34,7 +34,6 @@ from services.contracts.auth import (
     AuditEntry,
     CodeAttempt,
 )
-from services.contracts.endpoint import Endpoint
 
 from .accounts import username_key
 from .audit import Actor
@@ -387,28 +386,23 @@ async def calling_service(request: Request, state: State) -> str:
 Caller = Annotated[str, Depends(calling_service)]
 
 
-def _only(caller: str, endpoint: Endpoint[Any, Any]) -> None:
-    if caller not in endpoint.callers:
-        raise Forbidden(detail=f"{caller} may not call {endpoint.path}")
-
-
 @internal.post(ATTEMPT_BEGIN.path, status_code=ATTEMPT_BEGIN.status_code)
 async def code_attempt_begin(body: CodeAttempt, state: State, caller: Caller) -> AttemptDecision:
-    _only(caller, ATTEMPT_BEGIN)
+    ATTEMPT_BEGIN.allow(caller)
     allowed = await state.sign_in.begin_code_attempt(body.account, Actor(ip=body.ip, user_agent=""))
     return AttemptDecision(allowed=allowed)
 
 
 @internal.post(ATTEMPT_SUCCEEDED.path, status_code=ATTEMPT_SUCCEEDED.status_code)
 async def code_attempt_succeeded(body: CodeAttempt, state: State, caller: Caller) -> Acknowledged:
-    _only(caller, ATTEMPT_SUCCEEDED)
+    ATTEMPT_SUCCEEDED.allow(caller)
     await state.sign_in.code_accepted(body.account, Actor(ip=body.ip, user_agent=""))
     return Acknowledged()
 
 
 @internal.post(AUDIT_RECORD.path, status_code=AUDIT_RECORD.status_code)
 async def audit_entry(body: AuditEntry, state: State, caller: Caller) -> Acknowledged:
-    _only(caller, AUDIT_RECORD)
+    AUDIT_RECORD.allow(caller)
     if body.event not in AUDIT_EVENTS_BY_CALLER[caller]:
         raise Forbidden(detail=f"{caller} may not record {body.event}")
     actor = Actor(ip=body.ip, user_agent=body.user_agent)

@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.types import DecoratedCallable
 
-from services.common.errors import Forbidden, NotFound
+from services.common.errors import NotFound
 from services.contracts.endpoint import Endpoint
 from services.contracts.session import (
     PORTAL_SESSION_END,
@@ -43,8 +43,7 @@ def callers_of(endpoint: Endpoint[Any, Any]) -> Any:
 
     async def caller_allowed(request: Request, state: State) -> str:
         caller = await state.caller_check(request)
-        if caller not in endpoint.callers:
-            raise Forbidden(detail=f"caller {caller} may not use {request.url.path}")
+        endpoint.allow(caller)
         return caller
 
     return Depends(caller_allowed)
