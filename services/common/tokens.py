@@ -99,7 +99,8 @@ class RemoteKeys:
                 response = await self.http.get(self.url, timeout=5.0)
                 response.raise_for_status()
                 self.keys = {jwk["kid"]: jwt.PyJWK(jwk) for jwk in response.json()["keys"]}
-            except (httpx.HTTPError, ValueError, KeyError, jwt.PyJWKError) as error:
+            # TypeError: a JWKS of the wrong shape (a list, "keys" a string): no keys, never a 500.
+            except (httpx.HTTPError, ValueError, KeyError, TypeError, jwt.PyJWKError) as error:
                 log.warning("could not fetch JWKS from %s: %s", self.url, type(error).__name__)
                 return None
             return self.keys.get(kid)

@@ -1,6 +1,8 @@
 import asyncio
+from typing import Any
 
 import httpx
+import pytest
 
 from services.common.clock import FrozenClock
 from services.common.keys import SigningKey, generate_private_pem, jwks
@@ -44,3 +46,21 @@ async def test_made_up_kids_do_not_cause_a_fetch_each() -> None:
         clock.advance(11)
         assert await keys.key_for("made-up-again", "peer") is None
     assert fetches == 2, "after the interval, one more fetch for an unknown kid"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        ["not", "a", "jwks"],
+        {"keys": "not-a-list"},
+        {"keys": [{"kty": "EC"}]},
+        {"keys": [["x"]]},
+        {"nokeys": []},
+    ],
+)
+async def test_a_jwks_of_the_wrong_shape_is_no_keys_not_a_crash(body: Any) -> None:
+    async with httpx.AsyncClient(
+        transport=httpx.MockTransport(lambda request: httpx.Response(200, json=body))
+    ) as http:
+        keys = RemoteKeys(http, "http://peer/internal/jwks", FrozenClock())
+        assert await keys.key_for("some-kid", "peer") is None
