@@ -23,9 +23,11 @@ class BenchConfig:
     # SSO re-entry flows (Login with a live SSO session, through to the portal page)
     reentry_flows: int = 300
     # ab: each page for this long (or this many requests), this many at a time, keep-alive
-    page_seconds: int = 5
+    page_seconds: int = 3
     page_max_requests: int = 200_000
     page_concurrency: int = 8
+    # rounds of (landing, portal), each stack in turn
+    page_rounds: int = 2
     # session store, on a throwaway redis-server
     memory_sessions: int = 100_000
     check_small: int = 1_000
@@ -34,6 +36,8 @@ class BenchConfig:
     redis_max_memory: str = "6gb"
     argon2_samples: int = 20
     output: str = str(ROOT / "bench" / "results.json")
+    # a git ref (a commit, a branch): its code runs in a second stack, measured side by side
+    baseline: str = ""
 
     @classmethod
     def from_env(cls) -> "BenchConfig":
@@ -43,12 +47,24 @@ class BenchConfig:
         return config
 
     def check(self) -> None:
-        if min(self.customers, self.concurrency, self.reentry_flows, self.page_seconds, self.checks) < 1:
+        if (
+            min(
+                self.customers,
+                self.concurrency,
+                self.reentry_flows,
+                self.page_seconds,
+                self.page_rounds,
+                self.checks,
+            )
+            < 1
+        ):
             raise ValueError("every BENCH_* count must be at least 1")
         if self.customers < 2 or self.concurrency > self.customers:
             raise ValueError("BENCH_CUSTOMERS must be at least 2 and at least BENCH_CONCURRENCY")
-        if not 1 <= self.check_small < self.check_large or self.memory_sessions < 1:
-            raise ValueError("need 1 <= BENCH_CHECK_SMALL < BENCH_CHECK_LARGE and BENCH_MEMORY_SESSIONS >= 1")
+        if not 1 <= self.check_small < self.check_large or not 1 <= self.memory_sessions <= self.check_large:
+            raise ValueError(
+                "need 1 <= BENCH_CHECK_SMALL < BENCH_CHECK_LARGE and 1 <= BENCH_MEMORY_SESSIONS <= BENCH_CHECK_LARGE"
+            )
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

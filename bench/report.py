@@ -1,5 +1,6 @@
 """The bench's table, and the issue's targets checked against the figures."""
 
+import statistics
 from typing import Any
 
 from .pages import PageRun
@@ -33,6 +34,27 @@ def page_summary(run: PageRun) -> dict[str, Any]:
         "p99_ms": run.p99_ms,
         "server_cpu_ms": sum(by_process.get(name, 0.0) for name in SERVER),
         "cpu_ms_by_process": by_process,
+    }
+
+
+def pages_summary(runs: list[PageRun]) -> dict[str, Any]:
+    """Several ab runs of one page as one: the rate over all of them, the median p50 and p99."""
+    requests = sum(run.requests for run in runs)
+    seconds = sum(run.requests / run.per_second for run in runs)
+    cpu: dict[str, float] = {}
+    for run in runs:
+        for name, spent in run.cpu_seconds.items():
+            cpu[name] = cpu.get(name, 0.0) + spent
+    by_process = {name: 1000 * spent / requests for name, spent in cpu.items()}
+    return {
+        "path": runs[0].path,
+        "requests": requests,
+        "per_second": requests / seconds,
+        "p50_ms": statistics.median(run.p50_ms for run in runs),
+        "p99_ms": statistics.median(run.p99_ms for run in runs),
+        "server_cpu_ms": sum(by_process.get(name, 0.0) for name in SERVER),
+        "cpu_ms_by_process": by_process,
+        "rounds": [page_summary(run) for run in runs],
     }
 
 
@@ -101,6 +123,7 @@ def table(results: dict[str, Any]) -> str:
             ["3. portal page/s, p99 ms", f"{pages['portal']['per_second']:.0f}, {pages['portal']['p99_ms']:.1f}", "", ""],
             ["   landing page/s, p99 ms", f"{pages['landing']['per_second']:.0f}, {pages['landing']['p99_ms']:.1f}", "", ""],
             ["   portal / landing", f"{pages['ratio']:.2f}", ">= 0.4 (goal 0.6)", _met("page_ratio", goals["page_ratio"])],
+            ["   the same by server CPU per page", f"{pages['cpu_ratio']:.2f}", "", ""],
             [f"4. Redis bytes per SSO session ({memory['sessions']})", f"{memory['sso_bytes_per_session']:.0f}",
              "<= 500", _met("sso_bytes", goals["sso_bytes"])],
             [f"   Redis bytes per portal session ({memory['sessions']})", f"{memory['portal_bytes_per_session']:.0f}",
@@ -129,7 +152,51 @@ def table(results: dict[str, Any]) -> str:
         [[name, *(f"{step['answered_per_flow'].get(s, 0.0):.1f}" for s in services)]
          for name, step in [*results["profile"].items(), ("SSO re-entry", reentry)]],
     )  # fmt: skip
+    if "sign_in" in results.get("baseline", {}):
+        lines += ["", *comparison(results)]
     return "\n".join(lines)
+
+
+COMPARED = [
+    ("later sign-ins/s", ("sign_in", "later", "per_second"), "{:.1f}"),
+    ("server CPU ms per later sign-in", ("sign_in", "later", "server_cpu_ms"), "{:.1f}"),
+    ("efficiency", ("sign_in", "efficiency"), "{:.3f}"),
+    ("sign-in p50 ms", ("sign_in", "later", "p50_ms"), "{:.0f}"),
+    ("SSO re-entry flows/s", ("sso_reentry", "per_second"), "{:.1f}"),
+    ("re-entry p50 ms", ("sso_reentry", "p50_ms"), "{:.1f}"),
+    ("re-entry p99 ms", ("sso_reentry", "p99_ms"), "{:.1f}"),
+    ("server CPU ms per re-entry", ("sso_reentry", "server_cpu_ms"), "{:.2f}"),
+    ("portal pages/s", ("pages", "portal", "per_second"), "{:.0f}"),
+    ("portal page p99 ms", ("pages", "portal", "p99_ms"), "{:.1f}"),
+    ("server CPU ms per portal page", ("pages", "portal", "server_cpu_ms"), "{:.2f}"),
+    ("landing pages/s", ("pages", "landing", "per_second"), "{:.0f}"),
+    ("portal / landing", ("pages", "ratio"), "{:.3f}"),
+    ("portal / landing by CPU", ("pages", "cpu_ratio"), "{:.3f}"),
+]
+
+
+def _at(results: dict[str, Any], path: tuple[str, ...]) -> float:
+    value: Any = results
+    for key in path:
+        value = value[key]
+    return float(value)
+
+
+def comparison(results: dict[str, Any]) -> list[str]:
+    """The baseline's stack and this tree's, measured in turns in the same run."""
+    baseline = results["baseline"]
+    rows = []
+    for label, path, number in COMPARED:
+        before, after = _at(baseline, path), _at(results, path)
+        change = f"{100 * (after - before) / before:+.0f} %" if before else ""
+        rows.append([label, number.format(before), number.format(after), change])
+    header = [
+        "side by side, same run",
+        f"baseline {baseline['ref']} ({baseline['commit'][:9]})",
+        "this tree",
+        "change",
+    ]
+    return _grid(header, rows)
 
 
 def _pair(check: dict[str, float]) -> str:

@@ -6,19 +6,22 @@ import os
 import platform
 import re
 import secrets
+import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
-from devstack import Stack, datastores, free_ports
+from devstack import datastores, free_ports
 from services.auth.passwords import Passwords
 from services.auth.settings import Settings as AuthSettings
 from services.common.keys import SigningKey
@@ -45,47 +48,94 @@ def log(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
+@dataclass(frozen=True)
+class RunningStack:
+    gateway_url: str
+    # each service's first replica (its /metrics), and where the other services call it
+    service_urls: dict[str, str]
+    peer_urls: dict[str, str]
+    admin_key_file: Path
+    # the argon2 settings the stack was given, if any
+    env: dict[str, str]
+    # the process trees to read CPU from: each service, nginx, Postgres, Redis
+    roots: dict[str, list[int]]
+
+
+def process_group(name: str) -> str:
+    """Replicas ("auth-2") count as their service; the gateway and the peers proxy as nginx."""
+    if name in ("gateway", "peers-proxy"):
+        return "nginx"
+    service = name.rsplit("-", 1)[0] if name.rsplit("-", 1)[-1].isdigit() else name
+    if service not in SERVICES:
+        raise RuntimeError(f"the stack runs a process the bench does not know: {name}")
+    return service
+
+
 @contextmanager
-def bench_stack(state_dir: Path) -> Iterator[tuple[Stack, dict[str, list[int]]]]:
-    """A stack of its own (free ports, own database and key prefix), on a Postgres and a Redis of
-    its own too, so /proc tells their CPU apart from anyone else's."""
+def bench_stack(root: Path, state_dir: Path) -> Iterator[RunningStack]:
+    """A stack of the code in `root` (free ports, own database and key prefix), on a Postgres and a
+    Redis of its own too, so /proc tells their CPU apart from anyone else's. Started by that
+    tree's own devstack (bench/stack_launcher.py), so its command lines are the tree's."""
+    state_dir.mkdir(parents=True)
     postgres = datastores.start_throwaway_postgres(state_dir)
     redis = None
-    stack = None
+    launcher = None
     try:
         redis = datastores.start_throwaway_redis(state_dir)
         gateway_port, *service_ports = free_ports(5)
         suffix = secrets.token_hex(4)
-        stack = Stack(
-            root=ROOT,
-            state_dir=state_dir / "stack",
-            gateway_port=gateway_port,
-            ports=dict(zip(SERVICES, service_ports, strict=True)),
-            database=f"sso_bench_{suffix}",
-            redis_prefix=f"ssobench-{suffix}:",
-            postgres_server_url=postgres["url"],
-            redis_server_url=redis["url"],
+        options = {
+            "root": str(root),
+            "state_dir": str(state_dir / "stack"),
+            "gateway_port": gateway_port,
+            "ports": dict(zip(SERVICES, service_ports, strict=True)),
+            "database": f"sso_bench_{suffix}",
+            "redis_prefix": f"ssobench-{suffix}:",
+            "postgres_server_url": postgres["url"],
+            "redis_server_url": redis["url"],
+        }
+        launcher = subprocess.Popen(
+            [sys.executable, str(Path(__file__).with_name("stack_launcher.py")), json.dumps(options)],
+            cwd=root,
+            env={**os.environ, "PYTHONPATH": str(root)},
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
         )
-        stack.start()
-        pids = {name: [pid] for name, pid, _alive in stack.running_processes()}
-        roots = {name: pids[name] for name in SERVICES}
-        roots["nginx"] = pids["gateway"]
+        assert launcher.stdout is not None
+        line = launcher.stdout.readline()
+        if not line.startswith("STACK "):
+            raise RuntimeError(f"the stack of {root} did not start (see the lines above)")
+        running = json.loads(line.removeprefix("STACK "))
+        roots: dict[str, list[int]] = {name: [] for name in (*SERVICES, "nginx")}
+        for name, pid in running["pids"].items():
+            roots[process_group(name)].append(pid)
         roots["postgres"] = [int((Path(postgres["data_dir"]) / "postmaster.pid").read_text().split()[0])]
         roots["redis"] = [int(Path(redis["pid_file"]).read_text().strip())]
-        yield stack, roots
+        yield RunningStack(
+            gateway_url=running["gateway_url"],
+            service_urls=running["service_urls"],
+            peer_urls=running["peer_urls"],
+            admin_key_file=Path(running["admin_key_file"]),
+            env=running["env"],
+            roots=roots,
+        )
     finally:
-        if stack is not None:
-            stack.stop(drop_database=True)
+        if launcher is not None:
+            # Closing its stdin tells the launcher to stop its stack (and drop its database).
+            assert launcher.stdin is not None
+            launcher.stdin.close()
+            launcher.wait(timeout=120)
         if redis is not None:
             datastores.stop_throwaway_redis(redis)
         datastores.stop_throwaway_postgres(postgres)
 
 
-def answered_by(stack: Stack) -> dict[str, float]:
+def answered_by(stack: RunningStack) -> dict[str, float]:
     """Requests each service has answered so far, by "service METHOD route", from its /metrics."""
     counts: dict[str, float] = {}
     for name in SERVICES:
-        text = httpx.get(f"{stack.service_url(name)}/metrics", timeout=10).text
+        text = httpx.get(f"{stack.service_urls[name]}/metrics", timeout=10).text
         for match in METRIC_LINE.finditer(text):
             labels = dict(LABEL.findall(match.group("labels")))
             key = f"{name} {labels.get('method', '?')} {labels.get('route', '?')}"
@@ -93,7 +143,7 @@ def answered_by(stack: Stack) -> dict[str, float]:
     return counts
 
 
-def argon2_cost(stack: Stack) -> tuple[int, int, int]:
+def argon2_cost(stack: "RunningStack") -> tuple[int, int, int]:
     """The stack's argon2id memory (KiB), iterations and parallelism: its env, else auth's defaults."""
     fields = AuthSettings.model_fields
     return (
@@ -103,7 +153,7 @@ def argon2_cost(stack: Stack) -> tuple[int, int, int]:
     )
 
 
-def argon2_verify_cpu_ms(stack: Stack, samples: int) -> dict[str, float]:
+def argon2_verify_cpu_ms(stack: "RunningStack", samples: int) -> dict[str, float]:
     """One argon2id verify at the stack's own parameters, as auth runs it (CPU and wall, median)."""
     memory_kib, iterations, parallelism = argon2_cost(stack)
     passwords = Passwords(memory_kib, iterations, parallelism, 1)
@@ -125,17 +175,17 @@ def argon2_verify_cpu_ms(stack: Stack, samples: int) -> dict[str, float]:
     }
 
 
-async def add_users(stack: Stack, count: int) -> list[Account]:
+async def add_users(stack: "RunningStack", count: int) -> list[Account]:
     """Through auth's admin API with the stack's admin key, as ssoctl adds them."""
-    issuer = TokenIssuer(SigningKey.from_file(stack.secrets_dir / "admin.pem"), ADMIN_CALLER)
+    issuer = TokenIssuer(SigningKey.from_file(stack.admin_key_file), ADMIN_CALLER)
     accounts = []
     async with httpx.AsyncClient(trust_env=False) as http:
         api = AdminApi(
             http,
             issuer,
-            auth_url=stack.peer_url("auth"),
-            mfa_url=stack.peer_url("mfa"),
-            session_url=stack.peer_url("session"),
+            auth_url=stack.peer_urls["auth"],
+            mfa_url=stack.peer_urls["mfa"],
+            session_url=stack.peer_urls["session"],
         )
         for _ in range(count):
             account = Account(f"bench{secrets.token_hex(4)}", secrets.token_urlsafe(18))
@@ -181,68 +231,139 @@ def run_summary(run: load.Run) -> dict[str, Any]:
     }
 
 
-async def drive(config: BenchConfig, stack: Stack, meter: CpuMeter) -> dict[str, Any]:
-    results: dict[str, Any] = {}
-    log(f"adding {2 * config.customers} users")
-    accounts = await add_users(stack, 2 * config.customers)
-    throughput_accounts, profile_accounts = accounts[: config.customers], accounts[config.customers :]
+class StackDriver:
+    """One stack's share of the run, phase by phase, so two stacks can take turns."""
 
-    log("first sign-ins (set-up of the authenticator)")
-    first = customers_for(stack.gateway_url, accounts)
-    first_run = await load.flows(meter, first, FIRST_SIGN_IN, config.concurrency)
-    await close_all(first)
+    def __init__(self, label: str, config: BenchConfig, stack: RunningStack, meter: CpuMeter) -> None:
+        self.label = label
+        self.config = config
+        self.stack = stack
+        self.meter = meter
+        self.results: dict[str, Any] = {}
+        self.later: list[load.Customer] = []
+        self.profile_accounts: list[Account] = []
+        self.landing: list[PageRun] = []
+        self.portal: list[PageRun] = []
 
-    log(f"{config.customers} later sign-ins, {config.concurrency} at a time")
-    later = customers_for(stack.gateway_url, throughput_accounts)
-    later_run = await load.flows(meter, later, LATER_SIGN_IN, config.concurrency)
+    def log(self, message: str) -> None:
+        log(f"{self.label}: {message}")
 
-    log("the same again, step by step, for the profile")
-    profiled = customers_for(stack.gateway_url, profile_accounts)
-    steps = await load.step_by_step(meter, profiled, LATER_SIGN_IN, config.concurrency)
-    await close_all(profiled)
-
-    log(f"{config.reentry_flows} SSO re-entries")
-    reentry_run = await load.repeated(
-        meter, later, come_back_with_sso, config.reentry_flows, config.concurrency
-    )
-
-    cookie = later[0].browser.cookie_header("/portal/")
-    log(f"pages with ab: {config.page_seconds} s each, {config.page_concurrency} at a time")
-
-    def pages(path: str, cookie: str | None = None) -> PageRun:
-        return page_rate(
-            meter,
-            stack.gateway_url,
-            path,
-            seconds=config.page_seconds,
-            max_requests=config.page_max_requests,
-            concurrency=config.page_concurrency,
-            cookie=cookie,
+    async def first_sign_ins(self) -> None:
+        config = self.config
+        self.log(f"adding {2 * config.customers} users; their first sign-ins (with the set-up)")
+        accounts = await add_users(self.stack, 2 * config.customers)
+        first = customers_for(self.stack.gateway_url, accounts)
+        self.results["first"] = run_summary(
+            await load.flows(self.meter, first, FIRST_SIGN_IN, config.concurrency)
         )
+        await close_all(first)
+        self.later = customers_for(self.stack.gateway_url, accounts[: config.customers])
+        self.profile_accounts = accounts[config.customers :]
 
-    landing = await asyncio.to_thread(pages, "/")
-    portal = await asyncio.to_thread(pages, "/portal/", cookie)
+    async def later_sign_ins(self) -> None:
+        self.log(f"{self.config.customers} later sign-ins, {self.config.concurrency} at a time")
+        run = await load.flows(self.meter, self.later, LATER_SIGN_IN, self.config.concurrency)
+        self.results["later"] = run_summary(run)
 
-    id_token = await signed_out_everywhere_id_token(later[0])
-    await close_all(later)
+    async def step_profile(self) -> None:
+        self.log("the same again with other customers, step by step, for the profile")
+        profiled = customers_for(self.stack.gateway_url, self.profile_accounts)
+        steps = await load.step_by_step(self.meter, profiled, LATER_SIGN_IN, self.config.concurrency)
+        await close_all(profiled)
+        self.results["profile"] = {name: run_summary(run) for name, run in steps.items()}
 
-    argon2 = argon2_verify_cpu_ms(stack, config.argon2_samples)
-    later_summary = run_summary(later_run)
-    results["sign_in"] = {
-        "argon2_verify": argon2,
-        "later": later_summary,
-        "first": run_summary(first_run),
-        "efficiency": argon2["cpu_ms"] / later_summary["server_cpu_ms"],
-    }
-    results["sso_reentry"] = run_summary(reentry_run)
-    results["pages"] = {
-        "landing": report.page_summary(landing),
-        "portal": report.page_summary(portal),
-        "ratio": portal.per_second / landing.per_second,
-    }
-    results["profile"] = {name: run_summary(run) for name, run in steps.items()}
-    results["_id_token"] = id_token
-    return results
+    async def reentries(self) -> None:
+        config = self.config
+        self.log(f"{config.reentry_flows} SSO re-entries, {config.concurrency} at a time")
+        run = await load.repeated(
+            self.meter, self.later, come_back_with_sso, config.reentry_flows, config.concurrency
+        )
+        self.results["sso_reentry"] = run_summary(run)
+
+    async def page_round(self) -> None:
+        config = self.config
+        self.log(
+            f"landing and portal page with ab, {config.page_seconds} s each, {config.page_concurrency} at a time"
+        )
+        cookie = self.later[0].browser.cookie_header("/portal/")
+
+        def pages(path: str, cookie: str | None = None) -> PageRun:
+            return page_rate(
+                self.meter,
+                self.stack.gateway_url,
+                path,
+                seconds=config.page_seconds,
+                max_requests=config.page_max_requests,
+                concurrency=config.page_concurrency,
+                cookie=cookie,
+            )
+
+        self.landing.append(await asyncio.to_thread(pages, "/"))
+        self.portal.append(await asyncio.to_thread(pages, "/portal/", cookie))
+
+    async def finish(self) -> dict[str, Any]:
+        """The figures; and the id_token of a real portal session, read at Sign out everywhere."""
+        id_token = await signed_out_everywhere_id_token(self.later[0])
+        await close_all(self.later)
+        argon2 = argon2_verify_cpu_ms(self.stack, self.config.argon2_samples)
+        landing, portal = report.pages_summary(self.landing), report.pages_summary(self.portal)
+        return {
+            "sign_in": {
+                "argon2_verify": argon2,
+                "later": self.results["later"],
+                "first": self.results["first"],
+                "efficiency": argon2["cpu_ms"] / self.results["later"]["server_cpu_ms"],
+            },
+            "sso_reentry": self.results["sso_reentry"],
+            "pages": {
+                "landing": landing,
+                "portal": portal,
+                "ratio": portal["per_second"] / landing["per_second"],
+                # the same ratio from the server CPU each page costs: steadier on a busy machine
+                "cpu_ratio": landing["server_cpu_ms"] / portal["server_cpu_ms"],
+            },
+            "profile": self.results["profile"],
+            "_id_token": id_token,
+        }
+
+
+async def drive(config: BenchConfig, drivers: list[StackDriver]) -> list[dict[str, Any]]:
+    """Every phase on every stack in turn: a load spike from elsewhere falls on both alike."""
+    phases = [
+        StackDriver.first_sign_ins,
+        StackDriver.later_sign_ins,
+        StackDriver.step_profile,
+        StackDriver.reentries,
+        *[StackDriver.page_round] * config.page_rounds,
+    ]
+    for phase in phases:
+        for driver in drivers:
+            await phase(driver)
+    return [await driver.finish() for driver in drivers]
+
+
+def baseline_tree(ref: str, into: Path) -> dict[str, str]:
+    """The code at `ref`, unpacked from git (no work tree, no .git): the stack before a change."""
+    commit = subprocess.run(
+        ["git", "rev-parse", "--verify", f"{ref}^{{commit}}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    into.mkdir(parents=True)
+    archive = subprocess.run(["git", "archive", commit], cwd=ROOT, capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return {"ref": ref, "commit": commit}
+
+
+def this_tree() -> dict[str, Any]:
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=ROOT, capture_output=True, text=True, check=False
+        ).stdout.strip()
+
+    return {"commit": git("rev-parse", "HEAD"), "uncommitted_changes": bool(git("status", "--porcelain"))}
 
 
 def machine() -> dict[str, Any]:
@@ -271,11 +392,25 @@ def main() -> int:
         "machine": machine(),
         "config": config.as_dict(),
     }
-    with tempfile.TemporaryDirectory(prefix="sso-bench-") as scratch:
-        log("starting a stack of its own")
-        with bench_stack(Path(scratch)) as (stack, roots):
-            meter = CpuMeter(roots, answered=lambda: answered_by(stack))
-            results.update(asyncio.run(drive(config, stack, meter)))
+    results["tree"] = this_tree()
+    with tempfile.TemporaryDirectory(prefix="sso-bench-") as scratch_dir, ExitStack() as stacks:
+        scratch = Path(scratch_dir)
+        roots = {"this tree": ROOT}
+        if config.baseline:
+            results["baseline"] = baseline_tree(config.baseline, scratch / "baseline-tree")
+            roots = {f"baseline {config.baseline}": scratch / "baseline-tree", **roots}
+        drivers = []
+        for n, (label, root) in enumerate(roots.items()):
+            log(f"{label}: starting a stack of its own")
+            stack = stacks.enter_context(bench_stack(root, scratch / f"stack-{n}"))
+            meter = CpuMeter(stack.roots, answered=partial(answered_by, stack))
+            drivers.append(StackDriver(label, config, stack, meter))
+        *before, now = asyncio.run(drive(config, drivers))
+        stacks.close()
+        if before:
+            before[0].pop("_id_token")
+            results["baseline"].update(before[0])
+        results.update(now)
         id_token = results.pop("_id_token")
         log(
             f"session store: {config.memory_sessions} sessions for bytes, "
@@ -283,7 +418,7 @@ def main() -> int:
         )
         results["session_store"] = asyncio.run(
             session_store.measure(
-                Path(scratch),
+                scratch,
                 id_token,
                 memory_sessions=config.memory_sessions,
                 small=config.check_small,

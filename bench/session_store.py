@@ -14,7 +14,6 @@ import re
 import shutil
 import subprocess
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,6 +104,11 @@ class Template:
         return b"".join(out)
 
 
+def _uuid_text(hex32: str) -> str:
+    """32 hex digits written as a UUID is (as auth's user ids are), without building one."""
+    return f"{hex32[:8]}-{hex32[8:12]}-{hex32[12:16]}-{hex32[16:20]}-{hex32[20:]}"
+
+
 def _fixed(prefix: str, n: int, width: int) -> str:
     return f"{prefix}{n:0{width - len(prefix)}d}"
 
@@ -125,9 +129,12 @@ class SessionIds:
             sso_id=_fixed(f"s{run}", n, 43),
             portal_id=_fixed(f"p{run}", n, 43),
             sid=_fixed(f"i{run}", n, 43),
-            user_id=str(uuid.UUID(int=(int(run, 16) << 64) + n)),
+            user_id=_uuid_text(f"{run}{n:024x}"),
             username=f"cust{n:08x}",
         )
+
+    def wire_slots(self) -> dict[str, bytes]:
+        return {name: value.encode() for name, value in self.slots().items()}
 
     def slots(self) -> dict[str, str]:
         return {
@@ -217,29 +224,33 @@ class StoreBench:
             raise StoreBenchError(f"redis-cli --pipe failed: {output[-1000:]}")
         return int(summary.group(2))
 
-    def _wire(self, template: Template, first: int, last: int, batch: int = 5000) -> Iterator[bytes]:
+    def _wire(self, templates: list[Template], first: int, last: int, batch: int = 5000) -> Iterator[bytes]:
         for start in range(first, last, batch):
-            yield b"".join(
-                template.fill({k: v.encode() for k, v in SessionIds.of(self.run_id, n).slots().items()})
-                for n in range(start, min(start + batch, last))
-            )
+            pieces: list[bytes] = []
+            for n in range(start, min(start + batch, last)):
+                slots = SessionIds.of(self.run_id, n).wire_slots()
+                pieces.extend(template.fill(slots) for template in templates)
+            yield b"".join(pieces)
+
+    def fill(self, templates: list[Template], first: int, last: int) -> None:
+        """Sessions first..last-1 of this run, made by replaying the templates."""
+        replies = self._pipe(self._wire(templates, first, last))
+        expected = (last - first) * sum(template.commands for template in templates)
+        if replies != expected:
+            raise StoreBenchError(f"{replies} replies where {expected} were due")
 
     def fill_sso(self, first: int, last: int) -> None:
         assert self.sso_template is not None
-        replies = self._pipe(self._wire(self.sso_template, first, last))
-        if replies != (last - first) * self.sso_template.commands:
-            raise StoreBenchError(f"{replies} replies for {last - first} SSO sessions")
+        self.fill([self.sso_template], first, last)
 
     def fill_portal(self, first: int, last: int) -> None:
         assert self.portal_template is not None
-        replies = self._pipe(self._wire(self.portal_template, first, last))
-        if replies != (last - first) * self.portal_template.commands:
-            raise StoreBenchError(f"{replies} replies for {last - first} portal sessions")
+        self.fill([self.portal_template], first, last)
 
     async def fill_to(self, count: int) -> None:
-        """Both an SSO session and a portal session for sessions filled..count-1."""
-        self.fill_sso(self.filled, count)
-        self.fill_portal(self.filled, count)
+        """Both an SSO session and a portal session under it for sessions filled..count-1."""
+        assert self.sso_template is not None and self.portal_template is not None
+        self.fill([self.sso_template, self.portal_template], self.filled, count)
         self.filled = count
         await self.spot_check()
 
@@ -332,7 +343,7 @@ async def measure(
     checks: int,
     max_memory: str,
 ) -> dict[str, Any]:
-    """Bytes per session at `memory_sessions`; check latency with `small` and with `large` sessions.
+    """Bytes per session at `memory_sessions` (<= large); check latency with `small` and `large` sessions.
 
     The two sizes live in two servers side by side and are checked in alternating rounds, so
     a load spike from anything else on the machine falls on both alike.
@@ -347,10 +358,9 @@ async def measure(
         result: dict[str, Any] = {
             "commands_per_sso_session": small_bench.sso_template.commands,
             "commands_per_portal_session": small_bench.portal_template.commands,
-            "memory": await _memory_per_session(small_bench, memory_sessions),
+            # on the way to the large size: its first sessions are these
+            "memory": await _memory_per_session(large_bench, memory_sessions),
         }
-        await small_bench.redis.flushall()
-        small_bench.run_id, small_bench.filled = os.urandom(4).hex(), 0
         fill_seconds = {}
         for bench, size in ((small_bench, small), (large_bench, large)):
             started = time.perf_counter()

@@ -16,6 +16,7 @@ import pytest
 
 from bench.browser import LATER_SIGN_IN
 from bench.load import percentile
+from bench.run import process_group
 from bench.session_store import SessionIds, Template
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,6 +34,9 @@ TINY = {
     "BENCH_CHECKS": "50",
     "BENCH_ARGON2_SAMPLES": "3",
     "BENCH_REDIS_MAX_MEMORY": "256mb",
+    "BENCH_PAGE_ROUNDS": "1",
+    # The committed code as a second stack, side by side: the way levers are measured.
+    "BENCH_BASELINE": "HEAD",
 }
 SERVER = ("auth", "mfa", "session", "portal", "nginx", "postgres", "redis")
 
@@ -72,6 +76,7 @@ def test_every_figure_of_the_issue_is_measured_and_positive(bench_run: tuple[dic
         "portal p99": results["pages"]["portal"]["p99_ms"],
         "landing pages/s": results["pages"]["landing"]["per_second"],
         "page ratio": results["pages"]["ratio"],
+        "page ratio by CPU": results["pages"]["cpu_ratio"],
         "bytes per SSO session": results["session_store"]["memory"]["sso_bytes_per_session"],
         "bytes per portal session": results["session_store"]["memory"]["portal_bytes_per_session"],
     }
@@ -127,6 +132,18 @@ def test_table_is_printed_and_holds_no_token(bench_run: tuple[dict[str, Any], st
         assert "eyJ" not in text
 
 
+def test_baseline_stack_is_measured_side_by_side(bench_run: tuple[dict[str, Any], str]) -> None:
+    results, printed = bench_run
+    baseline = results["baseline"]
+    assert len(baseline["commit"]) == 40 and baseline["ref"] == "HEAD"
+    for figures in (baseline, results):
+        assert positive(figures["sign_in"]["later"]["server_cpu_ms"])
+        assert positive(figures["sso_reentry"]["per_second"])
+        assert positive(figures["pages"]["ratio"])
+        assert list(figures["profile"]) == [name for name, _ in LATER_SIGN_IN]
+    assert "side by side, same run" in printed
+
+
 def test_template_puts_each_sessions_own_ids_back_in_place() -> None:
     first, second = SessionIds.of("0a0b0c0d", 0), SessionIds.of("0a0b0c0d", 7)
     wire = b"*2\r\n$4\r\nHSET\r\n$64\r\n" + first.slots()["sso_ref"].encode() + b"\r\n" + first.sid.encode()
@@ -142,3 +159,11 @@ def test_percentile() -> None:
     assert percentile([1.0, 2.0, 3.0], 50) == 2.0
     assert percentile(list(range(1, 101)), 99) == pytest.approx(99.01)
     assert percentile([5.0], 99) == 5.0
+
+
+def test_replicas_and_proxies_count_as_their_service() -> None:
+    assert [process_group(name) for name in ("auth", "auth-2", "session-3", "gateway", "peers-proxy")] == [
+        "auth", "auth", "session", "nginx", "nginx"
+    ]  # fmt: skip
+    with pytest.raises(RuntimeError):
+        process_group("something-else")
