@@ -90,6 +90,8 @@ def page_rate(
         requests=done,
         per_second=_number(r"^Requests per second:\s+([\d.]+)", output),
         p50_ms=percentiles[50],
-        p99_ms=percentiles[99],
+        # ab rounds the index up: with under 100 requests its 99 % line can read past the end
+        # (a 0). The percentiles only grow, so the largest up to 99 % is the 99th.
+        p99_ms=max(value for percent, value in percentiles.items() if percent <= 99),
         cpu_seconds=cpu,
     )

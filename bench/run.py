@@ -20,6 +20,8 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
 
 from devstack import datastores, free_ports
 from services.auth.passwords import Passwords
@@ -354,7 +356,17 @@ def baseline_tree(ref: str, into: Path) -> dict[str, str]:
     into.mkdir(parents=True)
     archive = subprocess.run(["git", "archive", commit], cwd=ROOT, capture_output=True, check=True).stdout
     subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    compile_catalogues(into)
     return {"ref": ref, "commit": commit}
+
+
+def compile_catalogues(tree: Path) -> None:
+    """What `make catalogues` does for the checked-out tree: each .po compiled beside it."""
+    for source in tree.glob("services/**/LC_MESSAGES/*.po"):
+        with source.open("rb") as po:
+            catalogue = read_po(po)
+        with source.with_suffix(".mo").open("wb") as mo:
+            write_mo(mo, catalogue)
 
 
 def this_tree() -> dict[str, Any]:

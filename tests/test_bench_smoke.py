@@ -100,6 +100,8 @@ def test_figures_are_sane(bench_run: tuple[dict[str, Any], str]) -> None:
     assert sign_in["later"]["flows"] == 3 and sign_in["first"]["flows"] == 6
     pages = results["pages"]
     assert pages["portal"]["requests"] > 0 and pages["landing"]["requests"] > 0
+    for page in ("portal", "landing"):
+        assert pages[page]["p99_ms"] >= pages[page]["p50_ms"] > 0
     assert pages["ratio"] == pytest.approx(pages["portal"]["per_second"] / pages["landing"]["per_second"])
     memory = results["session_store"]["memory"]
     # An SSO session is at least its hash; a portal session holds an id_token of its own.
