@@ -8,10 +8,14 @@ VENV_STAMP := $(VENV)/.installed
 
 # command:Debian package, for what the stack and its tests run besides Python.
 # ab (ApacheBench) and redis-cli are for `make bench` and its smoke test in `make test`.
-SYSTEM_DEPS := nginx:nginx oathtool:oathtool zbarimg:zbar-tools chromium:chromium envsubst:gettext-base kubectl:kubectl ab:apache2-utils redis-cli:redis-tools
+# npm installs axe-core, which the browser tests run on every page (package.json).
+SYSTEM_DEPS := npm:npm nginx:nginx oathtool:oathtool zbarimg:zbar-tools chromium:chromium envsubst:gettext-base kubectl:kubectl ab:apache2-utils redis-cli:redis-tools
 
 # The French catalogue: its source (.po) is in the repository, the compiled .mo is made here.
 CATALOGUE := services/common/locale/fr/LC_MESSAGES/messages
+
+# axe-core from npm, at the version package-lock.json pins.
+AXE := node_modules/axe-core/axe.min.js
 
 .PHONY: help venv catalogues translations system-deps run up down status lint test bench soak clean
 
@@ -33,6 +37,10 @@ $(VENV_STAMP): pyproject.toml
 	touch $@
 
 catalogues: $(CATALOGUE).mo
+
+$(AXE): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
 
 $(CATALOGUE).mo: $(CATALOGUE).po $(VENV_STAMP)
 	$(VENV)/bin/pybabel compile --domain messages --locale fr --input-file $< --output-file $@
@@ -83,7 +91,7 @@ lint: venv catalogues
 	$(VENV)/bin/mypy services devstack bench
 
 # pytest exits 5 when it collected no tests: a run that tested nothing must not pass.
-test: system-deps venv lint catalogues
+test: system-deps venv lint catalogues $(AXE)
 	@$(PYTHON) -m pytest; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "no tests ran" >&2; exit 1; fi; \
 	exit $$status

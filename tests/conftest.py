@@ -6,9 +6,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import Browser
 
 from devstack import Stack, free_ports
 
+from .browsers import launch_chromium
 from .customer import Customer
 from .external_tools import decode_qr, totp_now
 from .flows import customer_pool
@@ -79,3 +81,10 @@ def totp_now_fixture() -> Callable[..., str]:
 @pytest.fixture(name="decode_qr")
 def decode_qr_fixture() -> Callable[[bytes | str], str]:
     return decode_qr
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """A Chromium per test module (each test opens contexts of its own); module-scoped so the
+    sync Playwright loop never outlives the module, whose neighbours may be asyncio tests."""
+    yield from launch_chromium()
