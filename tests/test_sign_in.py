@@ -144,10 +144,36 @@ def test_sign_out_everywhere_ends_the_sso_session(
     after = customer.submit(portal, "/portal/logout-everywhere")
     assert after.status == 200
     assert after.path == "/"
+    assert "You have been signed out on every device" in after.text
+    assert "signed out on every device" not in customer.get("/").text, "the notice shows once"
 
     page = customer.start_login()
     assert page.path == "/auth/login"
     assert page.soup.find("input", attrs={"name": "username"}) is not None
+
+
+def test_sign_out_everywhere_ends_the_sessions_of_every_device(
+    stack: Stack, customers: Callable[[], Customer], account: Account
+) -> None:
+    laptop, phone, someone_else = customers(), customers(), customers()
+    first_login(laptop, account)
+    page = sign_in_to_code_page(phone, account)
+    # The laptop used this step's code; the next step's is in the window and still unused.
+    phone.press_continue(phone.enter_code(page, totp_now(account.secret, offset_steps=1)))
+    other = add_user(stack)
+    first_login(someone_else, other)
+    assert phone.get("/portal/").path == "/portal/"
+
+    laptop.submit(laptop.get("/portal/"), "/portal/logout-everywhere")
+
+    # The phone's portal session and its SSO session are gone too: Login asks for the username.
+    assert phone.get("/portal/").path == "/"
+    page = phone.start_login()
+    assert page.path == "/auth/login" and page.soup.find("input", attrs={"name": "username"}) is not None
+    # Another customer keeps theirs.
+    assert someone_else.get("/portal/").path == "/portal/"
+    audit = stack.ssoctl("audit", account.name)
+    assert audit.returncode == 0 and "everywhere" in audit.stdout
 
 
 def test_a_wrong_password_and_an_unknown_user_get_the_same_answer(

@@ -116,7 +116,7 @@ PORTAL_SESSION_END = Endpoint(
     CALLEE, "/internal/portal-sessions/end", frozenset({"portal"}), SessionRef, Ended
 )
 USER_SESSIONS_REVOKE = Endpoint(
-    CALLEE, "/internal/users/revoke", frozenset({"auth", "mfa"}), UserRef, UserSessionsEnded
+    CALLEE, "/internal/users/revoke", frozenset({"auth", "mfa", "portal"}), UserRef, UserSessionsEnded
 )
 
 

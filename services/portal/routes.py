@@ -14,6 +14,9 @@ from .store import PortalSession
 LOGIN_COOKIE = "portal_login"
 LOGIN_COOKIE_PATH = "/portal"
 SESSION_COOKIE = "portal_session"
+# Set by "Sign out everywhere" for the landing page it comes back to, which says so once. A
+# cookie, not a query parameter: no link from elsewhere can show the notice.
+SIGNED_OUT_COOKIE = "portal_signed_out"
 
 router = APIRouter()
 
@@ -37,10 +40,19 @@ def forget_session(state: PortalState, response: Response) -> Response:
 
 
 @router.get("/")
-async def landing(request: Request, state: State, session_id: SessionCookie = None) -> Response:
+async def landing(
+    request: Request,
+    state: State,
+    session_id: SessionCookie = None,
+    signed_out: Annotated[str | None, Cookie(alias=SIGNED_OUT_COOKIE)] = None,
+) -> Response:
     if await live_session(state, session_id) is not None:
         return redirect("/portal/")
-    return state.pages.render(request, "landing.html")
+    everywhere = signed_out == "everywhere"
+    response = state.pages.render(request, "landing.html", signed_out_everywhere=everywhere)
+    if signed_out is not None:
+        delete_cookie(response, SIGNED_OUT_COOKIE, secure=state.secure_cookies)
+    return response
 
 
 @router.get("/portal/login")
@@ -97,14 +109,14 @@ async def portal_home(request: Request, state: State, session_id: SessionCookie 
 
 
 async def end_portal_session(
-    request: Request, state: PortalState, csrf_token: str | None, session_id: str | None
+    request: Request, state: PortalState, csrf_token: str | None, session_id: str | None, outcome: str
 ) -> PortalSession | None:
     """What both log-out buttons do first: end the portal session and audit it; returns what it was."""
     check_csrf(request, csrf_token)
     session = await live_session(state, session_id)
     if session_id is not None:
         await state.sessions.end(session_id)
-    await state.logout_audit.record(request, session, "portal")
+    await state.logout_audit.record(request, session, outcome)
     return session
 
 
@@ -112,7 +124,7 @@ async def end_portal_session(
 async def logout(
     request: Request, state: State, csrf_token: CsrfToken = None, session_id: SessionCookie = None
 ) -> Response:
-    await end_portal_session(request, state, csrf_token, session_id)
+    await end_portal_session(request, state, csrf_token, session_id, "portal")
     return forget_session(state, redirect("/"))
 
 
@@ -120,6 +132,12 @@ async def logout(
 async def logout_everywhere(
     request: Request, state: State, csrf_token: CsrfToken = None, session_id: SessionCookie = None
 ) -> Response:
-    session = await end_portal_session(request, state, csrf_token, session_id)
-    id_token = session.id_token if session is not None else None
-    return forget_session(state, redirect(state.oidc.logout_url(id_token)))
+    session = await end_portal_session(request, state, csrf_token, session_id, "everywhere")
+    if session is None:
+        return forget_session(state, redirect("/"))
+    # Every device: all the customer's SSO and portal sessions, not only this browser's. auth's
+    # logout then clears this browser's SSO cookie and comes back to the landing page.
+    await state.sessions.end_every_session_of(session.user_id)
+    response = forget_session(state, redirect(state.oidc.logout_url(session.id_token)))
+    set_cookie(response, SIGNED_OUT_COOKIE, "everywhere", secure=state.secure_cookies, max_age=300)
+    return response

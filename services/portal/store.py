@@ -30,6 +30,8 @@ class PortalSessions(Protocol):
 
     async def end(self, session_id: str) -> bool: ...
 
+    async def end_every_session_of(self, user_id: str) -> int: ...
+
 
 class SessionServicePortalSessions:
     """PortalSessions over the session service's contract (services.contracts.session)."""
@@ -52,3 +54,7 @@ class SessionServicePortalSessions:
 
     async def end(self, session_id: str) -> bool:
         return await self.session_service.end_portal(session_id)
+
+    async def end_every_session_of(self, user_id: str) -> int:
+        """Every SSO and portal session of the user, on every device; how many ended."""
+        return await self.session_service.revoke_user(user_id)

@@ -103,6 +103,7 @@ class FakeSessions:
     live_sids: set[str] = field(default_factory=lambda: {"sid-1"})
     sessions: dict[str, PortalSession] = field(default_factory=dict)
     ended: list[str] = field(default_factory=list)
+    revoked_users: list[str] = field(default_factory=list)
     down: bool = False
 
     def _check(self) -> None:
@@ -129,6 +130,14 @@ class FakeSessions:
         self._check()
         self.ended.append(session_id)
         return self.sessions.pop(session_id, None) is not None
+
+    async def end_every_session_of(self, user_id: str) -> int:
+        self._check()
+        mine = [session_id for session_id, session in self.sessions.items() if session.user_id == user_id]
+        for session_id in mine:
+            del self.sessions[session_id]
+        self.revoked_users.append(user_id)
+        return len(mine)
 
 
 @pytest.fixture

@@ -141,6 +141,7 @@ async def test_sign_out_everywhere_hands_over_to_auth_logout(
     csrf = csrf_from((await browser.get("/portal/")).text)
     (session_id,) = fake_sessions.sessions
     id_token = fake_sessions.sessions[session_id].id_token
+    user_id = fake_sessions.sessions[session_id].user_id
 
     response = await browser.post("/portal/logout-everywhere", data={"csrf_token": csrf})
 
@@ -154,8 +155,20 @@ async def test_sign_out_everywhere_hands_over_to_auth_logout(
         "client_id": "portal",
     }
     assert fake_sessions.ended == [session_id] and fake_sessions.sessions == {}
+    # Every session of the customer, on every device, not only this browser's.
+    assert fake_sessions.revoked_users == [user_id]
     (cleared,) = set_cookie_headers(response, "portal_session")
     assert "max-age=0" in cleared.lower()
+
+    # The landing page it comes back to says so, once.
+    landing = await browser.get("/")
+    assert "signed out on every device" in landing.text
+    assert "signed out on every device" not in (await browser.get("/")).text
+
+
+async def test_the_signed_out_notice_needs_the_portals_own_cookie(browser: AsyncClient) -> None:
+    landing = await browser.get("/?state=everywhere&signed_out=everywhere")
+    assert landing.status_code == 200 and "signed out on every device" not in landing.text
 
 
 async def test_an_outage_of_the_session_service_never_shows_the_portal(
