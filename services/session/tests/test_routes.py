@@ -140,7 +140,7 @@ async def test_portal_logout_ends_only_the_portal_session(call: Call) -> None:
     assert sso_lookup.status_code == 200
 
 
-async def test_revoke_by_auth_and_mfa(call: Call) -> None:
+async def test_revoke_by_auth_mfa_and_the_portal(call: Call) -> None:
     sso = await start_sso(call)
 
     revoked = await call("mfa", "/internal/users/revoke", {"user_id": "u1"})
@@ -149,6 +149,9 @@ async def test_revoke_by_auth_and_mfa(call: Call) -> None:
     lookup = await call("auth", "/internal/sso-sessions/lookup", {"session_id": sso["session_id"]})
     assert lookup.status_code == 404
     assert (await call("auth", "/internal/users/revoke", {"user_id": "u1"})).json() == {"ended": 0}
+    # The portal's "Sign out everywhere".
+    await start_sso(call)
+    assert (await call("portal", "/internal/users/revoke", {"user_id": "u1"})).json() == {"ended": 1}
 
 
 @pytest.mark.parametrize(
@@ -160,7 +163,6 @@ async def test_revoke_by_auth_and_mfa(call: Call) -> None:
         ("auth", "/internal/portal-sessions"),
         ("auth", "/internal/portal-sessions/lookup"),
         ("mfa", "/internal/portal-sessions/end"),
-        ("portal", "/internal/users/revoke"),
     ],
 )
 async def test_a_peer_outside_the_allow_list_is_refused(call: Call, caller: str, path: str) -> None:
