@@ -108,3 +108,17 @@ def test_english_stays_the_default(customers: Callable[[], Customer]) -> None:
     landing = customer.get("/")
     assert _language(landing) == "en" and "Login" in landing.text
     assert landing.soup.find("a", attrs={"hreflang": "fr"}) is not None
+
+
+def test_the_brand_name_is_a_setting(make_stack: Callable[..., Stack]) -> None:
+    stack = make_stack(SSO_BRAND_NAME="Acme Telecom")
+    customer = Customer(stack.gateway_url)
+    try:
+        for path, language in (("/", "en"), ("/auth/login?lang=fr", "fr")):
+            page = customer.get(path)
+            assert _language(page) == language
+            assert "Acme Telecom" in page.text and "Orange Business" not in page.text
+        # In a sentence of the catalogue too, in the customer's language (the switch set French).
+        assert "l'authentification unique Acme Telecom." in customer.get("/auth/logout").text
+    finally:
+        customer.close()

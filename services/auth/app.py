@@ -166,7 +166,9 @@ def create_app(settings: Settings | None = None, *, state_opener: StateOpener = 
     configure_logging("auth", settings.log_level)
     # Read now, so a missing or malformed OIDC key stops the start, not the first sign-in.
     SigningKey.from_file(settings.oidc_key_file)
-    pages = Pages(HERE / "templates", "/auth/static", "auth", home_url="/auth/login")
+    pages = Pages(
+        HERE / "templates", "/auth/static", "auth", brand=settings.peers.brand_name, home_url="/auth/login"
+    )
     app = build_app(
         name="auth",
         settings=settings,

@@ -25,6 +25,8 @@ class Peers(BaseSettings):
     mfa_url: str = "http://127.0.0.1:8102"
     session_url: str = "http://127.0.0.1:8103"
     portal_url: str = "http://127.0.0.1:8104"
+    # The name customers know the sign-on by, on every page (SSO_BRAND_NAME).
+    brand_name: str = "Orange Business"
 
     @property
     def secure_cookies(self) -> bool:

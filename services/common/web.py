@@ -124,9 +124,13 @@ def check_csrf(request: Request, submitted: str | None) -> None:
 class Pages:
     """Renders a service's templates, with the common base layout and gettext."""
 
-    def __init__(self, templates_dir: Path, static_url: str, service_name: str, home_url: str = "/") -> None:
-        """home_url: where the language switch leads from a page that answered a form."""
+    def __init__(
+        self, templates_dir: Path, static_url: str, service_name: str, *, brand: str, home_url: str = "/"
+    ) -> None:
+        """brand: the name on every page; home_url: where the language switch leads from a page
+        that answered a form."""
         self.static_url = static_url
+        self.brand = brand
         self.home_url = home_url
         self.environment = jinja2.Environment(
             loader=jinja2.ChoiceLoader(
@@ -152,6 +156,7 @@ class Pages:
             csrf_token=csrf_token(request) if hasattr(request.state, "browser_id") else "",
             static_url=self.static_url,
             lang=current_language.get(),
+            brand=self.brand,
             **context,
         )
         return HTMLResponse(html, status_code=status_code)

@@ -91,7 +91,7 @@ def create_app(settings: Settings | None = None, *, state_opener: StateOpener = 
     configure_logging("mfa", settings.log_level)
     # A missing or malformed encryption key stops the start, not the first customer's login.
     settings.encryption_key_bytes()
-    pages = Pages(TEMPLATES_DIR, "/mfa/static", "mfa", home_url="/mfa/")
+    pages = Pages(TEMPLATES_DIR, "/mfa/static", "mfa", brand=settings.peers.brand_name, home_url="/mfa/")
 
     app = build_app(
         name="mfa",

@@ -94,7 +94,7 @@ def create_app(settings: Settings | None = None, *, state_opener: StateOpener = 
     configure_logging("portal", settings.log_level)
     # Read now, so a missing or placeholder secret stops the start, not the first sign-in.
     settings.read_client_secret()
-    pages = Pages(TEMPLATES_DIR, "/portal/static", "portal", home_url="/")
+    pages = Pages(TEMPLATES_DIR, "/portal/static", "portal", brand=settings.peers.brand_name, home_url="/")
     app = build_app(
         name="portal",
         settings=settings,
