@@ -326,7 +326,7 @@ class Stack:
         self._write_admin_env(direct, self.service_url)
         result = self.ssoctl(
             "client", "add", "portal", "--operator", "devstack",
-            "--redirect-uri", f"{public}/portal/callback",
+            "--redirect-uri", f"{public}/portal/callback", "--redirect-uri", f"{public}/support/callback",
             "--post-logout-redirect-uri", f"{public}/", "--replace",
             env=self.ssoctl_env(direct),
         )  # fmt: skip

@@ -124,7 +124,13 @@ def build_state(
             )
         ),
         admin=UserAdmin(store, accounts, clients, throttle, audit, clock),
-        admin_callers=admin_caller_check("auth", settings.admin_public_key_files, clock),
+        # The portal's support desk, on the endpoints its contract opens to it.
+        admin_callers=admin_caller_check(
+            "auth",
+            settings.admin_public_key_files,
+            clock,
+            {"portal": RemoteKeys(http, f"{settings.peers.portal_url}/internal/jwks", clock)},
+        ),
         readiness_checks=dict(readiness_checks),
     )
 

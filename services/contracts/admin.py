@@ -179,24 +179,27 @@ class SessionsRevoked(Contract):
     ended: int
 
 
-# The endpoints: paths unique across the three services; callers: ssoctl (`admin`).
+# The endpoints: paths unique across the three services. Callers: ssoctl (`admin`) for all; the
+# portal (its support desk) for looking a customer up and the desk's five actions, never for
+# adding users, roles or clients.
 
 ADMIN_ONLY = frozenset({ADMIN_CALLER})
+SUPPORT_DESK = frozenset({ADMIN_CALLER, "portal"})
 
 USER_ADD = Endpoint("auth", "/internal/admin/users", ADMIN_ONLY, AddUser, UserView, 201)
-USERS_FIND = Endpoint("auth", "/internal/admin/users/find", ADMIN_ONLY, FindUsers, UserList)
-USER_DISABLE = Endpoint("auth", "/internal/admin/users/disable", ADMIN_ONLY, UserAction, UserView)
-USER_ENABLE = Endpoint("auth", "/internal/admin/users/enable", ADMIN_ONLY, UserAction, UserView)
-USER_UNLOCK = Endpoint("auth", "/internal/admin/users/unlock", ADMIN_ONLY, UserAction, Unlocked)
+USERS_FIND = Endpoint("auth", "/internal/admin/users/find", SUPPORT_DESK, FindUsers, UserList)
+USER_DISABLE = Endpoint("auth", "/internal/admin/users/disable", SUPPORT_DESK, UserAction, UserView)
+USER_ENABLE = Endpoint("auth", "/internal/admin/users/enable", SUPPORT_DESK, UserAction, UserView)
+USER_UNLOCK = Endpoint("auth", "/internal/admin/users/unlock", SUPPORT_DESK, UserAction, Unlocked)
 USER_ROLE = Endpoint("auth", "/internal/admin/users/role", ADMIN_ONLY, SetRole, UserView)
 CLIENT_ADD = Endpoint("auth", "/internal/admin/clients", ADMIN_ONLY, AddClient, ClientCredentials, 201)
-AUTH_AUDIT = Endpoint("auth", "/internal/admin/audit", ADMIN_ONLY, AuditQuery, AuditEvents)
-MFA_STATUS = Endpoint("mfa", "/internal/admin/mfa/status", ADMIN_ONLY, UserRef, MfaStatus)
-MFA_RESET = Endpoint("mfa", "/internal/admin/mfa/reset", ADMIN_ONLY, ResetMfa, MfaReset)
-MFA_AUDIT = Endpoint("mfa", "/internal/admin/mfa/audit", ADMIN_ONLY, AuditQuery, AuditEvents)
-SESSIONS_LIST = Endpoint("session", "/internal/admin/sessions", ADMIN_ONLY, UserRef, SessionList)
+AUTH_AUDIT = Endpoint("auth", "/internal/admin/audit", SUPPORT_DESK, AuditQuery, AuditEvents)
+MFA_STATUS = Endpoint("mfa", "/internal/admin/mfa/status", SUPPORT_DESK, UserRef, MfaStatus)
+MFA_RESET = Endpoint("mfa", "/internal/admin/mfa/reset", SUPPORT_DESK, ResetMfa, MfaReset)
+MFA_AUDIT = Endpoint("mfa", "/internal/admin/mfa/audit", SUPPORT_DESK, AuditQuery, AuditEvents)
+SESSIONS_LIST = Endpoint("session", "/internal/admin/sessions", SUPPORT_DESK, UserRef, SessionList)
 SESSIONS_REVOKE = Endpoint(
-    "session", "/internal/admin/sessions/revoke", ADMIN_ONLY, RevokeSessions, SessionsRevoked
+    "session", "/internal/admin/sessions/revoke", SUPPORT_DESK, RevokeSessions, SessionsRevoked
 )
 
 
@@ -308,7 +311,7 @@ class AdminApi:
 
     async def reset_mfa(self, user: UserView, origin: Origin) -> tuple[MfaReset, int]:
         """Forgets the authenticator (the next sign-in sets one up), then ends every session."""
-        request = ResetMfa(**_origin_of(origin), user_id=user.user_id, username=user.username)
+        request = ResetMfa(**origin_of(origin), user_id=user.user_id, username=user.username)
         reset = await self._call(MFA_RESET, request)
         return reset, (await self.revoke_sessions_of(user, origin)).ended
 
@@ -318,7 +321,7 @@ class AdminApi:
         return await self._call(SESSIONS_LIST, UserRef(user_id=user.user_id))
 
     async def revoke_sessions_of(self, user: UserView, origin: Origin) -> SessionsRevoked:
-        request = RevokeSessions(**_origin_of(origin), user_id=user.user_id, username=user.username)
+        request = RevokeSessions(**origin_of(origin), user_id=user.user_id, username=user.username)
         return await self._call(SESSIONS_REVOKE, request)
 
 
@@ -334,6 +337,6 @@ def _message(response: httpx.Response, service: str) -> str:
     return str(message or f"{service} answered {response.status_code}")
 
 
-def _origin_of(origin: Origin) -> dict[str, Any]:
-    """Just who, why and from where, whatever request the origin came with."""
+def origin_of(origin: Origin) -> dict[str, Any]:
+    """Just who, why and from where, whatever request the origin came with (to build another)."""
     return {name: getattr(origin, name) for name in Origin.model_fields}

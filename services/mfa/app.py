@@ -79,7 +79,13 @@ async def open_state(settings: Settings, pages: Pages, signing_key: SigningKey) 
                 audit=AuditTrail(store, clock),
                 readiness_checks={"postgres": postgres_check(pool)},
                 admin=MfaAdmin(store, clock),
-                admin_callers=admin_caller_check("mfa", settings.admin_public_key_files, clock),
+                # The portal's support desk, on the endpoints its contract opens to it.
+                admin_callers=admin_caller_check(
+                    "mfa",
+                    settings.admin_public_key_files,
+                    clock,
+                    {"portal": RemoteKeys(http, f"{settings.peers.portal_url}/internal/jwks", clock)},
+                ),
             )
     finally:
         await pool.close()

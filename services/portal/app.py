@@ -14,6 +14,7 @@ from services.common.logging import configure_logging
 from services.common.service_client import ServiceClient
 from services.common.tokens import RemoteKeys, StaticKeys, TokenIssuer, TokenVerifier
 from services.common.web import Pages
+from services.contracts.admin import AdminApi
 from services.contracts.auth import AuthInternalClient
 from services.contracts.session import SessionClient
 
@@ -21,8 +22,10 @@ from .audit import LogoutAudit
 from .oidc_login import LOGIN_TRANSACTION_AUDIENCE, OidcLogin, TokenEndpoint
 from .routes import router
 from .settings import Settings
-from .state import PortalState
+from .state import PortalState, SupportState
 from .store import PortalSessions, SessionServicePortalSessions
+from .support import ACTIVITY_AUDIENCE, SupportActivity, SupportDesk
+from .support_routes import support_router
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 
@@ -50,19 +53,22 @@ async def open_state(
     peers = settings.peers
     issuer_url = settings.oidc_issuer
     signer = TokenIssuer(signing_key, "portal", clock)
+    own_keys = StaticKeys(jwks(signing_key))
     async with httpx.AsyncClient(transport=transport) as http:
-        yield PortalState(
-            pages=pages,
-            oidc=OidcLogin(
+        id_token_keys = RemoteKeys(http, f"{peers.auth_url}/auth/jwks", clock)
+
+        def oidc_login(callback_path: str) -> OidcLogin:
+            """The portal's OIDC client, coming back to callback_path (the portal or the desk)."""
+            return OidcLogin(
                 client_id=settings.client_id,
                 issuer_url=issuer_url,
-                redirect_uri=f"{peers.public_url}/portal/callback",
+                redirect_uri=f"{peers.public_url}{callback_path}",
                 post_logout_redirect_uri=f"{peers.public_url}/",
                 token_endpoint=TokenEndpoint(
                     http, f"{peers.auth_url}/auth/token", settings.client_id, client_secret
                 ),
                 id_token_verifier=TokenVerifier(
-                    RemoteKeys(http, f"{peers.auth_url}/auth/jwks", clock),
+                    id_token_keys,
                     issuers={issuer_url},
                     audience=settings.client_id,
                     algorithms=("RS256",),
@@ -71,13 +77,17 @@ async def open_state(
                 ),
                 transaction_issuer=signer,
                 transaction_verifier=TokenVerifier(
-                    StaticKeys(jwks(signing_key)),
+                    own_keys,
                     issuers={"portal"},
                     audience=LOGIN_TRANSACTION_AUDIENCE,
                     algorithms=(signing_key.algorithm,),
                     clock=clock,
                 ),
-            ),
+            )
+
+        yield PortalState(
+            pages=pages,
+            oidc=oidc_login("/portal/callback"),
             sessions=sessions
             or SessionServicePortalSessions(
                 SessionClient(ServiceClient(http, signer, peers.session_url, "session"))
@@ -85,6 +95,25 @@ async def open_state(
             logout_audit=LogoutAudit(AuthInternalClient(ServiceClient(http, signer, peers.auth_url, "auth"))),
             clock=clock,
             secure_cookies=peers.secure_cookies,
+            support=SupportState(
+                oidc=oidc_login("/support/callback"),
+                desk=SupportDesk(
+                    AdminApi(
+                        http,
+                        signer,
+                        auth_url=peers.auth_url,
+                        mfa_url=peers.mfa_url,
+                        session_url=peers.session_url,
+                    )
+                ),
+                activity=SupportActivity(
+                    signer,
+                    TokenVerifier(own_keys, {"portal"}, ACTIVITY_AUDIENCE, clock=clock),
+                    clock,
+                    max_seconds=settings.support_max_seconds,
+                    idle_seconds=settings.support_idle_seconds,
+                ),
+            ),
         )
 
 
@@ -103,4 +132,5 @@ def create_app(settings: Settings | None = None, *, state_opener: StateOpener = 
         static_prefix="/portal",
     )
     app.include_router(router)
+    app.include_router(support_router)
     return app

@@ -133,8 +133,11 @@ class OidcLogin:
         self.transaction_verifier = transaction_verifier
         self.new_token = new_token
 
-    def begin(self) -> tuple[str, str]:
-        """The authorize URL to send the browser to, and the sealed transaction it must keep."""
+    def begin(self, prompt: str | None = None) -> tuple[str, str]:
+        """The authorize URL to send the browser to, and the sealed transaction it must keep.
+
+        prompt="login": a fresh sign-in with both factors, even with a live SSO session.
+        """
         transaction = LoginTransaction(
             state=self.new_token(), nonce=self.new_token(), code_verifier=self.new_token()
         )
@@ -157,6 +160,7 @@ class OidcLogin:
                 "nonce": transaction.nonce,
                 "code_challenge": pkce_challenge(transaction.code_verifier),
                 "code_challenge_method": "S256",
+                **({"prompt": prompt} if prompt else {}),
             },
             quote_via=quote,
         )

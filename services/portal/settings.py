@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from services.common.settings import ServiceSettings, read_secret
@@ -16,6 +16,10 @@ class Settings(ServiceSettings):
     client_secret_file: Path | None = None
     # The issuer as the browser sees it, and the id_token's `iss`; default <public>/auth.
     issuer: str | None = None
+    # The support desk (/support/): a support session lasts this long from its sign-in at most,
+    # and needs a fresh sign-in after this long without a request.
+    support_max_seconds: int = Field(default=8 * 3600, gt=0)
+    support_idle_seconds: int = Field(default=15 * 60, gt=0)
 
     @property
     def oidc_issuer(self) -> str:

@@ -14,6 +14,16 @@ from services.common.web import Pages
 from .audit import LogoutAudit
 from .oidc_login import OidcLogin
 from .store import PortalSessions
+from .support import SupportActivity, SupportDesk
+
+
+@dataclass(frozen=True)
+class SupportState:
+    """The support desk: its own sign-in (redirect to /support/callback), rules and session limits."""
+
+    oidc: OidcLogin
+    desk: SupportDesk
+    activity: SupportActivity
 
 
 @dataclass(frozen=True)
@@ -28,6 +38,8 @@ class PortalState:
     secure_cookies: bool
     # The portal owns no datastore: /readyz asks nothing beyond the process itself.
     readiness_checks: Mapping[str, Check] = field(default_factory=dict)
+    # None: no support desk (route tests on fakes).
+    support: SupportState | None = None
 
 
 State = Annotated[PortalState, Depends(state_dependency(PortalState))]

@@ -87,7 +87,10 @@ async def open_state(
                 ),
                 clock,
             ),
-            admin_callers=admin_caller_check("session", settings.admin_public_key_files, clock),
+            # The portal's support desk, on the endpoints its contract opens to it.
+            admin_callers=admin_caller_check(
+                "session", settings.admin_public_key_files, clock, {"portal": keys}
+            ),
             readiness_checks={"redis": redis_check(redis)},
         )
     finally:

@@ -39,6 +39,9 @@ EXPECTED_CALLS = {
     ("mfa", "auth"),
     ("portal", "session"),
     ("portal", "auth"),
+    # the support desk: mfa's admin API, and mfa fetching the portal's JWKS
+    ("portal", "mfa"),
+    ("mfa", "portal"),
     ("session", "auth"),
     ("session", "mfa"),
     ("session", "portal"),
