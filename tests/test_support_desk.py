@@ -98,6 +98,11 @@ def test_support_resets_a_customers_2fa_and_their_next_sign_in_sets_up_again(
     revoked = audit_line(stack, account.name, "session.revoked")
     assert f"operator={staff.name} " in revoked
 
+    left = desk.submit(desk.get("/support/"), "/support/logout")
+    assert left.path == "/"
+    assert "support_session" not in desk.cookie_names()
+    assert desk.get("/support/").path == "/auth/login", "leaving the desk ends the support session"
+
 
 def test_support_unlocks_disables_and_enables_a_customer(
     stack: Stack, customers: Callable[[], Customer]

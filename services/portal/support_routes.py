@@ -80,11 +80,16 @@ def when(value: datetime | int | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def to_login(state: PortalState, session_id: str | None = None) -> RedirectResponse:
-    response = RedirectResponse("/support/login", status_code=303)
+def leave_desk(state: PortalState, target: str) -> RedirectResponse:
+    """A redirect that also forgets the support session's cookies."""
+    response = RedirectResponse(target, status_code=303)
     for name in (SUPPORT_COOKIE, ACTIVITY_COOKIE):
         delete_cookie(response, name, secure=state.secure_cookies, path=COOKIE_PATH)
     return response
+
+
+def to_login(state: PortalState) -> RedirectResponse:
+    return leave_desk(state, "/support/login")
 
 
 async def signed_in_staff(
@@ -278,6 +283,4 @@ async def support_logout(
     check_csrf(request, csrf_token)
     if session_id is not None:
         await state.sessions.end(session_id)
-    response = to_login(state)
-    response.headers["location"] = "/"
-    return response
+    return leave_desk(state, "/")
