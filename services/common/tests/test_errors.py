@@ -8,6 +8,7 @@ import asyncpg
 import pytest
 import redis.exceptions
 from fastapi import FastAPI
+from fastapi.responses import HTMLResponse
 from fastapi.testclient import TestClient
 
 from services.common.errors import UNAVAILABLE_MESSAGE, ErrorMiddleware, outage_of, responder
@@ -97,3 +98,30 @@ def test_other_errors_are_no_outage() -> None:
     assert outage_of(ValueError("bug")) is None
     assert outage_of(redis.exceptions.ResponseError("WRONGTYPE")) is None
     assert outage_of(asyncpg.exceptions.UniqueViolationError("dup")) is None
+
+
+def test_an_oauth_path_answers_json_to_a_browser_too() -> None:
+    """A browser gets the calm page; the paths an app names in json_paths (auth's /auth/token) JSON."""
+    app = FastAPI()
+
+    @app.get("/auth/{page}")
+    async def page(page: str) -> dict[str, str]:
+        raise redis.exceptions.ConnectionError("refused")
+
+    def error_page(request: object, status: int, message: object) -> HTMLResponse:
+        return HTMLResponse(f"<p>{message}</p>", status_code=status)
+
+    app.state.json_paths = ("/auth/token", "/auth/userinfo")
+    app.add_middleware(ErrorMiddleware, respond=responder(error_page))
+    client = TestClient(app, raise_server_exceptions=False)
+    browser = {"accept": "text/html,application/xhtml+xml"}
+
+    login = client.get("/auth/login", headers=browser)
+    token = client.get("/auth/token", headers=browser)
+    userinfo = client.get("/auth/userinfo", headers=browser)
+
+    assert (login.status_code, login.headers["content-type"].split(";")[0]) == (503, "text/html")
+    assert str(UNAVAILABLE_MESSAGE) in login.text
+    for answer in (token, userinfo):
+        assert answer.status_code == 503
+        assert answer.json()["error"] == "unavailable"
