@@ -92,7 +92,7 @@ def test_five_wrong_codes_lock_the_account_for_code_and_password(
     assert (locked.status, error_of(locked)) == (401, INVALID)
 
 
-def test_one_address_guessing_many_accounts_is_blocked(
+def test_a_noisy_address_does_not_lock_out_the_customers_behind_it(
     stack: Stack, customers: Callable[[], Customer]
 ) -> None:
     attacker = customers()
@@ -102,12 +102,64 @@ def test_one_address_guessing_many_accounts_is_blocked(
         for _ in range(5):
             assert attacker.enter_password(page, "wrong guess").status == 401
             time.sleep(0.12)  # stay under the gateway's own per-address rate limit
-    # 50 failures from this address: now even a right password from it is refused...
-    page = attacker.enter_password(password_page(attacker, victims[10].name), victims[10].password)
-    assert (page.status, error_of(page)) == (401, INVALID)
-    # ...while the same account signs in from elsewhere.
+    # 50 failures from this address, and more: its guesses are still refused...
+    answer = attacker.enter_password(password_page(attacker, victims[10].name), "wrong guess")
+    assert (answer.status, error_of(answer)) == (401, INVALID)
+    # ...while a colleague behind the same address (a company's NAT), in a browser of their
+    # own, signs in with the right password and code.
+    customer = victims[10]
+    first_login(customers(), customer)
+    colleague = Customer(stack.gateway_url, ip=attacker.ip)
+    try:
+        page = sign_in_to_code_page(colleague, customer)
+        page = colleague.enter_code(page, totp_now(customer.secret, offset_steps=1))
+        assert colleague.press_continue(page).path == "/portal/"
+    finally:
+        colleague.close()
+
+
+def test_a_known_browser_signs_in_while_an_attacker_has_locked_out_unknown_browsers(
+    stack: Stack, customers: Callable[[], Customer]
+) -> None:
+    account = add_user(stack)
     owner = customers()
-    assert owner.enter_password(password_page(owner, victims[10].name), victims[10].password).path == "/mfa/"
+    portal = first_login(owner, account)  # this browser is now known to the account
+    assert owner.submit(portal, "/portal/logout-everywhere").path == "/"
+
+    attacker = customers()
+    page = password_page(attacker, account.name)
+    for attempt in range(11):
+        assert attacker.enter_password(page, f"wrong {attempt}").status == 401
+    locked = attacker.enter_password(password_page(attacker, account.name), account.password)
+    assert (locked.status, error_of(locked)) == (401, INVALID), "unknown browsers are locked out"
+    stranger = customers()
+    refused = stranger.enter_password(password_page(stranger, account.name), account.password)
+    assert (refused.status, error_of(refused)) == (401, INVALID), "every unknown browser"
+
+    page = sign_in_to_code_page(owner, account)
+    page = owner.enter_code(page, totp_now(account.secret, offset_steps=1))
+    assert owner.press_continue(page).path == "/portal/", "the customer's own browser still signs in"
+    still_locked = attacker.enter_password(password_page(attacker, account.name), account.password)
+    assert (still_locked.status, error_of(still_locked)) == (401, INVALID)
+
+
+def test_a_device_cookie_is_worth_nothing_for_another_account(
+    stack: Stack, customers: Callable[[], Customer]
+) -> None:
+    mine, victim = add_user(stack), add_user(stack)
+    attacker = customers()
+    first_login(attacker, mine)
+    device = attacker.http.cookies.get("device", path="/auth/login")
+    assert device, "a completed sign-in makes the browser known"
+    stranger = customers()
+    page = password_page(stranger, victim.name)
+    for attempt in range(11):
+        stranger.enter_password(page, f"wrong {attempt}")
+    # The attacker's own device cookie does not make its browser known to the victim's account.
+    thief = customers()
+    thief.http.cookies.set("device", device, domain="127.0.0.1", path="/auth/login")
+    page = thief.enter_password(password_page(thief, victim.name), victim.password)
+    assert (page.status, error_of(page)) == (401, INVALID)
 
 
 def test_the_gateway_rate_limits_posts_per_address(stack: Stack, customers: Callable[[], Customer]) -> None:

@@ -90,10 +90,31 @@ def test_a_wrong_code_at_set_up_keeps_the_same_qr_and_binds_nothing(
     assert page.by_id("totp-secret") == secret
     assert decode_qr(page.qr_png()) == qr
 
-    # Nothing was bound: a new sign-in elsewhere still gets the set-up page, with the same secret.
-    again = sign_in_to_code_page(customers(), account)
+    # Nothing was bound: a new sign-in in the same browser still gets the set-up page, same secret.
+    again = sign_in_to_code_page(customer, account)
     assert again.soup.find(id="totp-secret") is not None
     assert again.by_id("totp-secret") == secret
+
+
+def test_a_set_up_secret_is_shown_only_to_the_browser_that_started_it(
+    stack: Stack, customers: Callable[[], Customer], account: Account
+) -> None:
+    """Anyone else with the password gets a set-up of their own, which ends when the customer
+    confirms theirs: a copy of the customer's secret would be a second key to the account."""
+    customer, other = customers(), customers()
+    page = sign_in_to_code_page(customer, account)
+    elsewhere = sign_in_to_code_page(other, account)
+    secret, other_secret = page.by_id("totp-secret"), elsewhere.by_id("totp-secret")
+    assert other_secret != secret
+
+    assert customer.enter_setup_code(page, totp_now(secret)).path == "/auth/login/complete"
+    late = other.enter_setup_code(elsewhere, totp_now(other_secret))
+    assert (late.status, late.path) == (403, "/mfa/setup"), "the other set-up ended"
+    page = sign_in_to_code_page(other, account)
+    assert page.soup.find(id="totp-secret") is None
+    refused = other.enter_code(page, totp_now(other_secret, 1))
+    assert (refused.status, refused.path) == (401, "/mfa/verify")
+    assert other.enter_code(refused, totp_now(secret, 1)).path == "/auth/login/complete"
 
 
 def test_later_logins_ask_for_the_code_without_a_qr(

@@ -250,6 +250,32 @@ def test_a_phone_clock_minutes_ahead_is_told_so_and_the_right_code_still_works(
     assert customer.enter_code(behind, totp_now(enrolled.secret, 1)).path == "/auth/login/complete"
 
 
+def sleep_into_the_next_step(margin: float = 0.5) -> None:
+    time.sleep(30 - time.time() % 30 + margin)
+
+
+def test_a_code_that_earned_a_clock_skew_hint_never_signs_in_later(
+    replicated: Stack, customers: Callable[[], Customer], enrolled: Account
+) -> None:
+    """Else one guess would cover every step within the hint's reach: a guess that matched a
+    step ahead would be told so, and would sign in once that step came."""
+    attacker = customers()
+    page = sign_in_to_code_page(attacker, enrolled)
+    if time.time() % 30 > 25:
+        sleep_into_the_next_step()
+    guess = totp_now(enrolled.secret, 2)
+    hinted = attacker.enter_code(page, guess)
+    assert (hinted.status, error_of(hinted)) == (
+        401,
+        "Your phone's clock seems to be about 1 minute ahead. Correct it and try again.",
+    )
+    sleep_into_the_next_step()  # the guessed step is now within the ±1 window
+    later = attacker.enter_code(hinted, guess)
+    assert (later.status, later.path, error_of(later)) == (401, "/mfa/verify", WRONG)
+    # Only that step is refused: the code of the step we are at signs in.
+    assert attacker.enter_code(later, totp_now(enrolled.secret)).path == "/auth/login/complete"
+
+
 # Audit
 
 

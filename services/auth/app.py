@@ -14,10 +14,11 @@ from services.common import db
 from services.common.app import build_app, serving
 from services.common.clock import Clock, SystemClock
 from services.common.health import Check, postgres_check, redis_check
-from services.common.keys import SigningKey, jwks
+from services.common.keys import SigningKey, derived_secret, jwks
 from services.common.logging import configure_logging
 from services.common.redis_client import connect_redis
 from services.common.service_client import CallerCheck, ServiceClient, admin_caller_check
+from services.common.step_tokens import ConsumedStepTokenRows, ConsumedStepTokens, PostgresConsumedStepTokens
 from services.common.tokens import PeerKeys, RemoteKeys, StaticKeys, TokenIssuer, TokenVerifier
 from services.common.web import Pages
 from services.contracts.session import SessionClient
@@ -27,6 +28,7 @@ from .admin import UserAdmin
 from .admin_routes import admin_router
 from .audit import AuditLog
 from .clients import Clients
+from .device_cookies import DeviceCookies
 from .login_flow import LoginFlow
 from .oidc import Provider
 from .passwords import Passwords
@@ -43,7 +45,6 @@ log = logging.getLogger(__name__)
 
 HERE = Path(__file__).parent
 MIGRATIONS_DIR = HERE / "migrations"
-CLEANUP_INTERVAL_SECONDS = 600
 
 StateOpener = Callable[[Settings, Pages, SigningKey], AbstractAsyncContextManager[AuthState]]
 
@@ -57,6 +58,7 @@ def build_state(
     http: httpx.AsyncClient,
     store: AuthStore,
     throttle_store: ThrottleStore,
+    consumed: ConsumedStepTokenRows,
     readiness_checks: Mapping[str, Check],
 ) -> AuthState:
     """auth's rules on the given datastores; peers (mfa, portal, session) are reached over http."""
@@ -92,7 +94,12 @@ def build_state(
         accounts=accounts,
         clients=clients,
         provider=Provider(settings, store, oidc_key, clock),
-        flow=LoginFlow(service_tokens, step_verifier, store, settings.step_token_ttl_seconds),
+        flow=LoginFlow(
+            service_tokens,
+            step_verifier,
+            ConsumedStepTokens(consumed, clock),
+            settings.step_token_ttl_seconds,
+        ),
         sso_sessions=SsoSessions(
             SessionClient(ServiceClient(http, service_tokens, settings.peers.session_url, "session"))
         ),
@@ -106,6 +113,9 @@ def build_state(
         public_jwks=public_jwks,
         audit=audit,
         sign_in=SignInSteps(accounts, throttle, audit),
+        device_cookies=DeviceCookies(
+            derived_secret(signing_key, "device-cookie"), clock, settings.device_cookie_lifetime_seconds
+        ),
         callers=CallerCheck(
             TokenVerifier(
                 PeerKeys(
@@ -154,9 +164,10 @@ async def open_state(
                 http=http,
                 store=store,
                 throttle_store=ThrottleStore(redis_client, settings.redis_key_prefix),
+                consumed=PostgresConsumedStepTokens(pool),
                 readiness_checks={"postgres": postgres_check(pool), "redis": redis_check(redis_client)},
             )
-            cleanup = asyncio.create_task(_clean_up_expired(store, clock))
+            cleanup = asyncio.create_task(_clean_up_expired(store, clock, settings))
             try:
                 yield state
             finally:
@@ -190,10 +201,11 @@ def create_app(settings: Settings | None = None, *, state_opener: StateOpener = 
     return app
 
 
-async def _clean_up_expired(store: AuthStore, clock: Clock) -> None:
+async def _clean_up_expired(store: AuthStore, clock: Clock, settings: Settings) -> None:
     while True:
         try:
-            await store.delete_expired(clock.now())
+            # Past the access token's lifetime, revoking it on a replay would change nothing.
+            await store.delete_expired(clock.now(), settings.access_token_ttl_seconds)
         except (OSError, asyncpg.PostgresError) as error:
             log.warning("cleanup of expired rows failed: %s", type(error).__name__)
-        await asyncio.sleep(CLEANUP_INTERVAL_SECONDS)
+        await asyncio.sleep(settings.cleanup_interval_seconds)

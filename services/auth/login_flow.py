@@ -7,10 +7,8 @@ cookie, and consumed when its step succeeds, so it cannot be replayed or skipped
 from dataclasses import dataclass
 from typing import Any
 
-from services.common.step_tokens import StepExpired, verified_step_claims
+from services.common.step_tokens import ConsumedStepTokens, StepExpired, verified_step_claims
 from services.common.tokens import TokenIssuer, TokenVerifier
-
-from .store import AuthStore
 
 # Which service may issue each stage that auth accepts.
 STAGE_ISSUERS = {"username": "auth", "password": "auth", "complete": "mfa"}
@@ -29,11 +27,11 @@ class Step:
 
 class LoginFlow:
     def __init__(
-        self, issuer: TokenIssuer, verifier: TokenVerifier, store: AuthStore, ttl_seconds: int
+        self, issuer: TokenIssuer, verifier: TokenVerifier, consumed: ConsumedStepTokens, ttl_seconds: int
     ) -> None:
         self.issuer = issuer
         self.verifier = verifier
-        self.store = store
+        self.consumed = consumed
         self.ttl_seconds = ttl_seconds
 
     def issue(
@@ -50,5 +48,5 @@ class LoginFlow:
         return Step(claims["stage"], claims)
 
     async def consume(self, step: Step) -> None:
-        if not await self.store.consume_step_token(step.claims["jti"], step.claims["exp"]):
+        if not await self.consumed.consume(step.claims["jti"], step.claims["exp"]):
             raise StepExpired(detail="step token replayed")

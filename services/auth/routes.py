@@ -37,6 +37,7 @@ from services.contracts.auth import (
 
 from .accounts import username_key
 from .audit import Actor
+from .device_cookies import DEVICE_COOKIE
 from .login_flow import Step
 from .oidc import AuthorizeError, AuthorizeRequest, TokenError
 from .sso_sessions import SsoSession
@@ -174,7 +175,9 @@ async def sign_in_password(
     binding = browser_binding(request)
     step = await state.flow.read(request.cookies.get(STEP_COOKIE), binding, {"password"})
     login_name = step.claims["login_name"]
-    user = await state.sign_in.check_password(login_name, password, _actor(request))
+    account = username_key(login_name)
+    device = state.device_cookies.device_for(request.cookies.get(DEVICE_COOKIE), account)
+    user = await state.sign_in.check_password(login_name, password, _actor(request), device)
     if user is None:
         log.info("sign-in refused at the password step")
         return _render_step(request, state, step, error=INVALID_CREDENTIALS, status_code=401)
@@ -187,7 +190,9 @@ async def sign_in_password(
         audience="mfa",
         sub=str(user.id),
         preferred_username=user.username,
-        account=username_key(login_name),
+        account=account,
+        # mfa hands it back with each code attempt: a known browser's codes count on their own.
+        device=device,
         amr=["pwd"],
     )
     return _redirect_with_step(state, "/mfa/", token)
@@ -226,6 +231,15 @@ async def sign_in_complete(request: Request, state: State) -> HTMLResponse:
         secure=_secure(state),
         path="/auth",
         max_age=max(0, session.expires_at - int(state.clock.now())),
+    )
+    # This browser is now known to the account: its failures no longer share the unknown browsers' lock.
+    set_cookie(
+        response,
+        DEVICE_COOKIE,
+        state.device_cookies.issue(username_key(user.username)),
+        secure=_secure(state),
+        path="/auth/login",
+        max_age=state.settings.device_cookie_lifetime_seconds,
     )
     delete_cookie(response, STEP_COOKIE, secure=_secure(state))
     return response
@@ -389,14 +403,16 @@ Caller = Annotated[str, Depends(calling_service)]
 @internal.post(ATTEMPT_BEGIN.path, status_code=ATTEMPT_BEGIN.status_code)
 async def code_attempt_begin(body: CodeAttempt, state: State, caller: Caller) -> AttemptDecision:
     ATTEMPT_BEGIN.allow(caller)
-    allowed = await state.sign_in.begin_code_attempt(body.account, Actor(ip=body.ip, user_agent=""))
+    allowed = await state.sign_in.begin_code_attempt(
+        body.account, Actor(ip=body.ip, user_agent=""), body.device
+    )
     return AttemptDecision(allowed=allowed)
 
 
 @internal.post(ATTEMPT_SUCCEEDED.path, status_code=ATTEMPT_SUCCEEDED.status_code)
 async def code_attempt_succeeded(body: CodeAttempt, state: State, caller: Caller) -> Acknowledged:
     ATTEMPT_SUCCEEDED.allow(caller)
-    await state.sign_in.code_accepted(body.account, Actor(ip=body.ip, user_agent=""))
+    await state.sign_in.code_accepted(body.account, Actor(ip=body.ip, user_agent=""), body.device)
     return Acknowledged()
 
 

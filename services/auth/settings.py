@@ -32,11 +32,15 @@ class Settings(ServiceSettings, RedisSettings, AdminApiSettings):
     # NIST SP 800-63B 5.2.2: never more than 100 consecutive failed attempts on one account.
     lockout_max_consecutive_failures: int = Field(default=100, ge=1, le=100)
     lockout_ip_failures: int = Field(default=50, ge=1)
+    # How long a browser stays known to an account after a completed sign-in (device cookie).
+    device_cookie_lifetime_seconds: int = Field(default=180 * 24 * 3600, ge=1)
 
     authorization_code_ttl_seconds: int = Field(default=60, le=60)
     step_token_ttl_seconds: int = 600
     id_token_ttl_seconds: int = 300
     access_token_ttl_seconds: int = 300
+    # How often expired codes, revoked tokens and consumed step tokens are deleted.
+    cleanup_interval_seconds: int = Field(default=60, ge=1)
 
     @property
     def issuer(self) -> str:

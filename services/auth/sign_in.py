@@ -25,14 +25,20 @@ class SignInSteps:
             username=known.username if known else None,
         )
 
-    async def check_password(self, login_name: str, password: str, actor: Actor) -> User | None:
-        """The user when the password is right and the account may sign in; else None, whatever the reason."""
+    async def check_password(
+        self, login_name: str, password: str, actor: Actor, device: str | None = None
+    ) -> User | None:
+        """The user when the password is right and the account may sign in; else None, whatever the reason.
+
+        `device`: this browser's device id for the account (a known browser), or None.
+        """
         account = username_key(login_name)
-        verdict = await self.throttle.begin(AttemptKind.PASSWORD, account, actor.ip)
+        verdict = await self.throttle.begin(AttemptKind.PASSWORD, account, actor.ip, device)
         if not verdict.allowed:
             await self._refused(AttemptKind.PASSWORD, verdict, await self.accounts.lookup(login_name), actor)
             return None
         result = await self.accounts.authenticate(login_name, password)
+        await self._address_noisy(verdict, result.known, actor)
         await self.audit.record(
             "sign_in.password",
             result.outcome,
@@ -41,24 +47,39 @@ class SignInSteps:
             username=result.known.username if result.known else None,
         )
         if result.user is not None:
-            await self.throttle.succeeded(AttemptKind.PASSWORD, account, actor.ip)
+            await self.throttle.succeeded(AttemptKind.PASSWORD, account, actor.ip, device)
         return result.user
 
-    async def begin_code_attempt(self, account: str, actor: Actor) -> bool:
+    async def begin_code_attempt(self, account: str, actor: Actor, device: str | None = None) -> bool:
         """Counts a code attempt for mfa before it checks the code; False: refuse it unchecked."""
-        verdict = await self.throttle.begin(AttemptKind.OTP, account, actor.ip)
+        verdict = await self.throttle.begin(AttemptKind.OTP, account, actor.ip, device)
         if not verdict.allowed:
             await self._refused(AttemptKind.OTP, verdict, await self.accounts.lookup(account), actor)
+        else:
+            await self._address_noisy(verdict, await self.accounts.lookup(account), actor)
         return verdict.allowed
 
-    async def code_accepted(self, account: str, actor: Actor) -> None:
-        await self.throttle.succeeded(AttemptKind.OTP, account, actor.ip)
+    async def code_accepted(self, account: str, actor: Actor, device: str | None = None) -> None:
+        await self.throttle.succeeded(AttemptKind.OTP, account, actor.ip, device)
+
+    async def _address_noisy(self, verdict: Verdict, known: User | None, actor: Actor) -> None:
+        # Said once per window, for the alert; the attempt itself goes on to its check.
+        if verdict.address_noisy_now:
+            LOCKOUTS.labels(reason=verdict.reason).inc()
+            await self.audit.record(
+                "lockout",
+                verdict.reason,
+                actor,
+                user_id=known.id if known else None,
+                username=known.username if known else None,
+            )
 
     async def _refused(self, kind: AttemptKind, verdict: Verdict, known: User | None, actor: Actor) -> None:
         user_id = known.id if known else None
         username = known.username if known else None
         if verdict.locked_now:
             LOCKOUTS.labels(reason=verdict.reason).inc()
-            await self.audit.record("lockout", verdict.reason, actor, user_id=user_id, username=username)
+            outcome = f"{verdict.reason}_known_browser" if verdict.known_browser else verdict.reason
+            await self.audit.record("lockout", outcome, actor, user_id=user_id, username=username)
         if kind is AttemptKind.PASSWORD:
             await self.audit.record("sign_in.password", "locked", actor, user_id=user_id, username=username)

@@ -16,6 +16,7 @@ from .accounts import Accounts
 from .admin import UserAdmin
 from .audit import AuditLog
 from .clients import Clients
+from .device_cookies import DeviceCookies
 from .login_flow import LoginFlow
 from .oidc import Provider
 from .settings import Settings
@@ -40,6 +41,7 @@ class AuthState:
     access_tokens: TokenVerifier
     audit: AuditLog
     sign_in: SignInSteps
+    device_cookies: DeviceCookies
     # Who may call /internal/ (mfa and portal's service tokens); each route names its callers.
     callers: CallerCheck
     public_jwks: dict[str, Any]

@@ -256,20 +256,12 @@ class AuthStore:
         )
         return [dict(row) for row in rows]
 
-    # step tokens
-
-    async def consume_step_token(self, jti: str, expires_at: float) -> bool:
-        """True the first time a step token is used, False on any replay."""
-        consumed = await self.pool.fetchval(
-            "INSERT INTO consumed_step_token (jti, expires_at) VALUES ($1, $2) "
-            "ON CONFLICT DO NOTHING RETURNING jti",
-            jti,
-            _at(expires_at),
-        )
-        return consumed is not None
-
-    async def delete_expired(self, now: float) -> None:
+    async def delete_expired(self, now: float, code_retention_seconds: float) -> None:
+        """Expired rows go; a used code stays `code_retention_seconds` past its expiry, so that a
+        replay can still revoke the access token its first exchange issued."""
+        # consumed_step_token sweeps itself (services/common/step_tokens.py).
         async with self.pool.acquire() as connection, connection.transaction():
-            await connection.execute("DELETE FROM consumed_step_token WHERE expires_at < $1", _at(now))
             await connection.execute("DELETE FROM revoked_token WHERE expires_at < $1", _at(now))
-            await connection.execute("DELETE FROM authorization_code WHERE expires_at < $1", _at(now - 3600))
+            await connection.execute(
+                "DELETE FROM authorization_code WHERE expires_at < $1", _at(now - code_retention_seconds)
+            )

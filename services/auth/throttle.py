@@ -1,4 +1,5 @@
-"""Sign-in throttling: failures counted per account and per IP, before each guess is checked."""
+"""Sign-in throttling: failures counted per account (known and unknown browsers apart) and per
+address, before each guess is checked."""
 
 import logging
 from dataclasses import dataclass
@@ -20,11 +21,18 @@ class Verdict:
     allowed: bool
     reason: str
     lock_seconds: int = 0
+    # Counted on this browser's device cookie, not on the account's unknown browsers.
+    known_browser: bool = False
 
     @property
     def locked_now(self) -> bool:
-        """This attempt is the one that locked the account (or the IP)."""
-        return self.reason in ("locked_now", "locked_until_unlock", "ip_blocked") and self.lock_seconds != 0
+        """This attempt is the one that locked the account's unknown browsers (or a known one)."""
+        return self.reason in ("locked_now", "locked_until_unlock") and self.lock_seconds != 0
+
+    @property
+    def address_noisy_now(self) -> bool:
+        """This attempt took its address past the per-address limit (which slows nothing by itself)."""
+        return self.reason == "ip_noisy"
 
 
 class Throttle:
@@ -32,14 +40,21 @@ class Throttle:
         self.store = store
         self.settings = settings
 
-    async def begin(self, kind: AttemptKind, account: str, ip: str) -> Verdict:
-        """Counts the attempt; refused attempts must not be checked at all."""
+    async def begin(self, kind: AttemptKind, account: str, ip: str, device: str | None = None) -> Verdict:
+        """Counts the attempt; refused attempts must not be checked at all.
+
+        `device` is the browser's device id for this account (DeviceCookies), None for an
+        unknown browser. The address never refuses an attempt: behind one address (a company's
+        NAT, a node of the cluster) there may be many customers, and one noisy client must not
+        lock them all out.
+        """
         s = self.settings
         limit = s.lockout_password_failures if kind is AttemptKind.PASSWORD else s.lockout_otp_failures
-        allowed, reason, wait = await self.store.begin(
+        allowed, reason, wait, known = await self.store.begin(
             account,
             kind.value,
             ip,
+            device,
             [
                 limit,
                 s.lockout_window_seconds,
@@ -49,13 +64,18 @@ class Throttle:
                 s.lockout_ip_failures,
             ],
         )
-        verdict = Verdict(allowed, reason, wait)
+        verdict = Verdict(allowed, reason, wait, known)
         if verdict.locked_now:
-            log.warning("sign-in locked: %s after %s failures (%s s)", reason, kind.value, wait)
+            browser = "a known browser" if known else "unknown browsers"
+            log.warning(
+                "sign-in locked for %s: %s after %s failures (%s s)", browser, reason, kind.value, wait
+            )
+        if verdict.address_noisy_now:
+            log.warning("an address passed %s sign-in failures in the window", s.lockout_ip_failures)
         return verdict
 
-    async def succeeded(self, kind: AttemptKind, account: str, ip: str) -> None:
-        await self.store.succeeded(account, kind.value, ip)
+    async def succeeded(self, kind: AttemptKind, account: str, ip: str, device: str | None = None) -> None:
+        await self.store.succeeded(account, kind.value, ip, device)
 
     async def unlock(self, account: str) -> bool:
         return await self.store.unlock(account)

@@ -2,6 +2,7 @@
 
 import base64
 import hashlib
+import hmac
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,6 +84,15 @@ class SigningKey:
             "alg": self.algorithm,
             "use": "sig",
         }
+
+
+def derived_secret(key: SigningKey, purpose: str) -> bytes:
+    """A secret for one of the service's own HMACs, derived from its private key: nothing more to
+    mount, and every replica (they share the key) derives the same. A new key gives a new one."""
+    der = key.private_key.private_bytes(
+        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return hmac.new(der, purpose.encode(), hashlib.sha256).digest()
 
 
 def public_jwk_from_pem_file(path: Path) -> dict[str, str]:

@@ -16,7 +16,7 @@ SIGN_IN_ATTEMPTS = Counter(
 )
 LOCKOUTS = Counter(
     "sso_lockouts",
-    "Sign-in locks imposed by auth's throttle, by reason (locked_now, locked_until_unlock, ip_blocked).",
+    "Sign-in locks imposed by auth's throttle, by reason (locked_now, locked_until_unlock; ip_noisy: an address past its failure limit, which refuses nothing).",
     ["reason"],
 )
 ENROLLMENTS = Counter(

@@ -1,12 +1,17 @@
-"""What auth and mfa check alike in a step token: genuine, live, this browser's, at a stage its issuer may mint.
+"""What auth and mfa do alike with step tokens: check that one is genuine, live, this browser's
+and at a stage its issuer may mint; and consume it once.
 
 Each service then checks the claims its own step needs.
 """
 
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, Protocol
 
+import asyncpg
+
+from .clock import Clock
 from .errors import ServiceError
-from .tokens import InvalidToken, TokenVerifier
+from .tokens import LEEWAY_SECONDS, InvalidToken, TokenVerifier
 from .web import _
 
 
@@ -36,3 +41,81 @@ async def verified_step_claims(
     if not isinstance(claims.get("authz"), dict):
         raise StepExpired(detail="step token without authorize request")
     return claims
+
+
+class ConsumedStepTokenRows(Protocol):
+    """Where a service keeps the jti of each step token whose step succeeded (in its own schema)."""
+
+    async def is_consumed(self, jti: str) -> bool: ...
+
+    async def consume_step_token(self, jti: str, expires_at: datetime, now: datetime) -> bool: ...
+
+    async def report_replay(self, jti: str) -> bool: ...
+
+
+# Each consume also clears up to this many expired rows, so the table stays small.
+EXPIRED_TOKENS_PER_SWEEP = 100
+
+
+class PostgresConsumedStepTokens:
+    """The `consumed_step_token` table that auth and mfa each have, in their own schema."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    async def is_consumed(self, jti: str) -> bool:
+        found = await self.pool.fetchval("SELECT 1 FROM consumed_step_token WHERE jti = $1", jti)
+        return found is not None
+
+    async def consume_step_token(self, jti: str, expires_at: datetime, now: datetime) -> bool:
+        """True the first time a jti is seen; False on a replay."""
+        async with self.pool.acquire() as connection:
+            await connection.execute(
+                "DELETE FROM consumed_step_token WHERE jti IN ("
+                "  SELECT jti FROM consumed_step_token WHERE expires_at < $1 LIMIT $2)",
+                now,
+                EXPIRED_TOKENS_PER_SWEEP,
+            )
+            consumed = await connection.fetchval(
+                "INSERT INTO consumed_step_token (jti, expires_at) VALUES ($1, $2) "
+                "ON CONFLICT (jti) DO NOTHING RETURNING jti",
+                jti,
+                expires_at,
+            )
+            return consumed is not None
+
+    async def report_replay(self, jti: str) -> bool:
+        """True for the first replay of a consumed token only (atomically, across replicas)."""
+        reported = await self.pool.fetchval(
+            "UPDATE consumed_step_token SET replay_reported = true "
+            "WHERE jti = $1 AND NOT replay_reported RETURNING jti",
+            jti,
+        )
+        return reported is not None
+
+
+class ConsumedStepTokens:
+    """Single use of step tokens, for auth and mfa alike.
+
+    A used jti is kept as long as a verifier could still accept its token, `exp` plus the
+    verification leeway: a sweep that forgot it at `exp` would let the token through again.
+    """
+
+    def __init__(self, rows: ConsumedStepTokenRows, clock: Clock) -> None:
+        self.rows = rows
+        self.clock = clock
+
+    async def consume(self, jti: str, exp: int) -> bool:
+        """True the first time; False when the token's step already succeeded."""
+        expires_at = datetime.fromtimestamp(exp + LEEWAY_SECONDS, UTC)
+        return await self.rows.consume_step_token(
+            jti, expires_at, datetime.fromtimestamp(self.clock.now(), UTC)
+        )
+
+    async def is_consumed(self, jti: str) -> bool:
+        return await self.rows.is_consumed(jti)
+
+    async def first_replay(self, jti: str) -> bool:
+        """Whether this replay of a consumed token is its first: the audit records it once, not
+        once per request (a loop of replays would fill the audit trail)."""
+        return await self.rows.report_replay(jti)

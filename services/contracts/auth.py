@@ -16,6 +16,8 @@ class CodeAttempt(Contract):
     kind: Literal["otp"]
     account: str = Field(min_length=1, max_length=512)  # the username key
     ip: Ip
+    # The otp step token's `device` claim: the browser's device id, when it is known to the account.
+    device: str | None = Field(default=None, min_length=1, max_length=64)
 
 
 class AttemptDecision(Contract):
@@ -57,13 +59,17 @@ AUDIT_RECORD = Endpoint(
 class AuthInternalClient(ContractClient):
     """auth's /internal/ API, as mfa and the portal call it."""
 
-    async def begin_attempt(self, account: str, ip: str) -> bool:
+    async def begin_attempt(self, account: str, ip: str, device: str | None = None) -> bool:
         """Counts the attempt; True only if auth plainly says the code may be checked."""
-        decision = await self.expect(ATTEMPT_BEGIN, lambda: CodeAttempt(kind="otp", account=account, ip=ip))
+        decision = await self.expect(
+            ATTEMPT_BEGIN, lambda: CodeAttempt(kind="otp", account=account, ip=ip, device=device)
+        )
         return decision.allowed
 
-    async def attempt_succeeded(self, account: str, ip: str) -> None:
-        await self.expect(ATTEMPT_SUCCEEDED, lambda: CodeAttempt(kind="otp", account=account, ip=ip))
+    async def attempt_succeeded(self, account: str, ip: str, device: str | None = None) -> None:
+        await self.expect(
+            ATTEMPT_SUCCEEDED, lambda: CodeAttempt(kind="otp", account=account, ip=ip, device=device)
+        )
 
     async def record_logout(
         self, outcome: str, *, user_id: str | None, username: str | None, ip: str, user_agent: str

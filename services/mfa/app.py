@@ -14,6 +14,7 @@ from services.common.health import postgres_check
 from services.common.keys import SigningKey
 from services.common.logging import configure_logging
 from services.common.service_client import ServiceClient, admin_caller_check
+from services.common.step_tokens import ConsumedStepTokens, PostgresConsumedStepTokens
 from services.common.tokens import PeerKeys, RemoteKeys, TokenIssuer, TokenVerifier
 from services.common.web import Pages
 from services.contracts.auth import AuthInternalClient
@@ -72,8 +73,7 @@ async def open_state(settings: Settings, pages: Pages, signing_key: SigningKey) 
                 login_steps=LoginSteps(
                     TokenIssuer(signing_key, "mfa", clock),
                     step_verifier,
-                    store,
-                    clock,
+                    ConsumedStepTokens(PostgresConsumedStepTokens(pool), clock),
                     settings.step_token_ttl_seconds,
                 ),
                 audit=AuditTrail(store, clock),

@@ -64,12 +64,14 @@ class EnrollmentStore(AuditStore, Protocol):
     async def get_credential(self, user_id: str) -> TotpCredential | None: ...
 
     async def get_or_create_pending(
-        self, user_id: str, candidate_ciphertext: bytes, expires_at: datetime, now: datetime
+        self, user_id: str, browser: str, candidate_ciphertext: bytes, expires_at: datetime, now: datetime
     ) -> bytes: ...
 
     async def confirm_enrollment(self, user_id: str, secret_ciphertext: bytes, used_step: int) -> bool: ...
 
     async def record_used_step(self, user_id: str, step: int) -> bool: ...
+
+    async def refuse_step(self, user_id: str, step: int, oldest_kept: int) -> None: ...
 
 
 def _moment(timestamp: float) -> datetime:
@@ -97,20 +99,24 @@ class Enrollment:
     async def is_enrolled(self, user: User) -> bool:
         return await self.store.get_credential(user.id) is not None
 
-    async def start_or_resume(self, user: User, origin: Origin) -> PendingSetup | Outcome:
-        """The set-up in progress (same secret until it expires), or ALREADY_ENROLLED."""
+    async def start_or_resume(self, user: User, origin: Origin, browser: str) -> PendingSetup | Outcome:
+        """This browser's set-up in progress (same secret until it expires), or ALREADY_ENROLLED.
+
+        `browser` is the step token's binding: another browser with the password gets a set-up
+        of its own, so a secret is only ever shown to the browser that will confirm it.
+        """
         if await self.is_enrolled(user):
             return Outcome.ALREADY_ENROLLED
-        secret = await self._pending_secret(user, origin)
+        secret = await self._pending_secret(user, origin, browser)
         return PendingSetup(secret, self.totp.provisioning_uri(secret, user.username))
 
-    async def confirm(self, user: User, code: str, origin: Origin) -> Outcome | ClockSkew:
-        """Binds the pending authenticator when the code is right."""
+    async def confirm(self, user: User, code: str, origin: Origin, browser: str) -> Outcome | ClockSkew:
+        """Binds this browser's pending authenticator when the code is right; ends every other set-up."""
         if await self.is_enrolled(user):
             log.warning("totp set-up refused for user_id=%s: already enrolled", user.id)
             return Outcome.ALREADY_ENROLLED
         # Resuming here means an expired set-up is replaced, and the page shows the new QR.
-        secret = await self._pending_secret(user, origin)
+        secret = await self._pending_secret(user, origin, browser)
         check = self.totp.check(secret, code, self.clock.now())
         if check.step is None:
             if check.skew_steps is not None:
@@ -127,7 +133,9 @@ class Enrollment:
         await self._record(ENROLLMENT, "confirmed", user, origin)
         return Outcome.OK
 
-    async def verify(self, user: User, account: str, code: str, origin: Origin) -> Outcome | ClockSkew:
+    async def verify(
+        self, user: User, account: str, code: str, origin: Origin, device: str | None = None
+    ) -> Outcome | ClockSkew:
         """Checks a code from the user's bound authenticator; each step is good once.
 
         auth counts the attempt first (per account and IP, on every replica) and may refuse
@@ -136,26 +144,38 @@ class Enrollment:
         credential = await self.store.get_credential(user.id)
         if credential is None:
             return Outcome.NOT_ENROLLED
-        if not await self.throttle.begin(account, origin.ip):
+        if not await self.throttle.begin(account, origin.ip, device):
             log.warning("totp verify refused for user_id=%s: sign-in locked by auth", user.id)
             await self._record(SIGN_IN_OTP, "locked", user, origin)
             return Outcome.LOCKED_OUT
         secret = self.box.open(user.id, credential.secret_ciphertext)
-        check = self.totp.check(secret, code, self.clock.now())
+        now = self.clock.now()
+        check = self.totp.check(secret, code, now)
         if check.step is None:
             if check.skew_steps is not None:
-                # Right for another time: the step is not used up, the attempt still counted.
+                # Right for another time: a failed attempt (auth counted it, and is not told
+                # otherwise). A step still to come is refused for good, or a guesser would get
+                # every step within the hint's reach for the price of one guess.
                 log.info("totp verify from a skewed clock for user_id=%s", user.id)
+                if check.skew_steps > 0:
+                    current = self.totp.step_at(now)
+                    await self.store.refuse_step(
+                        user.id, current + check.skew_steps, current - self.totp.window_steps
+                    )
                 await self._record(SIGN_IN_OTP, "clock_skew", user, origin)
                 return self._skew(check.skew_steps)
             log.info("totp verify failed for user_id=%s", user.id)
             await self._record(SIGN_IN_OTP, "invalid", user, origin)
             return Outcome.WRONG_CODE
+        if check.step in credential.hinted_steps:
+            log.warning("totp verify refused for user_id=%s: the code earned a clock-skew hint", user.id)
+            await self._record(SIGN_IN_OTP, "hinted", user, origin)
+            return Outcome.WRONG_CODE
         if not await self.store.record_used_step(user.id, check.step):
             log.warning("totp verify refused for user_id=%s: code already used", user.id)
             await self._record(SIGN_IN_OTP, "replayed", user, origin)
             return Outcome.CODE_ALREADY_USED
-        await self.throttle.succeeded(account, origin.ip)
+        await self.throttle.succeeded(account, origin.ip, device)
         log.info("totp verify succeeded for user_id=%s", user.id)
         await self._record(SIGN_IN_OTP, "ok", user, origin)
         return Outcome.OK
@@ -166,11 +186,12 @@ class Enrollment:
     async def _record(self, event: str, outcome: str, user: User, origin: Origin) -> None:
         await self.audit.record(event, outcome, user_id=user.id, username=user.username, origin=origin)
 
-    async def _pending_secret(self, user: User, origin: Origin) -> str:
+    async def _pending_secret(self, user: User, origin: Origin, browser: str) -> str:
         now = self.clock.now()
         candidate = self.box.seal(user.id, self.totp.generate_secret())
         sealed = await self.store.get_or_create_pending(
             user.id,
+            browser,
             candidate,
             expires_at=_moment(now + self.enrollment_ttl_seconds),
             now=_moment(now),

@@ -5,12 +5,10 @@ checks what comes in, consumes it once, and issues the next one.
 """
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
-from services.common.clock import Clock
-from services.common.step_tokens import StepExpired, verified_step_claims
-from services.common.tokens import LEEWAY_SECONDS, TokenIssuer, TokenVerifier
+from services.common.step_tokens import ConsumedStepTokens, StepExpired, verified_step_claims
+from services.common.tokens import TokenIssuer, TokenVerifier
 
 from .enrollment import User
 
@@ -18,15 +16,10 @@ from .enrollment import User
 class StepReplayed(StepExpired):
     """A step token whose step already succeeded: the customer sees the same expired page."""
 
-    def __init__(self, user: "User", *, detail: str) -> None:
+    def __init__(self, user: "User", jti: str, *, detail: str) -> None:
         super().__init__(detail=detail)
         self.user = user
-
-
-class ConsumedStepTokens(Protocol):
-    async def is_consumed(self, jti: str) -> bool: ...
-
-    async def consume_step_token(self, jti: str, expires_at: datetime, now: datetime) -> bool: ...
+        self.jti = jti
 
 
 @dataclass(frozen=True)
@@ -39,6 +32,8 @@ class OtpStep:
     expires_at: int
     # The username key auth throttles on (NFKC, trimmed, case-folded); see the contract.
     account: str | None = None
+    # The browser's device id for the account, when auth knows it (a device cookie).
+    device: str | None = None
 
 
 class LoginSteps:
@@ -47,13 +42,11 @@ class LoginSteps:
         issuer: TokenIssuer,
         verifier: TokenVerifier,
         consumed: ConsumedStepTokens,
-        clock: Clock,
         ttl_seconds: int,
     ) -> None:
         self.issuer = issuer
         self.verifier = verifier
         self.consumed = consumed
-        self.clock = clock
         self.ttl_seconds = ttl_seconds
 
     async def read(self, token: str | None, binding: str) -> OtpStep:
@@ -67,19 +60,19 @@ class LoginSteps:
         account = claims.get("account")
         if account is not None and not (isinstance(account, str) and account):
             raise StepExpired(detail="step token with a malformed account")
+        device = claims.get("device")
+        if device is not None and not (isinstance(device, str) and device):
+            raise StepExpired(detail="step token with a malformed device")
         user = User(user_id, username)
         # Checked up front, so a used token gets nowhere near a code check.
         if await self.consumed.is_consumed(claims["jti"]):
-            raise StepReplayed(user, detail="step token replayed")
-        return OtpStep(user, claims["authz"], claims["jti"], claims["exp"], account)
+            raise StepReplayed(user, claims["jti"], detail="step token replayed")
+        return OtpStep(user, claims["authz"], claims["jti"], claims["exp"], account, device)
 
     async def complete(self, step: OtpStep, binding: str, enrolled: bool) -> str:
         """Consumes the otp step (once only) and issues the `complete` step for auth."""
-        now = self.clock.now()
-        # Kept as long as the verifier could still accept the token, leeway included.
-        expires_at = datetime.fromtimestamp(step.expires_at + LEEWAY_SECONDS, UTC)
-        if not await self.consumed.consume_step_token(step.jti, expires_at, datetime.fromtimestamp(now, UTC)):
-            raise StepReplayed(step.user, detail="step token replayed")
+        if not await self.consumed.consume(step.jti, step.expires_at):
+            raise StepReplayed(step.user, step.jti, detail="step token replayed")
         return self.issuer.issue(
             "auth",
             self.ttl_seconds,

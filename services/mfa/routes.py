@@ -67,13 +67,14 @@ async def read_step(request: Request, state: MfaState) -> OtpStep:
     try:
         return await state.login_steps.read(request.cookies.get(STEP_COOKIE), browser_binding(request))
     except StepReplayed as replay:
-        await state.audit.record(
-            SIGN_IN_OTP,
-            "replayed",
-            user_id=replay.user.id,
-            username=replay.user.username,
-            origin=origin_of(request),
-        )
+        if await state.login_steps.consumed.first_replay(replay.jti):
+            await state.audit.record(
+                SIGN_IN_OTP,
+                "replayed",
+                user_id=replay.user.id,
+                username=replay.user.username,
+                origin=origin_of(request),
+            )
         raise
 
 
@@ -121,7 +122,7 @@ async def complete_login(
 @router.get("/", response_class=HTMLResponse)
 async def mfa_start(request: Request, state: State) -> HTMLResponse:
     step = await read_step(request, state)
-    setup = await state.enrollment.start_or_resume(step.user, origin_of(request))
+    setup = await state.enrollment.start_or_resume(step.user, origin_of(request), browser_binding(request))
     if isinstance(setup, PendingSetup):
         return setup_page(request, state, setup)
     return code_page(request, state)
@@ -133,13 +134,13 @@ async def mfa_setup_confirm(
 ) -> Response:
     check_csrf(request, csrf_token)
     step = await read_step(request, state)
-    origin = origin_of(request)
-    outcome = await state.enrollment.confirm(step.user, typed_code(code), origin)
+    origin, browser = origin_of(request), browser_binding(request)
+    outcome = await state.enrollment.confirm(step.user, typed_code(code), origin, browser)
     if outcome is Outcome.OK:
         return await complete_login(request, state, step, enrolled=True)
     if outcome is Outcome.ALREADY_ENROLLED:
         raise AlreadyEnrolled(detail=f"set-up posted by enrolled user_id={step.user.id}")
-    setup = await state.enrollment.start_or_resume(step.user, origin)
+    setup = await state.enrollment.start_or_resume(step.user, origin, browser)
     if not isinstance(setup, PendingSetup):
         raise AlreadyEnrolled(detail=f"enrolled meanwhile: user_id={step.user.id}")
     error = clock_skew_hint(outcome) if isinstance(outcome, ClockSkew) else WRONG_CODE
@@ -155,7 +156,9 @@ async def mfa_verify(
     if step.account is None:
         # auth throttles by account: without one, no code is checked (see the contract).
         raise StepExpired(detail=f"otp step token without account for user_id={step.user.id}")
-    outcome = await state.enrollment.verify(step.user, step.account, typed_code(code), origin_of(request))
+    outcome = await state.enrollment.verify(
+        step.user, step.account, typed_code(code), origin_of(request), step.device
+    )
     if outcome is Outcome.OK:
         return await complete_login(request, state, step, enrolled=False)
     if outcome is Outcome.NOT_ENROLLED:

@@ -6,15 +6,14 @@ from typing import Any
 
 import asyncpg
 
-# Each consume also clears up to this many expired rows, so the table stays small.
-EXPIRED_TOKENS_PER_SWEEP = 100
-
 
 @dataclass(frozen=True)
 class TotpCredential:
     user_id: str
     secret_ciphertext: bytes
     last_used_step: int | None
+    # Steps ahead of ours that a code earned a clock-skew hint for: never accepted later.
+    hinted_steps: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -44,25 +43,31 @@ class MfaStore:
 
     async def get_credential(self, user_id: str) -> TotpCredential | None:
         row = await self.pool.fetchrow(
-            "SELECT user_id, secret_ciphertext, last_used_step FROM totp_credential WHERE user_id = $1",
+            "SELECT user_id, secret_ciphertext, last_used_step, hinted_steps FROM totp_credential "
+            "WHERE user_id = $1",
             user_id,
         )
-        return None if row is None else TotpCredential(**dict(row))
+        if row is None:
+            return None
+        return TotpCredential(
+            row["user_id"], row["secret_ciphertext"], row["last_used_step"], tuple(row["hinted_steps"])
+        )
 
     async def get_or_create_pending(
-        self, user_id: str, candidate_ciphertext: bytes, expires_at: datetime, now: datetime
+        self, user_id: str, browser: str, candidate_ciphertext: bytes, expires_at: datetime, now: datetime
     ) -> bytes:
-        """The live pending secret, or the candidate when there is none (or it expired)."""
+        """This browser's live pending secret, or the candidate when it has none (or it expired)."""
         async with self.pool.acquire() as connection, connection.transaction():
-            # Replaces only an expired row, so two tabs opened together see the same secret.
+            # Replaces only an expired row, so two tabs of one browser see the same secret.
             created = await connection.fetchval(
-                "INSERT INTO pending_enrollment (user_id, secret_ciphertext, expires_at) "
-                "VALUES ($1, $2, $3) "
-                "ON CONFLICT (user_id) DO UPDATE "
+                "INSERT INTO pending_enrollment (user_id, browser, secret_ciphertext, expires_at) "
+                "VALUES ($1, $2, $3, $4) "
+                "ON CONFLICT (user_id, browser) DO UPDATE "
                 "SET secret_ciphertext = EXCLUDED.secret_ciphertext, expires_at = EXCLUDED.expires_at "
-                "WHERE pending_enrollment.expires_at <= $4 "
+                "WHERE pending_enrollment.expires_at <= $5 "
                 "RETURNING secret_ciphertext",
                 user_id,
+                browser,
                 candidate_ciphertext,
                 expires_at,
                 now,
@@ -70,12 +75,14 @@ class MfaStore:
             if created is not None:
                 return bytes(created)
             existing = await connection.fetchval(
-                "SELECT secret_ciphertext FROM pending_enrollment WHERE user_id = $1", user_id
+                "SELECT secret_ciphertext FROM pending_enrollment WHERE user_id = $1 AND browser = $2",
+                user_id,
+                browser,
             )
             return bytes(existing)
 
     async def confirm_enrollment(self, user_id: str, secret_ciphertext: bytes, used_step: int) -> bool:
-        """Binds the authenticator and ends the set-up; False if the user already has one."""
+        """Binds the authenticator and ends every set-up of the user; False if they already have one."""
         async with self.pool.acquire() as connection, connection.transaction():
             inserted = await connection.fetchval(
                 "INSERT INTO totp_credential (user_id, secret_ciphertext, last_used_step) "
@@ -95,33 +102,24 @@ class MfaStore:
             "UPDATE totp_credential "
             "SET last_used_step = $2 "
             "WHERE user_id = $1 AND (last_used_step IS NULL OR last_used_step < $2) "
+            "AND NOT ($2 = ANY(hinted_steps)) "
             "RETURNING user_id",
             user_id,
             step,
         )
         return updated is not None
 
-    async def is_consumed(self, jti: str) -> bool:
-        """Whether a step token's step already succeeded here."""
-        found = await self.pool.fetchval("SELECT 1 FROM consumed_step_token WHERE jti = $1", jti)
-        return found is not None
-
-    async def consume_step_token(self, jti: str, expires_at: datetime, now: datetime) -> bool:
-        """True the first time a jti is seen; False on a replay."""
-        async with self.pool.acquire() as connection:
-            await connection.execute(
-                "DELETE FROM consumed_step_token WHERE jti IN ("
-                "  SELECT jti FROM consumed_step_token WHERE expires_at < $1 LIMIT $2)",
-                now,
-                EXPIRED_TOKENS_PER_SWEEP,
-            )
-            consumed = await connection.fetchval(
-                "INSERT INTO consumed_step_token (jti, expires_at) VALUES ($1, $2) "
-                "ON CONFLICT (jti) DO NOTHING RETURNING jti",
-                jti,
-                expires_at,
-            )
-            return consumed is not None
+    async def refuse_step(self, user_id: str, step: int, oldest_kept: int) -> None:
+        """A code for `step` earned a clock-skew hint: it never signs in. Steps before
+        `oldest_kept` can no longer be accepted anyway, so they are dropped."""
+        await self.pool.execute(
+            "UPDATE totp_credential SET hinted_steps = array_append("
+            "  ARRAY(SELECT kept FROM unnest(hinted_steps) AS kept WHERE kept >= $3), $2::bigint) "
+            "WHERE user_id = $1 AND NOT ($2 = ANY(hinted_steps))",
+            user_id,
+            step,
+            oldest_kept,
+        )
 
     async def delete_user(self, user_id: str) -> bool:
         """Removes the authenticator and any set-up in progress; True if there was either."""

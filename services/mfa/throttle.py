@@ -14,9 +14,11 @@ log = logging.getLogger(__name__)
 
 
 class SignInThrottle(Protocol):
-    async def begin(self, account: str, ip: str) -> bool: ...
+    """`device`: the otp step token's claim, so a known browser's codes count on their own."""
 
-    async def succeeded(self, account: str, ip: str) -> None: ...
+    async def begin(self, account: str, ip: str, device: str | None = None) -> bool: ...
+
+    async def succeeded(self, account: str, ip: str, device: str | None = None) -> None: ...
 
 
 class AuthThrottle:
@@ -25,17 +27,17 @@ class AuthThrottle:
     def __init__(self, auth: AuthInternalClient) -> None:
         self.auth = auth
 
-    async def begin(self, account: str, ip: str) -> bool:
+    async def begin(self, account: str, ip: str, device: str | None = None) -> bool:
         """Counts the attempt; True only if auth plainly says the code may be checked.
 
         Without an answer in the contract (a 404 is a missing endpoint), no code is checked:
         DependencyUnavailable.
         """
-        return await self.auth.begin_attempt(account, ip)
+        return await self.auth.begin_attempt(account, ip, device)
 
-    async def succeeded(self, account: str, ip: str) -> None:
+    async def succeeded(self, account: str, ip: str, device: str | None = None) -> None:
         """Tells auth the code was right. The sign-in goes on even if auth cannot be told."""
         try:
-            await self.auth.attempt_succeeded(account, ip)
+            await self.auth.attempt_succeeded(account, ip, device)
         except DependencyUnavailable:
             log.error("could not tell auth of a right code; the failure counts stay")

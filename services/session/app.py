@@ -76,6 +76,7 @@ async def open_state(
                 sso_lifetime_seconds=settings.sso_lifetime_seconds,
                 portal_lifetime_seconds=settings.portal_lifetime_seconds,
                 idle_timeout_seconds=settings.idle_timeout_seconds,
+                max_portal_sessions_per_sso=settings.max_portal_sessions_per_sso,
             ),
             caller_check=CallerCheck(
                 TokenVerifier(keys, issuers=set(CALLERS), audience="session", clock=clock)

@@ -31,6 +31,7 @@ class Sessions:
         sso_lifetime_seconds: int,
         portal_lifetime_seconds: int,
         idle_timeout_seconds: int = 0,
+        max_portal_sessions_per_sso: int = 5,
         new_id: Callable[[], str] = random_token,
     ) -> None:
         self.store = store
@@ -38,6 +39,7 @@ class Sessions:
         self.sso_lifetime = sso_lifetime_seconds
         self.portal_lifetime = portal_lifetime_seconds
         self.idle_timeout = idle_timeout_seconds
+        self.max_portal_sessions = max_portal_sessions_per_sso
         self.new_id = new_id
 
     def _now(self) -> int:
@@ -105,10 +107,15 @@ class Sessions:
             username=username,
             sid=sid,
             id_token=id_token,
+            created_at=self.clock.now(),
             expires_at=now + ttl,
             ttl_seconds=ttl,
         )
-        return NewPortalSession(session_id, now + ttl) if created else None
+        if not created:
+            return None
+        # At most a few per SSO session, the newest: a loop of Logins fills no memory.
+        await self.store.end_oldest_portals(parent.ref, keep=self.max_portal_sessions, newest=session_id)
+        return NewPortalSession(session_id, now + ttl)
 
     async def find_portal(self, session_id: str) -> PortalRecord | None:
         record = await self.store.get_portal(session_id)

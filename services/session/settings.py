@@ -22,3 +22,6 @@ class Settings(ServiceSettings, RedisSettings, AdminApiSettings):
     portal_lifetime_seconds: int = Field(default=43200, gt=0)
     # 0 turns it off; otherwise an SSO session unused for this long ends.
     idle_timeout_seconds: int = Field(default=0, ge=0)
+    # Live portal sessions per SSO session; a new one past this ends the oldest. Each Login
+    # with a live SSO session makes one, so without a cap a plain GET would fill Redis.
+    max_portal_sessions_per_sso: int = Field(default=5, ge=1)

@@ -267,6 +267,7 @@ class SessionStore:
         id_token: str,
         expires_at: int,
         ttl_seconds: int,
+        created_at: float = 0,
     ) -> bool:
         """Stores the portal session under its live parent; False when the parent is gone."""
         ref = ref_of(session_id)
@@ -291,6 +292,7 @@ class SessionStore:
                             "sid": sid,
                             "id_token": id_token,
                             "expires_at": expires_at,
+                            "created_at": created_at,
                         },
                     )
                     pipe.expire(portal_key, ttl)
@@ -316,6 +318,27 @@ class SessionStore:
             )
         except (KeyError, ValueError):
             return None
+
+    async def end_oldest_portals(self, parent_ref: str, keep: int, newest: str) -> int:
+        """Ends the SSO session's portal sessions but the `keep` newest (`newest`, the session id
+        just made, always stays); returns how many ended."""
+        children_key = self._children_key(parent_ref)
+        kept = ref_of(newest)
+        children = sorted(_text(ref) for ref in await self.redis.smembers(children_key) if _text(ref) != kept)
+        if len(children) < keep:
+            return 0
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for ref in children:
+                pipe.hget(self._portal_key(ref), "created_at")
+            created = await pipe.execute()
+        # Expired ones (no hash left) go first, then the oldest.
+        by_age = sorted(zip(children, created, strict=True), key=lambda pair: float(pair[1] or -1))
+        ending = [ref for ref, _created in by_age[: len(children) - keep + 1]]
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.delete(*(self._portal_key(ref) for ref in ending))
+            pipe.srem(children_key, *ending)
+            await pipe.execute()
+        return len(ending)
 
     async def end_portal(self, session_id: str) -> bool:
         ref = ref_of(session_id)

@@ -1,5 +1,6 @@
 """The gateway in Kubernetes runs gateway/nginx.conf.template itself, rendered by its own start script."""
 
+import ipaddress
 import os
 import re
 import signal
@@ -154,3 +155,24 @@ def test_the_running_gateway_exposes_no_probe_or_metrics_path(
     finally:
         process.send_signal(signal.SIGQUIT)  # the nginx image's stop signal: graceful
         process.communicate(timeout=15)
+
+
+def test_the_gateway_believes_x_forwarded_for_only_from_a_narrow_range(objects: list[dict[str, Any]]) -> None:
+    """Trusting all of 10.0.0.0/8 would let any pod, or a client behind a careless proxy, name
+    its own address, and so dodge or aim the per-address counts."""
+    env = {e["name"]: e["value"] for e in gateway_container(objects)["env"]}
+    directives = [d.strip() for d in env["GATEWAY_REAL_IP"].split(";") if d.strip()]
+    trusted = [d.split()[1] for d in directives if d.startswith("set_real_ip_from ")]
+    assert trusted, directives
+    for cidr in trusted:
+        network = ipaddress.ip_network(cidr)
+        assert network.is_private and network.prefixlen >= 16, cidr
+    assert "real_ip_header X-Forwarded-For" in directives
+    # With the chain walked back, the client's own X-Forwarded-For entries are never taken.
+    assert "real_ip_recursive on" in directives
+
+
+def test_production_sets_its_own_ingress_range() -> None:
+    base = {e["name"]: e["value"] for e in gateway_container(build("dev"))["env"]}
+    prod = {e["name"]: e["value"] for e in gateway_container(build("prod"))["env"]}
+    assert prod["GATEWAY_REAL_IP"] != base["GATEWAY_REAL_IP"]

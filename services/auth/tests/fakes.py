@@ -1,6 +1,7 @@
 """An in-memory AuthStore for unit tests, with its audit trail."""
 
 from dataclasses import dataclass, replace
+from datetime import datetime
 from uuid import UUID, uuid4
 
 from services.auth.store import AuthorizationCode, Client, User
@@ -82,7 +83,10 @@ class FakeAuthStore:
     async def token_revoked(self, jti: str) -> bool:
         return jti in self.revoked
 
-    async def consume_step_token(self, jti: str, expires_at: float) -> bool:
+    async def is_consumed(self, jti: str) -> bool:
+        return jti in self.consumed
+
+    async def consume_step_token(self, jti: str, expires_at: datetime, now: datetime) -> bool:
         if jti in self.consumed:
             return False
         self.consumed.add(jti)
@@ -103,3 +107,6 @@ class FakeAuthStore:
 
     def outcomes(self, event: str) -> list[str]:
         return [row.outcome for row in self.audit if row.event == event]
+
+    async def report_replay(self, jti: str) -> bool:
+        return False

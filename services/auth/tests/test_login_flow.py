@@ -3,7 +3,7 @@ import pytest
 from services.auth.login_flow import LoginFlow
 from services.common.clock import FrozenClock
 from services.common.keys import SigningKey, generate_private_pem, jwks
-from services.common.step_tokens import StepExpired
+from services.common.step_tokens import ConsumedStepTokens, StepExpired
 from services.common.tokens import PeerKeys, StaticKeys, TokenIssuer, TokenVerifier
 
 from .fakes import FakeAuthStore
@@ -37,7 +37,8 @@ def flow(keys: dict[str, SigningKey], clock: FrozenClock) -> LoginFlow:
         audience="auth",
         clock=clock,
     )
-    return LoginFlow(TokenIssuer(keys["auth"], "auth", clock), verifier, FakeAuthStore(), 600)  # type: ignore[arg-type]
+    consumed = ConsumedStepTokens(FakeAuthStore(), clock)
+    return LoginFlow(TokenIssuer(keys["auth"], "auth", clock), verifier, consumed, 600)
 
 
 async def test_a_step_token_reads_back_in_the_same_browser(flow: LoginFlow) -> None:

@@ -226,6 +226,7 @@ async def harness(tmp_path: Path, redis_client: redis.Redis, throttle_prefix: st
                 http=http,
                 store=store,  # type: ignore[arg-type]
                 throttle_store=ThrottleStore(redis_client, throttle_prefix),
+                consumed=store,
                 readiness_checks={},
             )
 

@@ -122,14 +122,56 @@ async def _lock_suffix(client: redis.Redis, prefix: str) -> str:
     return keys[0].removeprefix(f"{prefix}lock:")
 
 
-async def test_one_ip_guessing_many_accounts_is_blocked(
+async def test_an_address_past_its_limit_is_marked_noisy_once_but_refused_nothing(
     client: redis.Redis, prefix: str, tmp_path: Path
 ) -> None:
     throttle = make_throttle(client, prefix, tmp_path, lockout_ip_failures=20)
-    verdicts = [await throttle.begin(AttemptKind.PASSWORD, f"user{n}", IP) for n in range(21)]
-    assert sum(v.allowed for v in verdicts) == 20
-    assert verdicts[-1].reason == "ip_blocked"
-    assert (await throttle.begin(AttemptKind.PASSWORD, "fresh", "127.0.0.10")).allowed
+    verdicts = [await throttle.begin(AttemptKind.PASSWORD, f"user{n}", IP) for n in range(25)]
+    assert all(v.allowed for v in verdicts), "behind one address may be many customers"
+    assert [v.address_noisy_now for v in verdicts] == [False] * 20 + [True] + [False] * 4
+
+
+async def test_a_known_browser_signs_in_while_unknown_browsers_are_locked_out(
+    client: redis.Redis, prefix: str, tmp_path: Path
+) -> None:
+    throttle = make_throttle(client, prefix, tmp_path)
+    for _ in range(10):
+        assert (await throttle.begin(AttemptKind.PASSWORD, "alice", "127.0.0.66")).allowed
+    refused = await throttle.begin(AttemptKind.PASSWORD, "alice", "127.0.0.66")
+    assert (refused.allowed, refused.reason, refused.known_browser) == (False, "locked_now", False)
+    assert not (await throttle.begin(AttemptKind.PASSWORD, "alice", IP)).allowed, "every unknown browser"
+    known = await throttle.begin(AttemptKind.PASSWORD, "alice", IP, device="d" * 22)
+    assert (known.allowed, known.known_browser) == (True, True)
+    # The known browser's right code forgives its own counters, not the attacker's lock.
+    await throttle.succeeded(AttemptKind.OTP, "alice", IP, device="d" * 22)
+    assert not (await throttle.begin(AttemptKind.PASSWORD, "alice", IP)).allowed
+
+
+async def test_a_known_browser_that_guesses_wrong_is_locked_on_its_own_then_is_unknown(
+    client: redis.Redis, prefix: str, tmp_path: Path
+) -> None:
+    throttle = make_throttle(client, prefix, tmp_path)
+    device = "d" * 22
+    verdicts = [await throttle.begin(AttemptKind.OTP, "alice", IP, device) for _ in range(6)]
+    assert [v.allowed for v in verdicts] == [True] * 5 + [False]
+    assert verdicts[-1].known_browser and verdicts[-1].reason == "locked_now"
+    # Its own lock makes it an unknown browser, with the unknown browsers' (untouched) counts.
+    fallback = await throttle.begin(AttemptKind.OTP, "alice", IP, device)
+    assert (fallback.allowed, fallback.known_browser) == (True, False)
+    assert (await throttle.begin(AttemptKind.OTP, "alice", IP, "e" * 22)).known_browser, "another device"
+
+
+async def test_unknown_browsers_keep_the_cap_of_consecutive_failures(
+    client: redis.Redis, prefix: str, tmp_path: Path
+) -> None:
+    throttle = make_throttle(
+        client, prefix, tmp_path, lockout_max_consecutive_failures=12, lockout_password_failures=100
+    )
+    for _ in range(12):
+        assert (await throttle.begin(AttemptKind.PASSWORD, "alice", IP)).allowed
+    assert (await throttle.begin(AttemptKind.PASSWORD, "alice", IP)).reason == "locked_until_unlock"
+    assert not (await throttle.begin(AttemptKind.PASSWORD, "alice", "127.0.0.77")).allowed
+    assert (await throttle.begin(AttemptKind.PASSWORD, "alice", IP, "d" * 22)).allowed
 
 
 async def test_unlock_lifts_a_temporary_lock(client: redis.Redis, prefix: str, tmp_path: Path) -> None:

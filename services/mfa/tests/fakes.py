@@ -11,26 +11,30 @@ class InMemoryStore:
     def __init__(self) -> None:
         self.credentials: dict[str, TotpCredential] = {}
         self.audit: list[AuditEvent] = []
-        self.pending: dict[str, tuple[bytes, datetime]] = {}
+        self.pending: dict[tuple[str, str], tuple[bytes, datetime]] = {}
         self.consumed: dict[str, datetime] = {}
+        self.replays_reported: set[str] = set()
 
     async def get_credential(self, user_id: str) -> TotpCredential | None:
         return self.credentials.get(user_id)
 
     async def get_or_create_pending(
-        self, user_id: str, candidate_ciphertext: bytes, expires_at: datetime, now: datetime
+        self, user_id: str, browser: str, candidate_ciphertext: bytes, expires_at: datetime, now: datetime
     ) -> bytes:
-        existing = self.pending.get(user_id)
+        existing = self.pending.get((user_id, browser))
         if existing is not None and existing[1] > now:
             return existing[0]
-        self.pending[user_id] = (candidate_ciphertext, expires_at)
+        self.pending[(user_id, browser)] = (candidate_ciphertext, expires_at)
         return candidate_ciphertext
+
+    def pending_of(self, user_id: str) -> list[tuple[bytes, datetime]]:
+        return [setup for (owner, _browser), setup in self.pending.items() if owner == user_id]
 
     async def confirm_enrollment(self, user_id: str, secret_ciphertext: bytes, used_step: int) -> bool:
         if user_id in self.credentials:
             return False
         self.credentials[user_id] = TotpCredential(user_id, secret_ciphertext, used_step)
-        self.pending.pop(user_id, None)
+        self.pending = {key: setup for key, setup in self.pending.items() if key[0] != user_id}
         return True
 
     async def record_used_step(self, user_id: str, step: int) -> bool:
@@ -39,8 +43,16 @@ class InMemoryStore:
             credential.last_used_step is not None and credential.last_used_step >= step
         ):
             return False
+        if step in credential.hinted_steps:
+            return False
         self.credentials[user_id] = replace(credential, last_used_step=step)
         return True
+
+    async def refuse_step(self, user_id: str, step: int, oldest_kept: int) -> None:
+        credential = self.credentials.get(user_id)
+        if credential is not None and step not in credential.hinted_steps:
+            kept = tuple(hinted for hinted in credential.hinted_steps if hinted >= oldest_kept)
+            self.credentials[user_id] = replace(credential, hinted_steps=(*kept, step))
 
     async def is_consumed(self, jti: str) -> bool:
         return jti in self.consumed
@@ -51,9 +63,17 @@ class InMemoryStore:
         self.consumed[jti] = expires_at
         return True
 
+    async def report_replay(self, jti: str) -> bool:
+        if jti in self.replays_reported:
+            return False
+        self.replays_reported.add(jti)
+        return True
+
     async def delete_user(self, user_id: str) -> bool:
         removed = self.credentials.pop(user_id, None) is not None
-        return self.pending.pop(user_id, None) is not None or removed
+        pending = len(self.pending)
+        self.pending = {key: setup for key, setup in self.pending.items() if key[0] != user_id}
+        return len(self.pending) < pending or removed
 
     async def add_audit_event(self, event: AuditEvent) -> None:
         self.audit.append(event)
@@ -73,14 +93,14 @@ class FakeThrottle:
         self.failures: dict[str, int] = {}
         self.calls: list[tuple[str, str, str]] = []
 
-    async def begin(self, account: str, ip: str) -> bool:
+    async def begin(self, account: str, ip: str, device: str | None = None) -> bool:
         self.calls.append(("begin", account, ip))
         if self.failures.get(account, 0) >= self.max_failures:
             return False
         self.failures[account] = self.failures.get(account, 0) + 1
         return True
 
-    async def succeeded(self, account: str, ip: str) -> None:
+    async def succeeded(self, account: str, ip: str, device: str | None = None) -> None:
         self.calls.append(("succeeded", account, ip))
         self.failures[account] = 0
 

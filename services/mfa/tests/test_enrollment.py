@@ -14,6 +14,7 @@ from .fakes import FakeThrottle, InMemoryStore
 ALICE = User("user-alice", "Alice")
 MALLORY = User("user-mallory", "mallory")
 HERE = Origin("203.0.113.7", "TestBrowser/1.0")
+BROWSER = "b" * 64  # a step token's binding
 
 
 @pytest.fixture
@@ -61,7 +62,7 @@ def wrong_code(secret: str, clock: FrozenClock) -> str:
 
 
 async def setup_for(enrollment: Enrollment, user: User) -> PendingSetup:
-    setup = await enrollment.start_or_resume(user, HERE)
+    setup = await enrollment.start_or_resume(user, HERE, BROWSER)
     assert isinstance(setup, PendingSetup)
     return setup
 
@@ -69,7 +70,7 @@ async def setup_for(enrollment: Enrollment, user: User) -> PendingSetup:
 async def enrolled(enrollment: Enrollment, clock: FrozenClock, user: User = ALICE) -> str:
     """Binds an authenticator for the user, then moves past the step its code used."""
     setup = await setup_for(enrollment, user)
-    assert await enrollment.confirm(user, code_for(setup.secret, clock), HERE) is Outcome.OK
+    assert await enrollment.confirm(user, code_for(setup.secret, clock), HERE, BROWSER) is Outcome.OK
     clock.advance(30)
     return setup.secret
 
@@ -90,27 +91,45 @@ async def test_setup_keeps_the_same_secret_until_it_expires(
     assert (await setup_for(enrollment, ALICE)).secret != first.secret
 
 
+async def test_another_browser_gets_a_set_up_of_its_own_and_one_confirm_ends_both(
+    enrollment: Enrollment, store: InMemoryStore, clock: FrozenClock
+) -> None:
+    first = await setup_for(enrollment, ALICE)
+    other = await enrollment.start_or_resume(ALICE, HERE, "c" * 64)
+    assert isinstance(other, PendingSetup) and other.secret != first.secret
+    assert (await setup_for(enrollment, ALICE)).secret == first.secret, "each browser keeps its own"
+    # The other browser's secret does not confirm this browser's set-up...
+    assert await enrollment.confirm(ALICE, code_for(other.secret, clock), HERE, BROWSER) is Outcome.WRONG_CODE
+    assert await enrollment.confirm(ALICE, code_for(first.secret, clock), HERE, BROWSER) is Outcome.OK
+    # ...and once one is confirmed, the other set-up is over: its secret signs nobody in.
+    assert not store.pending_of(ALICE.id)
+    clock.advance(30)
+    assert await verify(enrollment, ALICE, code_for(other.secret, clock)) is Outcome.WRONG_CODE
+
+
 async def test_each_user_gets_their_own_secret(enrollment: Enrollment) -> None:
     assert (await setup_for(enrollment, ALICE)).secret != (await setup_for(enrollment, MALLORY)).secret
 
 
 async def test_the_secret_is_stored_sealed(enrollment: Enrollment, store: InMemoryStore) -> None:
     setup = await setup_for(enrollment, ALICE)
-    assert setup.secret.encode() not in store.pending[ALICE.id][0]
+    assert setup.secret.encode() not in store.pending_of(ALICE.id)[0][0]
 
 
 async def test_a_wrong_code_does_not_bind_and_keeps_the_secret(
     enrollment: Enrollment, clock: FrozenClock
 ) -> None:
     setup = await setup_for(enrollment, ALICE)
-    assert await enrollment.confirm(ALICE, wrong_code(setup.secret, clock), HERE) is Outcome.WRONG_CODE
+    assert (
+        await enrollment.confirm(ALICE, wrong_code(setup.secret, clock), HERE, BROWSER) is Outcome.WRONG_CODE
+    )
     assert not await enrollment.is_enrolled(ALICE)
     assert (await setup_for(enrollment, ALICE)).secret == setup.secret
 
 
 async def test_a_right_code_binds_the_authenticator(enrollment: Enrollment, clock: FrozenClock) -> None:
     setup = await setup_for(enrollment, ALICE)
-    assert await enrollment.confirm(ALICE, code_for(setup.secret, clock), HERE) is Outcome.OK
+    assert await enrollment.confirm(ALICE, code_for(setup.secret, clock), HERE, BROWSER) is Outcome.OK
     assert await enrollment.is_enrolled(ALICE)
     clock.advance(30)
     assert await verify(enrollment, ALICE, code_for(setup.secret, clock)) is Outcome.OK
@@ -119,13 +138,13 @@ async def test_a_right_code_binds_the_authenticator(enrollment: Enrollment, cloc
 async def test_a_code_for_an_expired_setup_does_not_bind(enrollment: Enrollment, clock: FrozenClock) -> None:
     setup = await setup_for(enrollment, ALICE)
     clock.advance(600)
-    assert await enrollment.confirm(ALICE, code_for(setup.secret, clock), HERE) is Outcome.WRONG_CODE
+    assert await enrollment.confirm(ALICE, code_for(setup.secret, clock), HERE, BROWSER) is Outcome.WRONG_CODE
     assert not await enrollment.is_enrolled(ALICE)
 
 
 async def test_an_enrolled_user_cannot_start_setup_again(enrollment: Enrollment, clock: FrozenClock) -> None:
     await enrolled(enrollment, clock)
-    assert await enrollment.start_or_resume(ALICE, HERE) is Outcome.ALREADY_ENROLLED
+    assert await enrollment.start_or_resume(ALICE, HERE, BROWSER) is Outcome.ALREADY_ENROLLED
 
 
 async def test_an_enrolled_user_cannot_bind_a_second_authenticator(
@@ -133,8 +152,8 @@ async def test_an_enrolled_user_cannot_bind_a_second_authenticator(
 ) -> None:
     secret = await enrolled(enrollment, clock)
     # Refused before any code is looked at, so no new set-up secret is even made.
-    assert await enrollment.confirm(ALICE, code_for(secret, clock), HERE) is Outcome.ALREADY_ENROLLED
-    assert ALICE.id not in store.pending
+    assert await enrollment.confirm(ALICE, code_for(secret, clock), HERE, BROWSER) is Outcome.ALREADY_ENROLLED
+    assert not store.pending_of(ALICE.id)
     assert enrollment.box.open(ALICE.id, store.credentials[ALICE.id].secret_ciphertext) == secret
 
 
@@ -173,7 +192,7 @@ async def test_the_setup_code_cannot_be_used_again_to_sign_in(
 ) -> None:
     setup = await setup_for(enrollment, ALICE)
     code = code_for(setup.secret, clock)
-    assert await enrollment.confirm(ALICE, code, HERE) is Outcome.OK
+    assert await enrollment.confirm(ALICE, code, HERE, BROWSER) is Outcome.OK
     assert await verify(enrollment, ALICE, code) is Outcome.CODE_ALREADY_USED
 
 
@@ -252,7 +271,7 @@ async def test_set_up_codes_are_not_throttled_by_auth(
 ) -> None:
     # The set-up secret is on the page the customer sees: there is nothing to guess.
     setup = await setup_for(enrollment, ALICE)
-    await enrollment.confirm(ALICE, wrong_code(setup.secret, clock), HERE)
+    await enrollment.confirm(ALICE, wrong_code(setup.secret, clock), HERE, BROWSER)
     assert throttle.calls == []
 
 
@@ -287,24 +306,43 @@ async def test_a_code_further_off_is_just_wrong(
     assert await verify(enrollment, ALICE, code_for(secret, clock, steps=steps)) is Outcome.WRONG_CODE
 
 
-async def test_a_skewed_code_does_not_use_up_its_step(
+async def test_a_code_that_earned_a_hint_never_signs_in_later(
     enrollment: Enrollment, store: InMemoryStore, clock: FrozenClock
 ) -> None:
     secret = await enrolled(enrollment, clock)
     ahead = code_for(secret, clock, steps=4)
     used = store.credentials[ALICE.id].last_used_step
     assert isinstance(await verify(enrollment, ALICE, ahead), ClockSkew)
-    assert store.credentials[ALICE.id].last_used_step == used
-    # Once our clock reaches the phone's, the very same code signs in.
+    assert store.credentials[ALICE.id].last_used_step == used, "the steps before it stay usable"
+    # Once our clock reaches the phone's, the very same code is still refused...
     clock.advance(4 * 30)
-    assert await verify(enrollment, ALICE, ahead) is Outcome.OK
+    assert await verify(enrollment, ALICE, ahead) is Outcome.WRONG_CODE
+    assert store.outcomes("sign_in.otp")[-1] == "hinted"
+    # ...while the next step's code signs in, and the refused step is forgotten once past.
+    clock.advance(30)
+    assert await verify(enrollment, ALICE, code_for(secret, clock)) is Outcome.OK
+    clock.advance(30)
+    assert isinstance(await verify(enrollment, ALICE, code_for(secret, clock, steps=5)), ClockSkew)
+    assert len(store.credentials[ALICE.id].hinted_steps) == 1
+
+
+async def test_a_hint_counts_as_a_failed_attempt(
+    enrollment: Enrollment, throttle: FakeThrottle, clock: FrozenClock
+) -> None:
+    secret = await enrolled(enrollment, clock)
+    for steps in (2, 3, 4):  # the fake throttle refuses after 3 failures
+        assert isinstance(await verify(enrollment, ALICE, code_for(secret, clock, steps=steps)), ClockSkew)
+    assert await verify(enrollment, ALICE, code_for(secret, clock)) is Outcome.LOCKED_OUT
+    assert [call[0] for call in throttle.calls] == ["begin"] * 4
 
 
 async def test_a_skewed_set_up_code_binds_nothing_and_gets_the_hint(
     enrollment: Enrollment, clock: FrozenClock
 ) -> None:
     setup = await setup_for(enrollment, ALICE)
-    assert await enrollment.confirm(ALICE, code_for(setup.secret, clock, steps=-6), HERE) == ClockSkew(-180)
+    assert await enrollment.confirm(
+        ALICE, code_for(setup.secret, clock, steps=-6), HERE, BROWSER
+    ) == ClockSkew(-180)
     assert not await enrollment.is_enrolled(ALICE)
 
 
@@ -339,11 +377,11 @@ async def test_enrollment_is_audited_once_started_and_once_confirmed(
 ) -> None:
     setup = await setup_for(enrollment, ALICE)
     await setup_for(enrollment, ALICE)  # the same set-up, shown again
-    await enrollment.confirm(ALICE, wrong_code(setup.secret, clock), HERE)
+    await enrollment.confirm(ALICE, wrong_code(setup.secret, clock), HERE, BROWSER)
     assert store.outcomes("enrollment") == ["started"]
     clock.advance(600)  # expired: a new set-up starts
     setup = await setup_for(enrollment, ALICE)
-    await enrollment.confirm(ALICE, code_for(setup.secret, clock), HERE)
+    await enrollment.confirm(ALICE, code_for(setup.secret, clock), HERE, BROWSER)
     assert store.outcomes("enrollment") == ["started", "started", "confirmed"]
 
 
@@ -352,7 +390,7 @@ async def test_no_audit_row_holds_a_code_or_secret(
 ) -> None:
     setup = await setup_for(enrollment, ALICE)
     codes = [code_for(setup.secret, clock)]
-    await enrollment.confirm(ALICE, codes[0], HERE)
+    await enrollment.confirm(ALICE, codes[0], HERE, BROWSER)
     for steps in (1, 3, 0):
         codes.append(code_for(setup.secret, clock, steps=steps))
         await verify(enrollment, ALICE, codes[-1])

@@ -251,3 +251,28 @@ async def test_sso_lifetime_follows_the_setting(
 
     assert abs(await redis.ttl(f"{key_prefix}sso:{ref_of(sso.session_id)}") - lifetime) <= 2
     assert abs(await redis.ttl(f"{key_prefix}sid:{sso.sid}") - lifetime) <= 2
+
+
+async def test_only_the_newest_portal_sessions_of_an_sso_session_stay(
+    store: SessionStore, clock: FrozenClock, redis: Redis, key_prefix: str
+) -> None:
+    sessions = Sessions(
+        store,
+        clock,
+        sso_lifetime_seconds=TWELVE_HOURS,
+        portal_lifetime_seconds=TWELVE_HOURS,
+        max_portal_sessions_per_sso=3,
+    )
+    sso = await sessions.start_sso("user-1", "alice", ["pwd", "otp"])
+    other = await sessions.start_sso("user-1", "alice", ["pwd", "otp"])
+    elsewhere = await sessions.start_portal(other.sid, "user-1", "alice", "t")
+    made = []
+    for _ in range(10):
+        portal = await sessions.start_portal(sso.sid, "user-1", "alice", "t")
+        assert portal is not None
+        made.append(portal.session_id)
+        clock.advance(0.001)
+    live = [session_id for session_id in made if await sessions.find_portal(session_id) is not None]
+    assert live == made[-3:], "the oldest go"
+    assert len(await all_keys(redis, f"{key_prefix}portal:")) == 4
+    assert elsewhere is not None and await sessions.find_portal(elsewhere.session_id) is not None
