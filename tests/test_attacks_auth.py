@@ -317,14 +317,14 @@ def signed_in_code(stack: Stack, customer: Customer, client: dict[str, str]) -> 
     return httpx.URL(location).params["code"]
 
 
-def exchange(stack: Stack, client: dict[str, str], code: str) -> httpx.Response:
+def exchange(stack: Stack, client: dict[str, str], code: str, verifier: str = "v" * 64) -> httpx.Response:
     return httpx.post(
         f"{stack.gateway_url}/auth/token",
         data={
             "grant_type": "authorization_code",
             "code": code,
             "redirect_uri": client["redirect_uri"],
-            "code_verifier": "v" * 64,
+            "code_verifier": verifier,
         },
         auth=(client["client_id"], client["client_secret"]),
     )
@@ -333,7 +333,8 @@ def exchange(stack: Stack, client: dict[str, str], code: str) -> httpx.Response:
 def test_a_reused_code_gets_invalid_grant_and_revokes_the_first_tokens(
     stack: Stack, customers: Callable[[], Customer], oidc_client: dict[str, str]
 ) -> None:
-    code = signed_in_code(stack, customers(), oidc_client)
+    customer = customers()
+    code = signed_in_code(stack, customer, oidc_client)
     first = exchange(stack, oidc_client, code)
     assert first.status_code == 200
     access_token = first.json()["access_token"]
@@ -343,6 +344,21 @@ def test_a_reused_code_gets_invalid_grant_and_revokes_the_first_tokens(
     second = exchange(stack, oidc_client, code)
     assert (second.status_code, second.json()["error"]) == (400, "invalid_grant")
     assert httpx.get(userinfo, headers={"authorization": f"Bearer {access_token}"}).status_code == 401
+    # A stolen code deserves more: the SSO session it came from is over, and its portal session.
+    assert customer.get("/portal/").path == "/"
+    assert customer.start_login().path == "/auth/login"
+
+
+def test_a_leaked_code_without_the_verifier_burns_nothing(
+    stack: Stack, customers: Callable[[], Customer], oidc_client: dict[str, str]
+) -> None:
+    customer = customers()
+    code = signed_in_code(stack, customer, oidc_client)
+    stolen = exchange(stack, oidc_client, code, verifier="w" * 64)
+    assert (stolen.status_code, stolen.json()["error"]) == (400, "invalid_grant")
+    assert exchange(stack, oidc_client, code).status_code == 200, "the client's own exchange still works"
+    leave_portal(customer)
+    assert customer.start_login().path == "/portal/", "and its session lives on"
 
 
 def test_a_wrong_client_secret_is_refused(

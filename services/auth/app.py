@@ -86,6 +86,9 @@ def build_state(
         clock=clock,
     )
     public_jwks = jwks(oidc_key, settings.oidc_published_key_files)
+    sso_sessions = SsoSessions(
+        SessionClient(ServiceClient(http, service_tokens, settings.peers.session_url, "session"))
+    )
     return AuthState(
         settings=settings,
         pages=pages,
@@ -93,16 +96,14 @@ def build_state(
         store=store,
         accounts=accounts,
         clients=clients,
-        provider=Provider(settings, store, oidc_key, clock),
+        provider=Provider(settings, store, oidc_key, clock, sso_sessions),
         flow=LoginFlow(
             service_tokens,
             step_verifier,
             ConsumedStepTokens(consumed, clock),
             settings.step_token_ttl_seconds,
         ),
-        sso_sessions=SsoSessions(
-            SessionClient(ServiceClient(http, service_tokens, settings.peers.session_url, "session"))
-        ),
+        sso_sessions=sso_sessions,
         access_tokens=TokenVerifier(
             StaticKeys(public_jwks),
             issuers={settings.issuer},

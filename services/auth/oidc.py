@@ -8,7 +8,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlencode
 
 import jwt
@@ -86,12 +86,24 @@ def _hash_code(code: str) -> str:
     return hashlib.sha256(code.encode()).hexdigest()
 
 
+class SessionEnder(Protocol):
+    async def end(self, *, session_id: str | None = None, sid: str | None = None) -> None: ...
+
+
 class Provider:
-    def __init__(self, settings: Settings, store: AuthStore, oidc_key: SigningKey, clock: Clock) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: AuthStore,
+        oidc_key: SigningKey,
+        clock: Clock,
+        sso_sessions: SessionEnder,
+    ) -> None:
         self.settings = settings
         self.store = store
         self.oidc_key = oidc_key
         self.clock = clock
+        self.sso_sessions = sso_sessions
         self.issuer = settings.issuer
 
     # authorize
@@ -170,19 +182,12 @@ class Provider:
         if not code_value or len(code_value) > MAX_PARAM_LENGTH:
             raise TokenError("invalid_request", "code is missing")
         code_hash = _hash_code(code_value)
-        code, first_use = await self.store.redeem_code(code_hash)
-        if code is None:
+        found = await self.store.find_code(code_hash)
+        if found is None:
             raise TokenError("invalid_grant", "unknown code")
-        if not first_use:
-            # A code used twice means it leaked: revoke what the first exchange issued (RFC 6749 §4.1.2).
-            if code.access_token_jti:
-                await self.store.revoke_token(
-                    code.access_token_jti, self.clock.now() + self.settings.access_token_ttl_seconds
-                )
-            log.warning("authorization code replayed for client %s", client.client_id)
-            raise TokenError("invalid_grant", "code already used")
-        if code.expires_at.timestamp() < self.clock.now():
-            raise TokenError("invalid_grant", "code expired")
+        code, used = found
+        # Checked before anything changes: someone holding a leaked code, without the client's
+        # redirect_uri and PKCE verifier, cannot burn it (nor end the session it came from).
         if code.client_id != client.client_id:
             raise TokenError("invalid_grant", "code was issued to another client")
         if form.get("redirect_uri") != code.redirect_uri:
@@ -192,6 +197,15 @@ class Provider:
             _b64url_sha256(verifier), code.code_challenge
         ):
             raise TokenError("invalid_grant", "PKCE verification failed")
+        if used:
+            await self._code_reused(client, code)
+            raise TokenError("invalid_grant", "code already used")
+        if code.expires_at.timestamp() < self.clock.now():
+            raise TokenError("invalid_grant", "code expired")
+        if not await self.store.redeem_code(code_hash):
+            # Another exchange of the same code won the race: a reuse all the same.
+            await self._code_reused(client, code)
+            raise TokenError("invalid_grant", "code already used")
 
         now = int(self.clock.now())
         access_jti = random_token(16)
@@ -232,6 +246,18 @@ class Provider:
             "id_token": id_token,
             "scope": code.scope,
         }
+
+    async def _code_reused(self, client: Client, code: AuthorizationCode) -> None:
+        """A code used twice has leaked (RFC 6749 §4.1.2): revoke what its first exchange issued
+        (ASVS 10.4.2), and end the SSO session it came from, which a thief may be riding too."""
+        log.warning(
+            "authorization code replayed for client %s: tokens revoked, SSO session ended", client.client_id
+        )
+        if code.access_token_jti:
+            await self.store.revoke_token(
+                code.access_token_jti, self.clock.now() + self.settings.access_token_ttl_seconds
+            )
+        await self.sso_sessions.end(sid=code.sid)
 
     def _sign(self, claims: dict[str, Any], typ: str = "JWT") -> str:
         return jwt.encode(

@@ -185,22 +185,28 @@ class AuthStore:
             code.expires_at,
         )
 
-    async def redeem_code(self, code_hash: str) -> tuple[AuthorizationCode | None, bool]:
-        """Marks the code used, atomically: (the code, True) the first time, (the code, False) on replay."""
-        row = await self.pool.fetchrow(
-            "UPDATE authorization_code SET used_at = now() WHERE code_hash = $1 AND used_at IS NULL "
-            "RETURNING client_id, redirect_uri, user_id, username, sid, nonce, scope, code_challenge, "
-            "auth_time, amr, expires_at, access_token_jti",
-            code_hash,
-        )
-        if row:
-            return AuthorizationCode(**row), True
+    async def find_code(self, code_hash: str) -> tuple[AuthorizationCode, bool] | None:
+        """The code and whether it was used already; None for an unknown code. Changes nothing."""
         row = await self.pool.fetchrow(
             "SELECT client_id, redirect_uri, user_id, username, sid, nonce, scope, code_challenge, "
-            "auth_time, amr, expires_at, access_token_jti FROM authorization_code WHERE code_hash = $1",
+            "auth_time, amr, expires_at, access_token_jti, used_at IS NOT NULL AS used "
+            "FROM authorization_code WHERE code_hash = $1",
             code_hash,
         )
-        return (AuthorizationCode(**row), False) if row else (None, False)
+        if row is None:
+            return None
+        fields = dict(row)
+        used = bool(fields.pop("used"))
+        return AuthorizationCode(**fields), used
+
+    async def redeem_code(self, code_hash: str) -> bool:
+        """Marks the code used, atomically: True the first time only (across replicas)."""
+        redeemed = await self.pool.fetchval(
+            "UPDATE authorization_code SET used_at = now() WHERE code_hash = $1 AND used_at IS NULL "
+            "RETURNING 1",
+            code_hash,
+        )
+        return redeemed is not None
 
     async def record_access_token(self, code_hash: str, jti: str) -> None:
         await self.pool.execute(

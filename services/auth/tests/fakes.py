@@ -66,12 +66,13 @@ class FakeAuthStore:
     async def save_code(self, code_hash: str, code: AuthorizationCode) -> None:
         self.codes[code_hash] = (code, False)
 
-    async def redeem_code(self, code_hash: str) -> tuple[AuthorizationCode | None, bool]:
-        if code_hash not in self.codes:
-            return None, False
+    async def find_code(self, code_hash: str) -> tuple[AuthorizationCode, bool] | None:
+        return self.codes.get(code_hash)
+
+    async def redeem_code(self, code_hash: str) -> bool:
         code, used = self.codes[code_hash]
         self.codes[code_hash] = (code, True)
-        return code, not used
+        return not used
 
     async def record_access_token(self, code_hash: str, jti: str) -> None:
         code, used = self.codes[code_hash]

@@ -39,14 +39,32 @@ def store() -> FakeAuthStore:
     return fake
 
 
+class EndedSessions:
+    """What the provider asked the session service to end."""
+
+    def __init__(self) -> None:
+        self.sids: list[str] = []
+
+    async def end(self, *, session_id: str | None = None, sid: str | None = None) -> None:
+        assert session_id is None and sid is not None
+        self.sids.append(sid)
+
+
 @pytest.fixture
-def provider(store: FakeAuthStore, oidc_key: SigningKey, clock: FrozenClock, tmp_path: Path) -> Provider:
+def ended() -> EndedSessions:
+    return EndedSessions()
+
+
+@pytest.fixture
+def provider(
+    store: FakeAuthStore, oidc_key: SigningKey, clock: FrozenClock, tmp_path: Path, ended: EndedSessions
+) -> Provider:
     settings = Settings(
         signing_key_file=tmp_path / "unused.pem",
         oidc_key_file=tmp_path / "unused-oidc.pem",
         issuer_url="https://sso.example/auth",
     )
-    return Provider(settings, store, oidc_key, clock)  # type: ignore[arg-type]
+    return Provider(settings, store, oidc_key, clock, ended)  # type: ignore[arg-type]
 
 
 def authorize_params(**overrides: str) -> dict[str, str]:
@@ -185,7 +203,7 @@ async def test_userinfo_without_the_profile_scope_tells_only_the_subject(
 
 
 async def test_a_reused_code_is_refused_and_revokes_the_first_access_token(
-    provider: Provider, store: FakeAuthStore
+    provider: Provider, store: FakeAuthStore, ended: EndedSessions
 ) -> None:
     code = await _code(provider)
     first = await provider.exchange_code(store.clients["app"], token_form(code))
@@ -194,6 +212,18 @@ async def test_a_reused_code_is_refused_and_revokes_the_first_access_token(
     assert refused.value.error == "invalid_grant"
     jti = jwt.decode(first["access_token"], options={"verify_signature": False})["jti"]
     assert jti in store.revoked
+    assert ended.sids == [SESSION.sid], "the SSO session the code came from ends too"
+
+
+async def test_an_exchange_with_wrong_details_burns_nothing(
+    provider: Provider, store: FakeAuthStore, ended: EndedSessions
+) -> None:
+    code = await _code(provider)
+    for wrong in ({"code_verifier": "w" * 50}, {"redirect_uri": REDIRECT + "?x"}):
+        with pytest.raises(TokenError):
+            await provider.exchange_code(store.clients["app"], token_form(code, **wrong))
+    assert "access_token" in await provider.exchange_code(store.clients["app"], token_form(code))
+    assert ended.sids == []
 
 
 @pytest.mark.parametrize(
