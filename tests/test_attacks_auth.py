@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlencode
 
 import httpx
+import jwt
 import pytest
 
 from devstack.stack import Stack
@@ -359,6 +360,27 @@ def test_a_leaked_code_without_the_verifier_burns_nothing(
     assert exchange(stack, oidc_client, code).status_code == 200, "the client's own exchange still works"
     leave_portal(customer)
     assert customer.start_login().path == "/portal/", "and its session lives on"
+
+
+def test_max_age_asks_for_a_fresh_sign_in(
+    stack: Stack, customers: Callable[[], Customer], oidc_client: dict[str, str]
+) -> None:
+    customer = customers()
+    signed_in_code(stack, customer, oidc_client)
+    time.sleep(1.1)  # the sign-in is now more than 0 s old
+    quiet = customer.http.get(authorize_url(oidc_client, prompt="none", max_age="0"), follow_redirects=False)
+    assert quiet.status_code == 302
+    assert httpx.URL(quiet.headers["location"]).params["error"] == "login_required"
+    asked = customer.get_until_outside(authorize_url(oidc_client, max_age="0"), oidc_client["redirect_uri"])
+    assert asked.url.path == "/auth/login", "signed in, but not recently enough: sign in again"
+
+    recent = customer.get_until_outside(
+        authorize_url(oidc_client, prompt="none", max_age="3600"), oidc_client["redirect_uri"]
+    )
+    code = httpx.URL(recent.headers["location"]).params["code"]
+    id_token = exchange(stack, oidc_client, code).json()["id_token"]
+    claims = jwt.decode(id_token, options={"verify_signature": False})
+    assert 0 < time.time() - claims["auth_time"] <= 3600
 
 
 def test_a_wrong_client_secret_is_refused(

@@ -24,6 +24,7 @@ from .store import AuthorizationCode, AuthStore, Client
 log = logging.getLogger(__name__)
 
 PKCE_PATTERN = re.compile(r"^[A-Za-z0-9._~-]{43,128}$")
+MAX_AGE_PATTERN = re.compile(r"^[0-9]{1,9}$")
 MAX_PARAM_LENGTH = 512
 
 
@@ -54,9 +55,16 @@ class AuthorizeRequest:
     code_challenge: str
     scope: str
     prompt: str = ""
+    # Seconds (as given); "" when not asked. Not part of query(): the sign-in it asks for has
+    # just happened when the browser comes back to authorize.
+    max_age: str = ""
 
     def as_claims(self) -> dict[str, str]:
         return asdict(self)
+
+    def accepts_sign_in_at(self, auth_time: int, now: float) -> bool:
+        """Whether a sign-in at `auth_time` is recent enough for this request (OIDC max_age)."""
+        return not self.max_age or now - auth_time <= int(self.max_age)
 
     @classmethod
     def from_claims(cls, claims: Mapping[str, str]) -> "AuthorizeRequest":
@@ -126,6 +134,7 @@ class Provider:
             code_challenge=params.get("code_challenge", ""),
             scope=params.get("scope", ""),
             prompt=params.get("prompt", ""),
+            max_age=params.get("max_age", ""),
         )
         if params.get("response_type") != "code":
             raise AuthorizeError("unsupported_response_type", "only response_type=code", request)
@@ -137,6 +146,8 @@ class Provider:
             )
         if request.prompt not in ("", "none", "login", "consent", "select_account"):
             raise AuthorizeError("invalid_request", "unsupported prompt", request)
+        if request.max_age and not MAX_AGE_PATTERN.match(request.max_age):
+            raise AuthorizeError("invalid_request", "max_age must be a number of seconds", request)
         return request
 
     def error_redirect(self, error: AuthorizeError) -> str:

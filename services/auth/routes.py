@@ -113,6 +113,9 @@ async def authorize(request: Request, state: State) -> Response:
             raise BadRequest(_("This sign-in link is not valid."), detail=error.description) from error
         return RedirectResponse(state.provider.error_redirect(error), status_code=302)
     session = None if authz.prompt == "login" else await _live_sso_session(request, state)
+    if session is not None and not authz.accepts_sign_in_at(session.auth_time, state.clock.now()):
+        log.info("SSO session older than the max_age asked: signing in again")
+        session = None
     if session is not None:
         return RedirectResponse(await state.provider.issue_code(authz, session), status_code=302)
     if authz.prompt == "none":

@@ -118,6 +118,8 @@ async def test_an_unknown_client_is_refused_without_redirect(provider: Provider)
         {"code_challenge_method": ""},
         {"response_type": "token"},
         {"scope": "profile"},
+        {"max_age": "-1"},
+        {"max_age": "soon"},
     ],
 )
 async def test_bad_requests_from_a_known_client_go_back_with_an_error(
@@ -268,3 +270,13 @@ def test_discovery_announces_pkce_s256_and_both_client_auth_methods(provider: Pr
         "client_secret_post",
     }
     assert discovery["issuer"] == "https://sso.example/auth"
+
+
+async def test_max_age_asks_for_a_sign_in_no_older_than_it(provider: Provider) -> None:
+    fresh = await provider.validate_authorize(authorize_params(max_age="60"))
+    assert fresh.accepts_sign_in_at(1000, now=1060) and not fresh.accepts_sign_in_at(1000, now=1061)
+    assert not (await provider.validate_authorize(authorize_params(max_age="0"))).accepts_sign_in_at(
+        1000, 1001
+    )
+    assert (await provider.validate_authorize(authorize_params())).accepts_sign_in_at(0, now=10**9)
+    assert "max_age" not in fresh.query(), "coming back signed in must not ask again"
