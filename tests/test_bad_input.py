@@ -160,6 +160,8 @@ def junk_request(case: str, fields: dict[str, str], poisoned: str) -> dict[str, 
         return {"content": urlencoded(fields), "headers": {"content-type": "text/plain"}}
     if case == "JSON instead of a form":
         return {"json": fields}
+    if case == "multipart form with a NUL byte":
+        return {"data": {**fields, poisoned: "ab\x00cd"}, "files": {"upload": ("a.txt", b"a")}}
     raise AssertionError(case)
 
 
@@ -173,6 +175,7 @@ CASES = (
     "no CSRF token",
     "plain text body",
     "JSON instead of a form",
+    "multipart form with a NUL byte",
 )
 # Where the answer must be exactly this status, not just any 4xx.
 EXACT = {
@@ -181,6 +184,8 @@ EXACT = {
     "NUL byte in another field": 400,
     "raw bytes that are not UTF-8": 400,
     "percent-encoded bytes that are not UTF-8": 400,
+    # No form of ours is multipart: refused before any field is read (it skipped the NUL check).
+    "multipart form with a NUL byte": 415,
 }
 
 

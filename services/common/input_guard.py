@@ -2,7 +2,9 @@
 
 A NUL byte or bytes that are not UTF-8 in a query string, a form or a JSON body are answered
 with a calm 400 here: Postgres refuses NUL in text (a 500 deep inside a handler otherwise), and
-a form decoder would quietly turn bad bytes into other characters.
+a form decoder would quietly turn bad bytes into other characters. A body of any other type
+(multipart, say, which FastAPI's Form fields would also read) gets a 415: no form of ours and
+no peer sends one, and a body this guard cannot check never reaches a handler.
 """
 
 import logging
@@ -80,6 +82,11 @@ class InputGuard:
             check = clean_urlencoded
         elif media_type == "application/json":
             check = clean_json
+        elif media_type:
+            log.info("refused %s %s: a %s body", scope.get("method"), scope.get("path"), media_type)
+            response = self.respond(Request(scope), 415, "unsupported_media_type", MESSAGE)
+            await response(scope, receive, send)
+            return
         else:
             await self.app(scope, receive, send)
             return
