@@ -4,8 +4,11 @@ An attacker here has what a browser has: its own cookies, a copied `login_step` 
 stolen password. The step tokens are bound to one browser and good for one success each.
 """
 
+import hashlib
+import hmac
 from collections.abc import Callable
 
+import jwt
 import pyotp
 import pytest
 
@@ -209,3 +212,48 @@ def test_an_enrolled_user_never_reaches_the_set_up_page(
     page = sign_in_to_code_page(customer, enrolled)
     assert page.soup.find(id="totp-secret") is None
     assert customer.enter_code(page, totp_now(enrolled.secret, 1)).path == "/auth/login/complete"
+
+
+def browser_ids(customer: Customer) -> list[str]:
+    return [str(cookie.value) for cookie in customer.http.cookies.jar if cookie.name == "browser"]
+
+
+def test_a_planted_browser_id_is_replaced_before_a_sign_in_is_bound_to_it(
+    stack: Stack, customers: Callable[[], Customer]
+) -> None:
+    """Whoever plants a browser id they know in someone's browser must not know what that
+    browser's sign-in is bound to, nor be able to make its CSRF tokens."""
+    customer = customers()
+    planted = "A" * 43
+    customer.http.cookies.set("browser", planted, domain="127.0.0.1", path="/")
+    page = customer.start_login()
+    assert page.path == "/auth/login"
+    (issued,) = browser_ids(customer)
+    assert issued != planted
+    claims = jwt.decode(step_cookie(customer), options={"verify_signature": False})
+    assert claims["bnd"] == hashlib.sha256(issued.encode()).hexdigest()
+
+
+def test_a_csrf_token_cannot_be_made_from_the_browser_id(
+    stack: Stack, customers: Callable[[], Customer]
+) -> None:
+    customer = customers()
+    page = customer.start_login()
+    (browser,) = browser_ids(customer)
+    made_up = hmac.new(browser.encode(), b"csrf", hashlib.sha256).hexdigest()
+    assert made_up != page.form("/auth/login/username")["csrf_token"]
+    refused = customer.submit(page, "/auth/login/username", username="someone", csrf_token=made_up)
+    assert refused.status == 403
+
+
+def test_the_browser_id_is_new_after_sign_in(
+    stack: Stack, customers: Callable[[], Customer], enrolled: Account
+) -> None:
+    customer = customers()
+    page = sign_in_to_code_page(customer, enrolled)
+    (before,) = browser_ids(customer)
+    page = customer.enter_code(page, totp_now(enrolled.secret, 1))
+    assert page.path == "/auth/login/complete"
+    (after,) = browser_ids(customer)
+    assert after != before
+    assert customer.press_continue(page).path == "/portal/", "the rest of the way works with the new id"

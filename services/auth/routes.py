@@ -21,6 +21,7 @@ from services.common.web import (
     check_csrf,
     client_ip,
     delete_cookie,
+    rotate_browser_id,
     set_cookie,
     user_agent,
 )
@@ -245,6 +246,7 @@ async def sign_in_complete(request: Request, state: State) -> HTMLResponse:
         max_age=state.settings.device_cookie_lifetime_seconds,
     )
     delete_cookie(response, STEP_COOKIE, secure=_secure(state))
+    rotate_browser_id(request, response, _secure(state))
     return response
 
 

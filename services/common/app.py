@@ -13,11 +13,11 @@ from .errors import ErrorMiddleware, install_error_handlers, responder
 from .health import Check, Readiness, not_ready_on_sigterm
 from .i18n import LanguageMiddleware
 from .input_guard import InputGuard
-from .keys import SigningKey, jwks
+from .keys import SigningKey, derived_secret, jwks
 from .logging import RequestContextMiddleware
 from .metrics import MetricsMiddleware, exposition
 from .settings import ServiceSettings
-from .web import COMMON_DIR, BrowserMiddleware, Pages
+from .web import COMMON_DIR, BrowserIds, BrowserMiddleware, Pages
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
@@ -98,7 +98,15 @@ def build_app(
     # refusal still gets the browser cookie and security headers from the middleware around it.
     app.add_middleware(InputGuard, respond=respond)
     if pages is not None:
-        app.add_middleware(BrowserMiddleware, secure_cookies=settings.peers.secure_cookies)
+        # Only auth issues browser ids (services.common.web.BrowserIds): every sign-in starts there.
+        app.add_middleware(
+            BrowserMiddleware,
+            csrf_secret=derived_secret(app.state.signing_key, "csrf"),
+            secure_cookies=settings.peers.secure_cookies,
+            issuer=BrowserIds(derived_secret(app.state.signing_key, "browser-id"))
+            if name == "auth"
+            else None,
+        )
     # Inside the metrics and the request context: the 503 or 500 is timed, and logged with its id.
     app.add_middleware(ErrorMiddleware, respond=respond)
     if pages is not None:

@@ -32,38 +32,87 @@ SECURITY_HEADERS = [
 ]
 
 
-class BrowserMiddleware:
-    """Gives each browser a random id cookie; login steps and CSRF tokens are bound to it."""
+def browser_cookie_name(secure: bool) -> str:
+    """`__Host-` over https: such a cookie is Secure, Path=/ and for this host only, so no
+    sibling domain (and no plain-http page) can plant one."""
+    return f"__Host-{BROWSER_COOKIE}" if secure else BROWSER_COOKIE
 
-    def __init__(self, app: ASGIApp, secure_cookies: bool = False) -> None:
+
+class BrowserIds:
+    """Browser ids only auth issues: a random part and auth's HMAC of it. A value a client makes
+    up, or plants in someone's browser, is not genuine: auth replaces it before binding a sign-in to it."""
+
+    def __init__(self, secret: bytes) -> None:
+        self.secret = secret
+
+    def _mac(self, value: str) -> str:
+        return hmac.new(self.secret, value.encode(), hashlib.sha256).hexdigest()[:32]
+
+    def issue(self) -> str:
+        value = random_token()
+        return f"{value}.{self._mac(value)}"
+
+    def genuine(self, browser_id: str) -> bool:
+        value, dot, mac = browser_id.partition(".")
+        return bool(dot) and len(value) == 43 and hmac.compare_digest(mac.encode(), self._mac(value).encode())
+
+
+def browser_cookie(browser_id: str, secure: bool) -> str:
+    return (
+        f"{browser_cookie_name(secure)}={browser_id}; Path=/; Max-Age={BROWSER_COOKIE_MAX_AGE}; "
+        "HttpOnly; SameSite=Lax" + ("; Secure" if secure else "")
+    )
+
+
+class BrowserMiddleware:
+    """The browser id cookie: login steps and CSRF tokens are bound to it.
+
+    With `issuer` (auth, where every sign-in begins and is bound), an id that is not genuine is
+    replaced by a new one. Without (mfa, the portal), the id is read as it comes: those services
+    bind nothing new to it (mfa checks the binding auth made), and their CSRF tokens are keyed
+    with a secret of their own, so a made-up id earns no valid token there either.
+    """
+
+    def __init__(
+        self, app: ASGIApp, csrf_secret: bytes, secure_cookies: bool = False, issuer: BrowserIds | None = None
+    ) -> None:
         self.app = app
+        self.csrf_secret = csrf_secret
         self.secure_cookies = secure_cookies
+        self.issuer = issuer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"].startswith("/internal/"):
             await self.app(scope, receive, send)
             return
         request = Request(scope)
-        browser_id = request.cookies.get(BROWSER_COOKIE, "")
-        is_new = len(browser_id) < 40 or len(browser_id) > 64
-        if is_new:
-            browser_id = random_token()
-        scope.setdefault("state", {})["browser_id"] = browser_id
+        browser_id = request.cookies.get(browser_cookie_name(self.secure_cookies), "")
+        if len(browser_id) > 128:
+            browser_id = ""
+        new_id = None
+        if self.issuer is not None and not self.issuer.genuine(browser_id):
+            browser_id = new_id = self.issuer.issue()
+        state = scope.setdefault("state", {})
+        state.update(browser_id=browser_id, csrf_secret=self.csrf_secret, browser_ids=self.issuer)
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = [h for h in message.get("headers", []) if h[0] not in dict(SECURITY_HEADERS)]
                 headers += SECURITY_HEADERS
-                if is_new:
-                    cookie = (
-                        f"{BROWSER_COOKIE}={browser_id}; Path=/; Max-Age={BROWSER_COOKIE_MAX_AGE}; "
-                        "HttpOnly; SameSite=Lax" + ("; Secure" if self.secure_cookies else "")
-                    )
-                    headers.append((b"set-cookie", cookie.encode()))
+                if new_id is not None:
+                    headers.append((b"set-cookie", browser_cookie(new_id, self.secure_cookies).encode()))
                 message["headers"] = headers
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+def rotate_browser_id(request: Request, response: Response, secure: bool) -> None:
+    """A new id at sign-in (auth only): whatever was known of the old one is worth nothing after."""
+    issuer: BrowserIds | None = getattr(request.state, "browser_ids", None)
+    if issuer is None:
+        raise RuntimeError("only the service that issues browser ids can rotate them")
+    response.headers.append("set-cookie", browser_cookie(issuer.issue(), secure))
 
 
 STEP_COOKIE = "login_step"
@@ -109,12 +158,18 @@ def browser_binding(request: Request) -> str:
 
 
 def csrf_token(request: Request) -> str:
-    return hmac.new(browser_id(request).encode(), b"csrf", hashlib.sha256).hexdigest()
+    """HMAC of the browser id with the service's own secret: knowing (or planting) a browser id
+    is not enough to make a valid token. No browser id, no token."""
+    if not browser_id(request):
+        return ""
+    secret: bytes = request.state.csrf_secret
+    return hmac.new(secret, browser_id(request).encode(), hashlib.sha256).hexdigest()
 
 
 def check_csrf(request: Request, submitted: str | None) -> None:
     # Compared as bytes: compare_digest refuses str with non-ASCII characters (a TypeError, a 500).
-    if not submitted or not hmac.compare_digest(submitted.encode(), csrf_token(request).encode()):
+    expected = csrf_token(request)
+    if not submitted or not expected or not hmac.compare_digest(submitted.encode(), expected.encode()):
         raise Forbidden(
             _("This form has expired. Please go back and try again."),
             detail="missing or wrong CSRF token",

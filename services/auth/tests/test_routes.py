@@ -33,10 +33,10 @@ from services.auth.store import Client
 from services.auth.throttle_store import ThrottleStore
 from services.common.clock import FrozenClock, random_token
 from services.common.errors import UNAVAILABLE_MESSAGE
-from services.common.keys import SigningKey, generate_private_pem, jwks
+from services.common.keys import SigningKey, derived_secret, generate_private_pem, jwks
 from services.common.service_client import SERVICE_TOKEN_TYPE
 from services.common.tokens import TokenIssuer
-from services.common.web import Pages
+from services.common.web import BrowserIds, Pages
 from services.contracts import session as contract
 
 from .fakes import FakeAuthStore
@@ -47,9 +47,12 @@ REDIRECT = f"{PUBLIC}/portal/callback"
 CLIENT_SECRET = "a-long-portal-client-secret"
 VERIFIER = "v" * 50
 CHALLENGE = base64.urlsafe_b64encode(hashlib.sha256(VERIFIER.encode()).digest()).rstrip(b"=").decode()
-BROWSER_ID = "b" * 43
+AUTH_PEM = generate_private_pem("ec")
+AUTH_KEY = SigningKey.from_pem(AUTH_PEM)
+# A genuine id, as auth issues them (a made-up one is replaced, see below).
+BROWSER_ID = BrowserIds(derived_secret(AUTH_KEY, "browser-id")).issue()
 BINDING = hashlib.sha256(BROWSER_ID.encode()).hexdigest()
-CSRF = hmac.new(BROWSER_ID.encode(), b"csrf", hashlib.sha256).hexdigest()
+CSRF = hmac.new(derived_secret(AUTH_KEY, "csrf"), BROWSER_ID.encode(), hashlib.sha256).hexdigest()
 PASSWORD = "a long password"
 INVALID = "Invalid username or password."
 EXPIRED = "Your sign-in has expired. Please start again from the customer portal."
@@ -203,7 +206,7 @@ async def harness(tmp_path: Path, redis_client: redis.Redis, throttle_prefix: st
     peers = Peers(
         {name: SigningKey.from_pem(generate_private_pem("ec")) for name in ("mfa", "portal")}, clock
     )
-    (tmp_path / "auth.pem").write_bytes(generate_private_pem("ec"))
+    (tmp_path / "auth.pem").write_bytes(AUTH_PEM)
     (tmp_path / "oidc.pem").write_bytes(OIDC_PEM)
     settings = Settings(
         signing_key_file=tmp_path / "auth.pem",

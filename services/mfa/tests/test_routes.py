@@ -18,7 +18,7 @@ import pytest
 from markupsafe import escape
 
 from services.common.clock import FrozenClock
-from services.common.keys import SigningKey, generate_private_pem
+from services.common.keys import SigningKey, derived_secret, generate_private_pem
 from services.common.step_tokens import ConsumedStepTokens
 from services.common.tokens import PeerKeys, StaticKeys, TokenIssuer, TokenVerifier
 from services.common.web import Pages
@@ -33,9 +33,13 @@ from services.mfa.totp import TotpVerifier
 
 from .fakes import FakeThrottle, InMemoryStore
 
-BROWSER_ID = "b" * 43
+BROWSER_ID = "b" * 43 + ".from-auth"  # mfa reads the id auth issued, as it comes
 BINDING = hashlib.sha256(BROWSER_ID.encode()).hexdigest()
-CSRF = hmac.new(BROWSER_ID.encode(), b"csrf", hashlib.sha256).hexdigest()
+MFA_PEM = generate_private_pem("ec")
+# mfa's CSRF tokens are keyed with a secret of mfa's own (derived from its signing key).
+CSRF = hmac.new(
+    derived_secret(SigningKey.from_pem(MFA_PEM), "csrf"), BROWSER_ID.encode(), hashlib.sha256
+).hexdigest()
 AUTHZ = {
     "client_id": "portal",
     "redirect_uri": "http://127.0.0.1:8080/portal/callback",
@@ -96,7 +100,7 @@ async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
     throttle = FakeThrottle(max_failures=5)
     auth_key = SigningKey.from_pem(generate_private_pem("ec"))
     key_file = tmp_path / "mfa.pem"
-    key_file.write_bytes(generate_private_pem("ec"))
+    key_file.write_bytes(MFA_PEM)
     settings = Settings(
         signing_key_file=key_file,
         encryption_key=base64.b64encode(os.urandom(32)).decode(),  # type: ignore[arg-type]
