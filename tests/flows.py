@@ -59,3 +59,19 @@ def first_login(customer: Customer, account: Account) -> Page:
     page = customer.enter_setup_code(page, totp_now(account.secret))
     assert page.status == 200, page.text[:300]
     return customer.press_continue(page)
+
+
+def mfa_csrf_token(stack: Stack, customer: Customer) -> str:
+    """This browser's CSRF token for mfa's forms. mfa keys its tokens with a secret of its own,
+    so an attacker gets one only from an mfa page: here, of an account of their own."""
+    own = add_user(stack)
+    page = sign_in_to_code_page(customer, own)
+    return page.form("/mfa/setup")["csrf_token"]
+
+
+def replace_cookie(customer: Customer, name: str, value: str) -> None:
+    """What an attacker does with a copied cookie: puts it into a browser, instead of its own."""
+    for cookie in list(customer.http.cookies.jar):
+        if cookie.name == name:
+            customer.http.cookies.delete(name, domain=cookie.domain, path=cookie.path)
+    customer.http.cookies.set(name, value, domain="127.0.0.1", path="/")

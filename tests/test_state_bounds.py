@@ -13,7 +13,7 @@ from devstack.stack import Stack
 
 from .customer import Customer
 from .external_tools import totp_now
-from .flows import add_user, customer_pool, first_login, sign_in_to_code_page
+from .flows import add_user, customer_pool, first_login, replace_cookie, sign_in_to_code_page
 
 PORTAL_SESSIONS_PER_SSO = 5  # SESSION_MAX_PORTAL_SESSIONS_PER_SSO
 
@@ -71,12 +71,12 @@ def test_a_replayed_step_token_is_audited_once(stack: Stack, customers: Callable
     first_login(customers(), account)
     customer = customers()
     page = sign_in_to_code_page(customer, account)
-    used = customer.http.cookies.get("login_step", path="/")
+    used, browser = customer.http.cookies.get("login_step", path="/"), customer.http.cookies["browser"]
     assert customer.enter_code(page, totp_now(account.secret, 1)).path == "/auth/login/complete"
 
+    replace_cookie(customer, "browser", browser)  # the id from before the sign-in, bound to the token
     for _ in range(10):
-        drop_cookie(customer, "login_step")
-        customer.http.cookies.set("login_step", used, domain="127.0.0.1", path="/")
+        replace_cookie(customer, "login_step", used)
         assert customer.get("/mfa/").status == 400
     result = stack.ssoctl("audit", account.name)
     assert result.returncode == 0, result.stderr

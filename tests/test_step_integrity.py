@@ -16,7 +16,7 @@ from devstack.stack import Stack
 
 from .customer import Customer, Page
 from .external_tools import totp_now
-from .flows import Account, add_user, sign_in_to_code_page
+from .flows import Account, add_user, mfa_csrf_token, replace_cookie, sign_in_to_code_page
 
 EXPIRED = "Your sign-in has expired. Please start again from the customer portal."
 STEP_COOKIE = "login_step"
@@ -71,8 +71,8 @@ def test_no_code_page_and_no_code_check_without_the_password_step(
     stack: Stack, customers: Callable[[], Customer], enrolled: Account
 ) -> None:
     customer = customers()
-    page = customer.enter_username(customer.start_login(), enrolled.name)
-    csrf = page.form("/auth/login/password")["csrf_token"]
+    csrf = mfa_csrf_token(stack, customer)
+    customer.enter_username(customer.start_login(), enrolled.name)
     assert_expired(customer.get("/mfa/"))
     for action in ("/mfa/verify", "/mfa/setup"):
         response = customer.http.post(action, data={"csrf_token": csrf, "code": totp_now(enrolled.secret, 1)})
@@ -114,9 +114,11 @@ def test_the_code_step_cannot_be_replayed(
 ) -> None:
     customer = customers()
     page = sign_in_to_code_page(customer, enrolled)
-    copied = step_cookie(customer)
+    copied, browser = step_cookie(customer), customer.http.cookies["browser"]
     assert customer.enter_code(page, totp_now(enrolled.secret, 1)).path == "/auth/login/complete"
 
+    # The browser's id is new after the sign-in: a replay brings back the old one too.
+    replace_cookie(customer, "browser", browser)
     put_step_cookie(customer, copied)
     assert_expired(customer.get("/mfa/"))
     # Refused before the code is looked at: a 400, not a wrong code's 401.
@@ -152,7 +154,7 @@ def test_a_copied_code_step_is_useless_in_another_browser(
 ) -> None:
     victim, attacker = customers(), customers()
     page = sign_in_to_code_page(victim, enrolled)
-    csrf = csrf_of(attacker)
+    csrf = mfa_csrf_token(stack, attacker)
     put_step_cookie(attacker, step_cookie(victim))
 
     assert_expired(attacker.get("/mfa/"))
