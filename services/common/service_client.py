@@ -19,6 +19,12 @@ from .tokens import InvalidToken, KeySource, PeerKeys, StaticKeys, TokenIssuer, 
 log = logging.getLogger(__name__)
 
 SERVICE_TOKEN_TTL_SECONDS = 60
+# A caller reuses its token for the same callee until this long before it expires, so none
+# expires on its way; signing one per call cost more than the call's JSON.
+SERVICE_TOKEN_RENEW_SECONDS = 15
+# Verified tokens a callee remembers (one per caller replica and minute in normal use): a bound,
+# so a flood of distinct valid tokens cannot grow it without end.
+VERIFIED_TOKENS_MAX = 1024
 # Explicit typing (RFC 8725 3.11): a step token from a customer's cookie, signed by the same
 # service key, must never pass as a service call, nor the other way round.
 SERVICE_TOKEN_TYPE = "service+jwt"  # noqa: S105 (a token type, not a secret)
@@ -33,10 +39,22 @@ class ServiceClient:
         self.issuer = issuer
         self.base_url = base_url.rstrip("/")
         self.audience = audience
+        self._token = ""
+        self._token_expires = 0
+
+    def service_token(self) -> str:
+        """This caller's token for the callee: signed once, reused until shortly before its exp."""
+        now = int(self.issuer.clock.now())
+        if now >= self._token_expires - SERVICE_TOKEN_RENEW_SECONDS:
+            self._token = self.issuer.issue(
+                self.audience, SERVICE_TOKEN_TTL_SECONDS, token_type=SERVICE_TOKEN_TYPE
+            )
+            self._token_expires = now + SERVICE_TOKEN_TTL_SECONDS
+        return self._token
 
     async def call(self, path: str, payload: dict[str, Any]) -> httpx.Response:
         """POST payload; returns the response for 2xx and 404, raises DependencyUnavailable otherwise."""
-        token = self.issuer.issue(self.audience, SERVICE_TOKEN_TTL_SECONDS, token_type=SERVICE_TOKEN_TYPE)
+        token = self.service_token()
         try:
             response = await self.http.post(
                 f"{self.base_url}{path}",
@@ -56,25 +74,45 @@ class ServiceClient:
 
 
 class CallerCheck:
-    """A FastAPI dependency: the request must carry a service token from one of the allowed callers."""
+    """A FastAPI dependency: the request must carry a service token from one of the allowed callers.
+
+    A token that passed is remembered with its exp, so the caller's reused token is verified once
+    (signature, typ, iss, aud, exp), not on every call; it passes again only until its exp, by
+    the verifier's own rule. Each check remembers its own: the admin check's never pass here.
+    """
 
     def __init__(self, verifier: TokenVerifier) -> None:
         self.verifier = verifier
+        self._verified: dict[str, tuple[str, int]] = {}
 
     async def __call__(self, request: Request) -> str:
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token:
             raise Unauthorized("Service token required.", detail="no bearer token")
+        known = self._verified.get(token)
+        if known is not None and not self.verifier.expired(known[1]):
+            return known[0]
         try:
             claims = await self.verifier.verify(token)
             # The header is covered by the signature just checked.
             if jwt.get_unverified_header(token).get("typ") != SERVICE_TOKEN_TYPE:
                 raise InvalidToken("not a service token")
         except InvalidToken as error:
+            self._verified.pop(token, None)
             raise Unauthorized("Service token refused.", detail=str(error)) from error
         caller: str = claims["iss"]
+        self._remember(token, caller, claims["exp"])
         return caller
+
+    def _remember(self, token: str, caller: str, exp: int) -> None:
+        if len(self._verified) >= VERIFIED_TOKENS_MAX:
+            self._verified = {
+                t: seen for t, seen in self._verified.items() if not self.verifier.expired(seen[1])
+            }
+            if len(self._verified) >= VERIFIED_TOKENS_MAX:
+                self._verified.clear()
+        self._verified[token] = (caller, exp)
 
 
 def admin_caller_check(

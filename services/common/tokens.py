@@ -170,6 +170,10 @@ class TokenVerifier:
         if claims.get("iss") != claimed_issuer:
             raise InvalidToken("issuer not accepted")
         # exp is checked against the injected clock, not the wall clock, so tests can freeze time.
-        if not isinstance(claims.get("exp"), int) or claims["exp"] + LEEWAY_SECONDS < self.clock.now():
+        if not isinstance(claims.get("exp"), int) or self.expired(claims["exp"]):
             raise InvalidToken("token expired")
         return claims
+
+    def expired(self, exp: int) -> bool:
+        """Whether a token with this exp is past it (by more than the leeway) on this verifier's clock."""
+        return exp + LEEWAY_SECONDS < self.clock.now()
