@@ -366,7 +366,9 @@ class Stack:
         # sends a request down a connection uvicorn has just closed.
         return [self._python, "-m", "uvicorn", f"services.{service}.app:create_app", "--factory",
                 "--host", "127.0.0.1", "--port", str(port), "--no-access-log",
-                "--timeout-graceful-shutdown", "20", "--timeout-keep-alive", "75"]  # fmt: skip
+                "--timeout-graceful-shutdown", "20", "--timeout-keep-alive", "75",
+                # uvicorn's "auto" picks these when installed; named, a missing one fails the start.
+                "--loop", "uvloop", "--http", "httptools"]  # fmt: skip
 
     def _start_services(self, services: list[str]) -> None:
         started = []
