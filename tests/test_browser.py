@@ -8,6 +8,7 @@ from playwright.sync_api import Browser, Page
 
 from devstack.stack import Stack
 
+from .accessibility import assert_accessible
 from .browsers import keep_screenshot
 from .external_tools import decode_qr, totp_now
 
@@ -158,11 +159,14 @@ def test_support_staff_reset_a_customers_2fa_in_the_browser(stack: Stack, page: 
     page.get_by_role("button", name="Continue").click()
     page.get_by_role("link", name="Continue").click()
     assert page.url == stack.gateway_url + "/support/"
+    assert_accessible(page)
 
     page.get_by_label("Find a customer by username").fill(customer[:6])
     page.get_by_role("button", name="Find").click()
+    assert_accessible(page)
     page.get_by_role("link", name=customer).click()
     assert page.locator("#mfa-state").inner_text().startswith("Not set up")
+    assert_accessible(page)
 
     form = page.locator("form.action", has=page.get_by_role("heading", name="Disable the account"))
     form.get_by_role("button", name="Disable the account").click()
@@ -172,4 +176,5 @@ def test_support_staff_reset_a_customers_2fa_in_the_browser(stack: Stack, page: 
     form.get_by_role("button", name="Disable the account").click()
     assert page.locator("#notice").inner_text() == "The account is disabled and its sessions have ended."
     assert page.locator("#account-state").inner_text() == "Disabled"
+    assert_accessible(page)
     assert page.csp_violations == []  # type: ignore[attr-defined]
