@@ -162,6 +162,11 @@ class Commands:
         what = "authenticator removed" if reset.removed else "no authenticator was set up"
         return f"{user.username}: {what}; the next sign-in sets one up again; {ended} session(s) ended"
 
+    async def session_list(self) -> str:
+        user = await self.api.user(self.args.name)
+        sessions = (await self.api.sessions(user)).sessions
+        return json.dumps([session.model_dump(mode="json") for session in sessions], indent=2)
+
     async def session_revoke(self) -> str:
         user = await self.api.user(self.args.name)
         revoked = await self.api.revoke_sessions_of(user, self.origin)
@@ -214,6 +219,7 @@ def parser() -> argparse.ArgumentParser:
 
     session = areas.add_parser("session", help="SSO sessions").add_subparsers(dest="action", required=True)
     session.add_parser("revoke", help="end every session of a user", parents=[who]).add_argument("name")
+    session.add_parser("list", help="a user's live SSO sessions, as JSON", parents=[who]).add_argument("name")
 
     audit = areas.add_parser("audit", help="a user's audit trail (auth and mfa), oldest first", parents=[who])
     audit.add_argument("name")

@@ -66,6 +66,7 @@ def test_ssoctl_needs_only_the_admin_key_and_the_urls(stack: Stack, tmp_path: Pa
         False,
     )
     assert shown["mfa"]["enrolled"] is False and shown["sessions"] == []
+    assert json.loads(ssoctl_ok(stack, "session", "list", name)) == []
     assert "role support" in ssoctl_ok(stack, "user", "role", name, "support")
     assert json.loads(ssoctl_ok(stack, "user", "show", name))["role"] == "support"
 
@@ -144,6 +145,8 @@ def test_the_admin_token_opens_nothing_but_the_admin_api(stack: Stack) -> None:
 def test_the_audit_trail_names_the_operator_and_the_reason(stack: Stack, customers) -> None:  # type: ignore[no-untyped-def]
     account = add_user(stack)
     first_login(customers(), account)
+    (live,) = json.loads(ssoctl_ok(stack, "session", "list", account.name))
+    assert (live["amr"], live["portal_sessions"]) == (["pwd", "otp"], 1)
     why = "ticket 4711: lost phone"
     ssoctl_ok(stack, "mfa", "reset", account.name, "--operator", "alice", "--reason", why)
     ssoctl_ok(stack, "user", "disable", account.name, "--operator", "bob", "--reason", "fraud check")
