@@ -31,6 +31,9 @@ SERVICE_TOKEN_TYPE = "service+jwt"  # noqa: S105 (a token type, not a secret)
 # The caller name of the admin command line (ssoctl): its own key, accepted only under
 # /internal/admin/ (docs/architecture.md, "Admin API").
 ADMIN_CALLER = "admin"
+# What nginx (the peers proxy, a Kubernetes ingress) answers when the replica it passed a call
+# to dropped the connection before answering.
+PROXY_LOST_THE_CALLEE = 502
 
 
 class ServiceClient:
@@ -52,25 +55,42 @@ class ServiceClient:
             self._token_expires = now + SERVICE_TOKEN_TTL_SECONDS
         return self._token
 
-    async def call(self, path: str, payload: dict[str, Any]) -> httpx.Response:
-        """POST payload; returns the response for 2xx and 404, raises DependencyUnavailable otherwise."""
-        token = self.service_token()
-        try:
-            response = await self.http.post(
-                f"{self.base_url}{path}",
-                json=payload,
-                headers={"authorization": f"Bearer {token}", "x-request-id": request_id_var.get()},
-                timeout=10.0,
-            )
-        except httpx.HTTPError as error:
-            log.error("call to %s%s failed: %s", self.audience, path, type(error).__name__)
-            dependency_failed(self.audience)
-            raise DependencyUnavailable(detail=f"{self.audience} unreachable") from error
-        if response.status_code >= 300 and response.status_code != 404:
-            log.error("call to %s%s answered %s", self.audience, path, response.status_code)
-            dependency_failed(self.audience)
-            raise DependencyUnavailable(detail=f"{self.audience} answered {response.status_code}")
-        return response
+    async def call(self, path: str, payload: dict[str, Any], idempotent: bool = False) -> httpx.Response:
+        """POST payload; returns the response for 2xx and 404, raises DependencyUnavailable otherwise.
+
+        An idempotent call is sent once more when the first try never got the callee's answer: a
+        connection error, or a 502 from the proxy in front of the replicas (one of them went away
+        with the request). Any other call is sent once: the callee may have acted on it.
+        """
+        for attempt in (1, 2):
+            try:
+                response = await self._post(path, payload)
+            except httpx.HTTPError as error:
+                if idempotent and attempt == 1:
+                    log.warning(
+                        "call to %s%s failed (%s): once more", self.audience, path, type(error).__name__
+                    )
+                    continue
+                log.error("call to %s%s failed: %s", self.audience, path, type(error).__name__)
+                dependency_failed(self.audience)
+                raise DependencyUnavailable(detail=f"{self.audience} unreachable") from error
+            if response.status_code == PROXY_LOST_THE_CALLEE and idempotent and attempt == 1:
+                log.warning("call to %s%s answered %s: once more", self.audience, path, response.status_code)
+                continue
+            if response.status_code >= 300 and response.status_code != 404:
+                log.error("call to %s%s answered %s", self.audience, path, response.status_code)
+                dependency_failed(self.audience)
+                raise DependencyUnavailable(detail=f"{self.audience} answered {response.status_code}")
+            return response
+        raise AssertionError("unreachable: the second try returns or raises")
+
+    async def _post(self, path: str, payload: dict[str, Any]) -> httpx.Response:
+        return await self.http.post(
+            f"{self.base_url}{path}",
+            json=payload,
+            headers={"authorization": f"Bearer {self.service_token()}", "x-request-id": request_id_var.get()},
+            timeout=10.0,
+        )
 
 
 class CallerCheck:

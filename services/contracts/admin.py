@@ -187,17 +187,23 @@ ADMIN_ONLY = frozenset({ADMIN_CALLER})
 SUPPORT_DESK = frozenset({ADMIN_CALLER, "portal"})
 
 USER_ADD = Endpoint("auth", "/internal/admin/users", ADMIN_ONLY, AddUser, UserView, 201)
-USERS_FIND = Endpoint("auth", "/internal/admin/users/find", SUPPORT_DESK, FindUsers, UserList)
+USERS_FIND = Endpoint(
+    "auth", "/internal/admin/users/find", SUPPORT_DESK, FindUsers, UserList, idempotent=True
+)
 USER_DISABLE = Endpoint("auth", "/internal/admin/users/disable", SUPPORT_DESK, UserAction, UserView)
 USER_ENABLE = Endpoint("auth", "/internal/admin/users/enable", SUPPORT_DESK, UserAction, UserView)
 USER_UNLOCK = Endpoint("auth", "/internal/admin/users/unlock", SUPPORT_DESK, UserAction, Unlocked)
 USER_ROLE = Endpoint("auth", "/internal/admin/users/role", ADMIN_ONLY, SetRole, UserView)
 CLIENT_ADD = Endpoint("auth", "/internal/admin/clients", ADMIN_ONLY, AddClient, ClientCredentials, 201)
-AUTH_AUDIT = Endpoint("auth", "/internal/admin/audit", SUPPORT_DESK, AuditQuery, AuditEvents)
-MFA_STATUS = Endpoint("mfa", "/internal/admin/mfa/status", SUPPORT_DESK, UserRef, MfaStatus)
+AUTH_AUDIT = Endpoint("auth", "/internal/admin/audit", SUPPORT_DESK, AuditQuery, AuditEvents, idempotent=True)
+MFA_STATUS = Endpoint("mfa", "/internal/admin/mfa/status", SUPPORT_DESK, UserRef, MfaStatus, idempotent=True)
 MFA_RESET = Endpoint("mfa", "/internal/admin/mfa/reset", SUPPORT_DESK, ResetMfa, MfaReset)
-MFA_AUDIT = Endpoint("mfa", "/internal/admin/mfa/audit", SUPPORT_DESK, AuditQuery, AuditEvents)
-SESSIONS_LIST = Endpoint("session", "/internal/admin/sessions", SUPPORT_DESK, UserRef, SessionList)
+MFA_AUDIT = Endpoint(
+    "mfa", "/internal/admin/mfa/audit", SUPPORT_DESK, AuditQuery, AuditEvents, idempotent=True
+)
+SESSIONS_LIST = Endpoint(
+    "session", "/internal/admin/sessions", SUPPORT_DESK, UserRef, SessionList, idempotent=True
+)
 SESSIONS_REVOKE = Endpoint(
     "session", "/internal/admin/sessions/revoke", SUPPORT_DESK, RevokeSessions, SessionsRevoked
 )

@@ -26,7 +26,11 @@ AnswerT = TypeVar("AnswerT", bound=Contract)
 
 @dataclass(frozen=True)
 class Endpoint(Generic[RequestT, AnswerT]):
-    """POST `path` on `callee`, open to `callers` only: a `request` in, an `answer` out."""
+    """POST `path` on `callee`, open to `callers` only: a `request` in, an `answer` out.
+
+    `idempotent`: sending it twice does what sending it once does (a lookup, an end, a
+    revocation), so ServiceClient may send it once more when the first try got no answer.
+    """
 
     callee: str
     path: str
@@ -34,6 +38,7 @@ class Endpoint(Generic[RequestT, AnswerT]):
     request: type[RequestT]
     answer: type[AnswerT]
     status_code: int = 200
+    idempotent: bool = False
 
     def allow(self, caller: str) -> None:
         """The callee's check: a caller off this endpoint's list is refused (403)."""
@@ -67,7 +72,9 @@ class ContractClient:
                 "request to %s%s outside the contract: %s", endpoint.callee, endpoint.path, _fields(error)
             )
             raise DependencyUnavailable(detail=f"request to {endpoint.path} outside the contract") from error
-        response = await self.client.call(endpoint.path, body.model_dump(mode="json", exclude_none=True))
+        response = await self.client.call(
+            endpoint.path, body.model_dump(mode="json", exclude_none=True), idempotent=endpoint.idempotent
+        )
         if response.status_code == 404:
             return None
         try:

@@ -98,25 +98,39 @@ class UserSessionsEnded(Contract):
 
 
 CALLEE = "session"
+# Lookups, ends and revocations are idempotent (ServiceClient may resend them); a start is not:
+# a resent start would make a second session.
 
 SSO_SESSION_START = Endpoint(
     CALLEE, "/internal/sso-sessions", frozenset({"auth"}), StartSsoSession, SsoSessionStarted, 201
 )
 SSO_SESSION_LOOKUP = Endpoint(
-    CALLEE, "/internal/sso-sessions/lookup", frozenset({"auth"}), SessionRef, SsoSessionFound
+    CALLEE, "/internal/sso-sessions/lookup", frozenset({"auth"}), SessionRef, SsoSessionFound, idempotent=True
 )
-SSO_SESSION_END = Endpoint(CALLEE, "/internal/sso-sessions/end", frozenset({"auth"}), EndSsoSession, Ended)
+SSO_SESSION_END = Endpoint(
+    CALLEE, "/internal/sso-sessions/end", frozenset({"auth"}), EndSsoSession, Ended, idempotent=True
+)
 PORTAL_SESSION_START = Endpoint(
     CALLEE, "/internal/portal-sessions", frozenset({"portal"}), StartPortalSession, PortalSessionStarted, 201
 )
 PORTAL_SESSION_LOOKUP = Endpoint(
-    CALLEE, "/internal/portal-sessions/lookup", frozenset({"portal"}), SessionRef, PortalSessionFound
+    CALLEE,
+    "/internal/portal-sessions/lookup",
+    frozenset({"portal"}),
+    SessionRef,
+    PortalSessionFound,
+    idempotent=True,
 )
 PORTAL_SESSION_END = Endpoint(
-    CALLEE, "/internal/portal-sessions/end", frozenset({"portal"}), SessionRef, Ended
+    CALLEE, "/internal/portal-sessions/end", frozenset({"portal"}), SessionRef, Ended, idempotent=True
 )
 USER_SESSIONS_REVOKE = Endpoint(
-    CALLEE, "/internal/users/revoke", frozenset({"auth", "mfa", "portal"}), UserRef, UserSessionsEnded
+    CALLEE,
+    "/internal/users/revoke",
+    frozenset({"auth", "mfa", "portal"}),
+    UserRef,
+    UserSessionsEnded,
+    idempotent=True,
 )
 
 

@@ -158,3 +158,68 @@ async def test_a_logout_entry_is_sent_as_the_contract_says() -> None:
 )
 def test_the_one_session_id_rule(value: str, shaped: bool) -> None:
     assert is_session_id(value) is shaped
+
+
+class FailsOnce(Callee):
+    """The first call is lost on its way (a replica going away), the next ones answer."""
+
+    def __init__(self, first: httpx.HTTPError | int, status: int, body: Any) -> None:
+        super().__init__(status, body)
+        self.first: httpx.HTTPError | int | None = first
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        first, self.first = self.first, None
+        if isinstance(first, httpx.HTTPError):
+            self.requests.append(request)
+            raise first
+        if first is not None:
+            self.requests.append(request)
+            return httpx.Response(first, content=b"<html>502 Bad Gateway</html>")
+        return super().__call__(request)
+
+
+LOST_ON_THE_WAY = [
+    httpx.RemoteProtocolError("Server disconnected without sending a response."),
+    httpx.ConnectError("Connection refused"),
+    502,
+]
+
+
+@pytest.mark.parametrize("first", LOST_ON_THE_WAY)
+async def test_an_idempotent_call_is_sent_once_more_when_its_answer_was_lost(
+    first: httpx.HTTPError | int,
+) -> None:
+    callee = FailsOnce(first, 200, found_sso())
+    assert await SsoSessions(session_client(callee)).lookup(SESSION_ID) is not None
+    assert callee.sent() == [("/internal/sso-sessions/lookup", {"session_id": SESSION_ID})] * 2
+
+
+async def test_an_idempotent_call_is_sent_twice_at_most() -> None:
+    callee = Callee(502, {"error": "bad gateway"})
+    with pytest.raises(DependencyUnavailable):
+        await session_client(callee).end_sso(sid="P" * 43)
+    assert len(callee.requests) == 2
+
+
+@pytest.mark.parametrize("first", LOST_ON_THE_WAY)
+async def test_a_session_start_is_never_resent(first: httpx.HTTPError | int) -> None:
+    # The session service may have made the session: a resend would make a second one.
+    callee = FailsOnce(first, 201, {"session_id": SESSION_ID, "expires_at": 1})
+    with pytest.raises(DependencyUnavailable):
+        await session_client(callee).start_sso(str(uuid4()), "alice", ["pwd", "otp"])
+    assert len(callee.requests) == 1
+
+
+async def test_a_503_of_the_callee_itself_is_its_answer_not_a_lost_call() -> None:
+    callee = Callee(503, {"error": "unavailable"})
+    with pytest.raises(DependencyUnavailable):
+        await SsoSessions(session_client(callee)).lookup(SESSION_ID)
+    assert len(callee.requests) == 1
+
+
+@pytest.mark.parametrize("first", LOST_ON_THE_WAY)
+async def test_a_sign_in_attempt_is_never_counted_by_a_resend(first: httpx.HTTPError | int) -> None:
+    callee = FailsOnce(first, 200, {"allowed": True})
+    with pytest.raises(DependencyUnavailable):
+        await AuthInternalClient(service_client(callee, "mfa", "auth")).begin_attempt("alice", "127.0.0.1")
+    assert len(callee.requests) == 1
