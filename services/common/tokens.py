@@ -3,12 +3,13 @@
 import asyncio
 import logging
 import uuid
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 import httpx
 import jwt
 
 from .clock import Clock, SystemClock
+from .errors import DependencyUnavailable
 from .keys import SigningKey
 
 log = logging.getLogger(__name__)
@@ -73,16 +74,24 @@ class RemoteKeys:
         url: str,
         clock: Clock | None = None,
         min_refetch_seconds: float = 10.0,
+        retry_after_failure_seconds: float = 1.0,
     ) -> None:
         self.http = http
         self.url = url
         self.clock = clock or SystemClock()
         self.min_refetch_seconds = min_refetch_seconds
+        self.retry_after_failure_seconds = retry_after_failure_seconds
         self.keys: dict[str, jwt.PyJWK] = {}
         self.fetched_at: float | None = None
+        self.failed_at: float | None = None
         self.fetching = asyncio.Lock()
 
     async def key_for(self, kid: str, issuer: str) -> jwt.PyJWK | None:
+        """The key, or None for a kid the peer does not have.
+
+        Raises DependencyUnavailable when the peer cannot be asked (down, or restarting): the
+        token may well be genuine, so the customer is told to try again, not that it expired.
+        """
         if kid in self.keys:
             return self.keys[kid]
         # One fetch at a time: requests that arrive together with a new kid wait for it.
@@ -90,13 +99,21 @@ class RemoteKeys:
             if kid in self.keys:
                 return self.keys[kid]
             now = self.clock.now()
+            if self.failed_at is not None and now - self.failed_at < self.retry_after_failure_seconds:
+                raise DependencyUnavailable(detail=f"JWKS of {issuer} unreachable a moment ago")
             # An unknown kid may be a freshly rotated key, but a flood of made-up kids
             # must not turn into a flood of fetches.
             if self.fetched_at is not None and now - self.fetched_at < self.min_refetch_seconds:
                 return None
-            self.fetched_at = now
             try:
                 response = await self.http.get(self.url, timeout=5.0)
+            except httpx.HTTPError as error:
+                self._unreachable(now, issuer, type(error).__name__)
+            if response.status_code >= 500:
+                self._unreachable(now, issuer, f"status {response.status_code}")
+            self.failed_at = None
+            self.fetched_at = now
+            try:
                 response.raise_for_status()
                 self.keys = {jwk["kid"]: jwt.PyJWK(jwk) for jwk in response.json()["keys"]}
             # TypeError: a JWKS of the wrong shape (a list, "keys" a string): no keys, never a 500.
@@ -104,6 +121,12 @@ class RemoteKeys:
                 log.warning("could not fetch JWKS from %s: %s", self.url, type(error).__name__)
                 return None
             return self.keys.get(kid)
+
+    def _unreachable(self, now: float, issuer: str, why: str) -> NoReturn:
+        # Not counted as a fetch: once the peer is back, the very next token is checked.
+        self.failed_at = now
+        log.warning("could not fetch JWKS from %s: %s", self.url, why)
+        raise DependencyUnavailable(detail=f"JWKS of {issuer} unreachable")
 
 
 class PeerKeys:

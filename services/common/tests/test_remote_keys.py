@@ -5,6 +5,7 @@ import httpx
 import pytest
 
 from services.common.clock import FrozenClock
+from services.common.errors import DependencyUnavailable
 from services.common.keys import SigningKey, generate_private_pem, jwks
 from services.common.tokens import RemoteKeys
 
@@ -64,3 +65,29 @@ async def test_a_jwks_of_the_wrong_shape_is_no_keys_not_a_crash(body: Any) -> No
     ) as http:
         keys = RemoteKeys(http, "http://peer/internal/jwks", FrozenClock())
         assert await keys.key_for("some-kid", "peer") is None
+
+
+@pytest.mark.parametrize("down", [httpx.ConnectError("Connection refused"), 502, 503])
+async def test_a_peer_that_cannot_be_asked_is_an_outage_and_is_asked_again_once_back(
+    down: httpx.HTTPError | int,
+) -> None:
+    # A genuine step token of a peer that is restarting must not read as "expired" (a 400),
+    # and once the peer answers again, the next token is checked at once.
+    key = SigningKey.from_pem(generate_private_pem("ec"))
+    answers: list[httpx.HTTPError | int] = [down]
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        first = answers.pop() if answers else 200
+        if isinstance(first, httpx.HTTPError):
+            raise first
+        return httpx.Response(first, json=jwks(key) if first == 200 else {"error": "down"})
+
+    clock = FrozenClock()
+    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as http:
+        keys = RemoteKeys(http, "http://peer/internal/jwks", clock)
+        with pytest.raises(DependencyUnavailable):
+            await keys.key_for(key.kid, "peer")
+        with pytest.raises(DependencyUnavailable):
+            await keys.key_for(key.kid, "peer")  # within a second: not asked again
+        clock.advance(1.5)
+        assert await keys.key_for(key.kid, "peer") is not None
