@@ -344,13 +344,22 @@ def delete_redis_keys(url: str, prefix: str) -> int:
     deleted = 0
     # The stores put their prefix in a hash tag ("{sso:}...", auth's "{sso:auth:}..."), but
     # keys written before that, or by anyone else, start with the bare prefix.
+    # One key per DEL, pipelined: on a Redis Cluster node the stack's two stores (two hash tags,
+    # so two slots) may share the node, and a DEL of keys from two slots is refused (CROSSSLOT).
     for pattern in (f"{escaped}*", f"{{{escaped}*"):
         batch: list[bytes] = []
         for key in client.scan_iter(match=pattern, count=500):
             batch.append(key)
             if len(batch) >= 500:
-                deleted += client.delete(*batch)
+                deleted += _delete_each(client, batch)
                 batch = []
         if batch:
-            deleted += client.delete(*batch)
+            deleted += _delete_each(client, batch)
     return deleted
+
+
+def _delete_each(client: redis.Redis, keys: list[bytes]) -> int:
+    pipe = client.pipeline(transaction=False)
+    for key in keys:
+        pipe.delete(key)
+    return sum(int(count) for count in pipe.execute())
