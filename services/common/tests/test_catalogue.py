@@ -68,9 +68,10 @@ def test_every_string_for_people_has_a_french_translation() -> None:
 
 
 def test_translations_keep_every_placeholder() -> None:
+    french = _french()
     wrong = []
     for msgid, forms in _strings_in_the_code().items():
-        message = _french().get(msgid)
+        message = french.get(msgid)
         if message is None:
             continue
         expected = set(PLACEHOLDER.findall(forms[-1]))
