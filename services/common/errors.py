@@ -174,13 +174,13 @@ class ErrorMiddleware:
             await self.respond(Request(scope), status, code, message)(scope, receive, send)
 
 
-def responder(render_error_page: Callable[[Request, int, Text], Response] | None) -> Responder:
+def responder(render_error_page: Callable[[Request, int, Text, str], Response] | None) -> Responder:
     """A JSON body where wants_json, else the service's error page (JSON when it has none)."""
 
     def respond(request: Request, status: int, code: str, message: Text) -> Response:
         if render_error_page is None or wants_json(request):
             return JSONResponse({"error": code, "message": str(message)}, status_code=status)
-        return render_error_page(request, status, message)
+        return render_error_page(request, status, message, code)
 
     return respond
 

@@ -12,12 +12,12 @@ import asyncpg
 from .clock import Clock
 from .errors import ServiceError
 from .tokens import LEEWAY_SECONDS, InvalidToken, TokenVerifier
-from .web import _
+from .web import STEP_EXPIRED, _
 
 
 class StepExpired(ServiceError):
     status_code = 400
-    code = "step_expired"
+    code = STEP_EXPIRED
     message = _("Your sign-in has expired. Please start again from the customer portal.")
 
 

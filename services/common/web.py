@@ -117,6 +117,15 @@ def rotate_browser_id(request: Request, response: Response, secure: bool) -> Non
 
 STEP_COOKIE = "login_step"
 
+# The error codes whose page offers "Start again": a sign-in step token that expired or was
+# spent, and a set-up whose QR expired. Both restart at the portal's Login, a new OIDC
+# transaction: the portal's own transaction cookie lives no longer than the step token, so
+# resending the old authorize request would only fail at /portal/callback.
+STEP_EXPIRED = "step_expired"
+SETUP_EXPIRED = "setup_expired"
+START_AGAIN_CODES = frozenset({STEP_EXPIRED, SETUP_EXPIRED})
+START_AGAIN_URL = "/portal/login"
+
 
 def set_cookie(
     response: Response,
@@ -216,5 +225,12 @@ class Pages:
         )
         return HTMLResponse(html, status_code=status_code)
 
-    def error_page(self, request: Request, status_code: int, message: Text) -> HTMLResponse:
-        return self.render(request, "error.html", status_code=status_code, message=message)
+    def error_page(self, request: Request, status_code: int, message: Text, code: str = "") -> HTMLResponse:
+        start_again = code in START_AGAIN_CODES
+        return self.render(
+            request,
+            "error.html",
+            status_code=status_code,
+            message=message,
+            start_again_url=START_AGAIN_URL if start_again else None,
+        )

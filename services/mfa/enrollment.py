@@ -27,6 +27,8 @@ class Outcome(Enum):
     CODE_ALREADY_USED = "code_already_used"
     LOCKED_OUT = "locked_out"
     ALREADY_ENROLLED = "already_enrolled"
+    # The set-up this browser was shown has expired: its QR is no good any more.
+    SETUP_EXPIRED = "setup_expired"
     NOT_ENROLLED = "not_enrolled"
 
 
@@ -66,6 +68,8 @@ class EnrollmentStore(AuditStore, Protocol):
     async def get_or_create_pending(
         self, user_id: str, browser: str, candidate_ciphertext: bytes, expires_at: datetime, now: datetime
     ) -> bytes: ...
+
+    async def live_pending(self, user_id: str, browser: str, now: datetime) -> bytes | None: ...
 
     async def confirm_enrollment(self, user_id: str, secret_ciphertext: bytes, used_step: int) -> bool: ...
 
@@ -115,8 +119,14 @@ class Enrollment:
         if await self.is_enrolled(user):
             log.warning("totp set-up refused for user_id=%s: already enrolled", user.id)
             return Outcome.ALREADY_ENROLLED
-        # Resuming here means an expired set-up is replaced, and the page shows the new QR.
-        secret = await self._pending_secret(user, origin, browser)
+        # No new set-up here: a code typed from an expired QR would only meet a secret the
+        # customer never saw. They are told it expired, and start again (a new QR).
+        sealed = await self.store.live_pending(user.id, browser, _moment(self.clock.now()))
+        if sealed is None:
+            log.info("totp set-up code for an expired set-up for user_id=%s", user.id)
+            await self._record(ENROLLMENT, "expired", user, origin)
+            return Outcome.SETUP_EXPIRED
+        secret = self.box.open(user.id, sealed)
         check = self.totp.check(secret, code, self.clock.now())
         if check.step is None:
             if check.skew_steps is not None:

@@ -5,10 +5,11 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from services.common.errors import Forbidden
+from services.common.errors import Forbidden, ServiceError
 from services.common.i18n import Text, ngettext_now
 from services.common.step_tokens import StepExpired
 from services.common.web import (
+    SETUP_EXPIRED,
     STEP_COOKIE,
     _,
     browser_binding,
@@ -28,6 +29,15 @@ router = APIRouter(prefix="/mfa")
 
 WRONG_CODE = _("That code didn't work. Enter the code your app shows now.")
 CODE_ALREADY_USED = _("That code has already been used. Wait for the next code in your app.")
+
+
+class SetupExpired(ServiceError):
+    status_code = 400
+    code = SETUP_EXPIRED
+    message = _(
+        "Your set-up has expired: the QR code you scanned no longer works. "
+        "Delete that entry from your authenticator app, then start again."
+    )
 
 
 class AlreadyEnrolled(Forbidden):
@@ -140,6 +150,8 @@ async def mfa_setup_confirm(
         return await complete_login(request, state, step, enrolled=True)
     if outcome is Outcome.ALREADY_ENROLLED:
         raise AlreadyEnrolled(detail=f"set-up posted by enrolled user_id={step.user.id}")
+    if outcome is Outcome.SETUP_EXPIRED:
+        raise SetupExpired(detail=f"set-up expired for user_id={step.user.id}")
     setup = await state.enrollment.start_or_resume(step.user, origin, browser)
     if not isinstance(setup, PendingSetup):
         raise AlreadyEnrolled(detail=f"enrolled meanwhile: user_id={step.user.id}")

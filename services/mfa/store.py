@@ -81,6 +81,17 @@ class MfaStore:
             )
             return bytes(existing)
 
+    async def live_pending(self, user_id: str, browser: str, now: datetime) -> bytes | None:
+        """This browser's pending secret while it lasts; None once it has expired (or never was)."""
+        found = await self.pool.fetchval(
+            "SELECT secret_ciphertext FROM pending_enrollment "
+            "WHERE user_id = $1 AND browser = $2 AND expires_at > $3",
+            user_id,
+            browser,
+            now,
+        )
+        return None if found is None else bytes(found)
+
     async def confirm_enrollment(self, user_id: str, secret_ciphertext: bytes, used_step: int) -> bool:
         """Binds the authenticator and ends every set-up of the user; False if they already have one."""
         async with self.pool.acquire() as connection, connection.transaction():

@@ -108,7 +108,7 @@ def test_an_oauth_path_answers_json_to_a_browser_too() -> None:
     async def page(page: str) -> dict[str, str]:
         raise redis.exceptions.ConnectionError("refused")
 
-    def error_page(request: object, status: int, message: object) -> HTMLResponse:
+    def error_page(request: object, status: int, message: object, code: str) -> HTMLResponse:
         return HTMLResponse(f"<p>{message}</p>", status_code=status)
 
     app.state.json_paths = ("/auth/token", "/auth/userinfo")

@@ -27,6 +27,10 @@ class InMemoryStore:
         self.pending[(user_id, browser)] = (candidate_ciphertext, expires_at)
         return candidate_ciphertext
 
+    async def live_pending(self, user_id: str, browser: str, now: datetime) -> bytes | None:
+        existing = self.pending.get((user_id, browser))
+        return existing[0] if existing is not None and existing[1] > now else None
+
     def pending_of(self, user_id: str) -> list[tuple[bytes, datetime]]:
         return [setup for (owner, _browser), setup in self.pending.items() if owner == user_id]
 

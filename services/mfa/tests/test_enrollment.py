@@ -135,11 +135,22 @@ async def test_a_right_code_binds_the_authenticator(enrollment: Enrollment, cloc
     assert await verify(enrollment, ALICE, code_for(setup.secret, clock)) is Outcome.OK
 
 
-async def test_a_code_for_an_expired_setup_does_not_bind(enrollment: Enrollment, clock: FrozenClock) -> None:
+async def test_a_code_for_an_expired_setup_does_not_bind_and_says_it_expired(
+    enrollment: Enrollment, store: InMemoryStore, clock: FrozenClock
+) -> None:
     setup = await setup_for(enrollment, ALICE)
-    clock.advance(600)
-    assert await enrollment.confirm(ALICE, code_for(setup.secret, clock), HERE, BROWSER) is Outcome.WRONG_CODE
+    clock.advance(599)
+    assert (
+        await enrollment.confirm(ALICE, wrong_code(setup.secret, clock), HERE, BROWSER) is Outcome.WRONG_CODE
+    )
+    clock.advance(1)
+    outcome = await enrollment.confirm(ALICE, code_for(setup.secret, clock), HERE, BROWSER)
+    assert outcome is Outcome.SETUP_EXPIRED
     assert not await enrollment.is_enrolled(ALICE)
+    # No new secret is made behind the customer's back: the start again shows a new QR.
+    assert len(store.pending_of(ALICE.id)) == 1
+    assert enrollment.box.open(ALICE.id, store.pending_of(ALICE.id)[0][0]) == setup.secret
+    assert store.outcomes("enrollment") == ["started", "expired"]
 
 
 async def test_an_enrolled_user_cannot_start_setup_again(enrollment: Enrollment, clock: FrozenClock) -> None:

@@ -49,6 +49,7 @@ AUTHZ = {
     "scope": "openid profile",
 }
 EXPIRED = "Your sign-in has expired. Please start again from the customer portal."
+START_AGAIN = '<a class="button" id="start-again" href="/portal/login">Start again</a>'
 # As the page's HTML has it (the apostrophe escaped).
 WRONG = str(escape("That code didn't work. Enter the code your app shows now."))
 
@@ -194,6 +195,7 @@ async def test_an_unusable_step_token_gets_the_expired_page(harness: Harness, st
     page = await harness.get(token)
     assert page.status_code == 400
     assert EXPIRED in page.text
+    assert START_AGAIN in page.text
 
 
 async def test_a_step_token_signed_by_mfa_itself_is_refused(harness: Harness) -> None:
@@ -227,6 +229,18 @@ async def test_a_wrong_setup_code_shows_the_same_secret_again(harness: Harness) 
     assert page.status_code == 401
     assert WRONG in page.text
     assert shown_secret(page) == secret
+    assert harness.store.credentials == {}
+
+
+async def test_a_code_for_an_expired_set_up_gets_the_start_again_page(harness: Harness) -> None:
+    # The step token outlives the set-up here: the customer reloads the sign-in (a new step
+    # token, the same browser) after the QR was shown.
+    secret = shown_secret(await harness.get(harness.otp_step()))
+    harness.clock.advance(600)
+    page = await harness.post("/mfa/setup", harness.otp_step(), code=harness.code(secret))
+    assert page.status_code == 400
+    assert "Your set-up has expired: the QR code you scanned no longer works." in page.text
+    assert START_AGAIN in page.text and "This sign-in has expired" in page.text
     assert harness.store.credentials == {}
 
 
