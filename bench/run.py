@@ -17,7 +17,6 @@ from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import httpx
 from babel.messages.mofile import write_mo
@@ -204,19 +203,6 @@ async def close_all(customers: list[load.Customer]) -> None:
     await asyncio.gather(*(c.browser.aclose() for c in customers))
 
 
-async def signed_out_everywhere_id_token(customer: load.Customer) -> str:
-    """Sign out everywhere, reading the id_token from the redirect: what a portal session stores."""
-    page = await customer.browser.get("/portal/")
-    response = await customer.browser.http.post(
-        "/portal/logout-everywhere", data=page.form("/portal/logout-everywhere"), follow_redirects=False
-    )
-    hint = parse_qs(urlsplit(response.headers.get("location", "")).query).get("id_token_hint")
-    if response.status_code != 303 or not hint:
-        raise RuntimeError(f"sign out everywhere answered {response.status_code} without an id_token_hint")
-    await customer.browser.http.get(response.headers["location"])
-    return str(hint[0])
-
-
 def run_summary(run: load.Run) -> dict[str, Any]:
     by_process = run.cpu_ms_per_flow()
     return {
@@ -304,8 +290,7 @@ class StackDriver:
         self.portal.append(await asyncio.to_thread(pages, "/portal/", cookie))
 
     async def finish(self) -> dict[str, Any]:
-        """The figures; and the id_token of a real portal session, read at Sign out everywhere."""
-        id_token = await signed_out_everywhere_id_token(self.later[0])
+        """The figures."""
         await close_all(self.later)
         argon2 = argon2_verify_cpu_ms(self.stack, self.config.argon2_samples)
         landing, portal = report.pages_summary(self.landing), report.pages_summary(self.portal)
@@ -325,7 +310,6 @@ class StackDriver:
                 "cpu_ratio": landing["server_cpu_ms"] / portal["server_cpu_ms"],
             },
             "profile": self.results["profile"],
-            "_id_token": id_token,
         }
 
 
@@ -420,10 +404,8 @@ def main() -> int:
         *before, now = asyncio.run(drive(config, drivers))
         stacks.close()
         if before:
-            before[0].pop("_id_token")
             results["baseline"].update(before[0])
         results.update(now)
-        id_token = results.pop("_id_token")
         log(
             f"session store: {config.memory_sessions} sessions for bytes, "
             f"{config.check_small} and {config.check_large} for the check latency"
@@ -431,7 +413,6 @@ def main() -> int:
         results["session_store"] = asyncio.run(
             session_store.measure(
                 scratch,
-                id_token,
                 memory_sessions=config.memory_sessions,
                 small=config.check_small,
                 large=config.check_large,

@@ -119,7 +119,6 @@ class SessionIds:
 
     sso_id: str
     portal_id: str
-    sid: str
     user_id: str
     username: str
 
@@ -128,7 +127,6 @@ class SessionIds:
         return cls(
             sso_id=_fixed(f"s{run}", n, 43),
             portal_id=_fixed(f"p{run}", n, 43),
-            sid=_fixed(f"i{run}", n, 43),
             user_id=_uuid_text(f"{run}{n:024x}"),
             username=f"cust{n:08x}",
         )
@@ -137,22 +135,21 @@ class SessionIds:
         return {name: value.encode() for name, value in self.slots().items()}
 
     def slots(self) -> dict[str, str]:
+        # An SSO session's sid is its ref (services.session.store.ref_of).
         return {
             "sso_ref": ref_of(self.sso_id),
             "portal_ref": ref_of(self.portal_id),
-            "sid": self.sid,
             "user_id": self.user_id,
             "username": self.username,
         }
 
 
 class StoreBench:
-    def __init__(self, state_dir: Path, name: str, max_memory: str, id_token: str) -> None:
+    def __init__(self, state_dir: Path, name: str, max_memory: str) -> None:
         """Starts a throwaway redis-server of its own on a free loopback port, bounded in memory."""
         self.server = datastores.start_throwaway_redis(
             state_dir, name=name, extra_args=("--maxmemory", max_memory, "--maxmemory-policy", "noeviction")
         )
-        self.id_token = id_token
         self.recorder = _Recorder()
         # As the session service opens it (services.session.admin.open_redis), but recording.
         self.redis = Redis(
@@ -186,22 +183,24 @@ class StoreBench:
     async def record_templates(self) -> None:
         """Runs the store's own creates once, recording what they send."""
         template = SessionIds.of(os.urandom(4).hex(), 0)
-        sessions = self._sessions(iter([template.sso_id, template.sid, template.portal_id]))
+        sessions = self._sessions(iter([template.sso_id, template.portal_id]))
         self.recorder.on = True
         try:
             sso = await sessions.start_sso(template.user_id, template.username, ["pwd", "otp"])
             sso_wire, sso_count = self._recorded_writes()
-            portal = await sessions.start_portal(sso.sid, template.user_id, template.username, self.id_token)
+            portal = await sessions.start_portal(sso.sid, template.user_id)
             portal_wire, portal_count = self._recorded_writes()
         finally:
             self.recorder.on = False
-        if portal is None:
-            raise StoreBenchError("the template portal session was refused")
+        if portal is None or sso.sid != template.slots()["sso_ref"]:
+            raise StoreBenchError("the template portal session was refused, or the sid is not the ref")
         slots = template.slots()
         self.sso_template = Template.cut(
-            sso_wire, {k: slots[k] for k in ("sso_ref", "sid", "user_id", "username")}, sso_count
+            sso_wire, {k: slots[k] for k in ("sso_ref", "user_id", "username")}, sso_count
         )
-        self.portal_template = Template.cut(portal_wire, slots, portal_count)
+        # A portal session names its own ref and whatever of its parent's the layout keeps with it.
+        portal_slots = {k: v for k, v in slots.items() if k == "portal_ref" or v.encode() in portal_wire}
+        self.portal_template = Template.cut(portal_wire, portal_slots, portal_count)
         await self.redis.flushall()
 
     def _pipe(self, chunks: Iterator[bytes]) -> int:
@@ -329,13 +328,11 @@ async def _memory_per_session(bench: StoreBench, sessions: int) -> dict[str, flo
         # INFO's used_memory, allocator and keyspace overhead included, for comparison
         "sso_used_memory_per_session": (after_sso - empty) / sessions,
         "portal_used_memory_per_session": (after_both - after_sso) / sessions,
-        "id_token_bytes": len(bench.id_token),
     }
 
 
 async def measure(
     state_dir: Path,
-    id_token: str,
     *,
     memory_sessions: int,
     small: int,
@@ -351,7 +348,7 @@ async def measure(
     benches: list[StoreBench] = []
     try:
         for name in ("redis-small", "redis-large"):
-            benches.append(StoreBench(state_dir, name, max_memory, id_token))
+            benches.append(StoreBench(state_dir, name, max_memory))
             await benches[-1].record_templates()
         small_bench, large_bench = benches
         assert small_bench.sso_template is not None and small_bench.portal_template is not None

@@ -1,6 +1,5 @@
 """The customer guide, screen by screen, through nginx against real Postgres and Redis."""
 
-import hashlib
 import json
 import re
 import secrets
@@ -15,6 +14,7 @@ from authlib.jose import JsonWebKey, jwt
 
 from devstack.stack import Stack
 from services.common.redis_client import key_prefix_for
+from services.session.store import ref_of
 
 from .customer import Customer
 from .external_tools import decode_qr, totp_now
@@ -263,7 +263,7 @@ def test_the_sso_session_key_lives_exactly_twelve_hours_in_redis(
     first_login(customer, account)
     # This customer's own session: the shared stack holds older ones from other tests.
     (session_id,) = [cookie.value for cookie in customer.http.cookies.jar if cookie.name == "sso"]
-    key = f"{key_prefix_for(stack.redis_prefix)}sso:{hashlib.sha256(session_id.encode()).hexdigest()}"
+    key = f"{key_prefix_for(stack.redis_prefix)}s:{ref_of(session_id)}"
     client = redis.Redis.from_url(stack.redis_url)
     try:
         ttl = client.ttl(key)

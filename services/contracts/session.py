@@ -19,7 +19,6 @@ SessionId = Annotated[str, StringConstraints(pattern=f"^{SESSION_ID_SHAPE}$")]
 UserId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 Username = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 Amr = Annotated[str, StringConstraints(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_-]+$")]
-IdToken = Annotated[str, StringConstraints(min_length=1, max_length=16384)]
 
 
 def is_session_id(value: str | None) -> bool:
@@ -70,10 +69,11 @@ class Ended(Contract):
 
 
 class StartPortalSession(Contract):
+    """A portal session under the live SSO session `sid` of the user (username: the id_token's)."""
+
     sid: SessionId
     user_id: UserId
     username: Username
-    id_token: IdToken
 
 
 class PortalSessionStarted(Contract):
@@ -85,7 +85,6 @@ class PortalSessionFound(Contract):
     user_id: UserId
     username: Username
     sid: SessionId
-    id_token: IdToken
     expires_at: int
 
 
@@ -157,13 +156,10 @@ class SessionClient(ContractClient):
         )
         return ended is not None and ended.ended
 
-    async def start_portal(
-        self, sid: str, user_id: str, username: str, id_token: str
-    ) -> PortalSessionStarted | None:
+    async def start_portal(self, sid: str, user_id: str, username: str) -> PortalSessionStarted | None:
         """None when the SSO session `sid` is gone."""
         return await self.send(
-            PORTAL_SESSION_START,
-            lambda: StartPortalSession(sid=sid, user_id=user_id, username=username, id_token=id_token),
+            PORTAL_SESSION_START, lambda: StartPortalSession(sid=sid, user_id=user_id, username=username)
         )
 
     async def find_portal(self, session_id: str) -> PortalSessionFound | None:

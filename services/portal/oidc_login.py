@@ -47,7 +47,6 @@ class SignedIn:
     user_id: str
     username: str
     sid: str
-    id_token: str
 
 
 def pkce_challenge(code_verifier: str) -> str:
@@ -208,19 +207,21 @@ class OidcLogin:
             user_id=claims["sub"],
             username=claims["preferred_username"],
             sid=claims["sid"],
-            id_token=id_token,
         )
 
     def refused(self, error: str | None) -> LoginFailed:
         """auth sent the browser back with error= instead of a code."""
         return LoginFailed(detail=f"authorization refused: {_error_code(error)}")
 
-    def logout_url(self, id_token: str | None) -> str:
-        """auth's RP-initiated logout, which ends the SSO session and comes back to the portal."""
+    def logout_url(self) -> str:
+        """auth's RP-initiated logout, which clears the browser's SSO cookie and comes back to the portal.
+
+        Without an id_token_hint: the portal keeps no id_token (docs/security.md, 10.1.1). It sends
+        the browser here only after ending every session of the customer, so auth finds no live
+        SSO session to end; had the browser another one (another customer's), auth asks first.
+        """
         params = {
             "post_logout_redirect_uri": self.post_logout_redirect_uri,
             "client_id": self.client_id,
         }
-        if id_token is not None:
-            params = {"id_token_hint": id_token, **params}
         return f"{self.issuer_url}/logout?{urlencode(params, quote_via=quote)}"

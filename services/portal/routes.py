@@ -138,6 +138,6 @@ async def logout_everywhere(
     # Every device: all the customer's SSO and portal sessions, not only this browser's. auth's
     # logout then clears this browser's SSO cookie and comes back to the landing page.
     await state.sessions.end_every_session_of(session.user_id)
-    response = forget_session(state, redirect(state.oidc.logout_url(session.id_token)))
+    response = forget_session(state, redirect(state.oidc.logout_url()))
     set_cookie(response, SIGNED_OUT_COOKIE, "everywhere", secure=state.secure_cookies, max_age=300)
     return response

@@ -19,7 +19,6 @@ class PortalSession:
     user_id: str
     username: str
     sid: str
-    id_token: str
     expires_at: int
 
 
@@ -42,7 +41,7 @@ class SessionServicePortalSessions:
     async def create(self, signed_in: SignedIn) -> NewPortalSession | None:
         """None when the SSO session behind the id_token is gone."""
         started = await self.session_service.start_portal(
-            signed_in.sid, signed_in.user_id, signed_in.username, signed_in.id_token
+            signed_in.sid, signed_in.user_id, signed_in.username
         )
         return None if started is None else NewPortalSession(started.session_id, started.expires_at)
 
@@ -50,7 +49,7 @@ class SessionServicePortalSessions:
         found = await self.session_service.find_portal(session_id)
         if found is None:
             return None
-        return PortalSession(found.user_id, found.username, found.sid, found.id_token, found.expires_at)
+        return PortalSession(found.user_id, found.username, found.sid, found.expires_at)
 
     async def end(self, session_id: str) -> bool:
         return await self.session_service.end_portal(session_id)

@@ -90,7 +90,7 @@ async def sso_session_end(body: EndSsoSession, state: State) -> Ended:
 
 @route(PORTAL_SESSION_START)
 async def portal_session_create(body: StartPortalSession, state: State) -> PortalSessionStarted:
-    session = await state.sessions.start_portal(body.sid, body.user_id, body.username, body.id_token)
+    session = await state.sessions.start_portal(body.sid, body.user_id)
     if session is None:
         raise no_such_session()
     return PortalSessionStarted(session_id=session.session_id, expires_at=session.expires_at)
@@ -105,7 +105,6 @@ async def portal_session_lookup(body: SessionRef, state: State) -> PortalSession
         user_id=record.user_id,
         username=record.username,
         sid=record.sid,
-        id_token=record.id_token,
         expires_at=record.expires_at,
     )
 

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 from services.common.clock import Clock, random_token
 
-from .store import PortalRecord, SessionStore, SsoRecord
+from .store import SessionStore, SsoRecord
 
 
 @dataclass(frozen=True)
@@ -19,6 +19,17 @@ class NewSsoSession:
 @dataclass(frozen=True)
 class NewPortalSession:
     session_id: str
+    expires_at: int
+
+
+@dataclass(frozen=True)
+class PortalRecord:
+    """A live portal session: who it is for comes from the SSO session it was made from."""
+
+    parent_ref: str
+    user_id: str
+    username: str
+    sid: str
     expires_at: int
 
 
@@ -47,24 +58,21 @@ class Sessions:
 
     async def start_sso(self, user_id: str, username: str, amr: list[str]) -> NewSsoSession:
         now = self._now()
-        session = NewSsoSession(
-            session_id=self.new_id(),
-            # The public name of the session (id_token `sid`): it can end the session, never use it.
-            sid=self.new_id(),
-            auth_time=now,
-            expires_at=now + self.sso_lifetime,
-        )
-        await self.store.create_sso(
-            session.session_id,
+        session_id = self.new_id()
+        # The public name of the session (id_token `sid`), a hash of its id (store.ref_of): it
+        # can end the session, never use it.
+        sid = await self.store.create_sso(
+            session_id,
             user_id=user_id,
             username=username,
-            sid=session.sid,
             amr=amr,
             auth_time=now,
-            expires_at=session.expires_at,
+            expires_at=now + self.sso_lifetime,
             ttl_seconds=self.sso_lifetime,
         )
-        return session
+        return NewSsoSession(
+            session_id=session_id, sid=sid, auth_time=now, expires_at=now + self.sso_lifetime
+        )
 
     async def find_sso(self, session_id: str) -> SsoRecord | None:
         return await self._live(await self.store.get_sso(session_id))
@@ -90,9 +98,7 @@ class Sessions:
             return await self.store.end_sso_by_sid(sid)
         return False
 
-    async def start_portal(
-        self, sid: str, user_id: str, username: str, id_token: str
-    ) -> NewPortalSession | None:
+    async def start_portal(self, sid: str, user_id: str) -> NewPortalSession | None:
         """A portal session under the live SSO session `sid` of this user; None when there is none."""
         parent = await self._live(await self.store.get_sso_by_sid(sid))
         if parent is None or parent.user_id != user_id:
@@ -102,11 +108,7 @@ class Sessions:
         session_id = self.new_id()
         created = await self.store.create_portal(
             session_id,
-            parent_ref=parent.ref,
-            user_id=user_id,
-            username=username,
-            sid=sid,
-            id_token=id_token,
+            parent_sid=parent.sid,
             created_at=self.clock.now(),
             expires_at=now + ttl,
             ttl_seconds=ttl,
@@ -114,16 +116,19 @@ class Sessions:
         if not created:
             return None
         # At most a few per SSO session, the newest: a loop of Logins fills no memory.
-        await self.store.end_oldest_portals(parent.ref, keep=self.max_portal_sessions, newest=session_id)
+        await self.store.end_oldest_portals(parent.sid, keep=self.max_portal_sessions, newest=session_id)
         return NewPortalSession(session_id, now + ttl)
 
     async def find_portal(self, session_id: str) -> PortalRecord | None:
-        record = await self.store.get_portal(session_id)
-        if record is None or record.expires_at <= self._now():
+        link = await self.store.get_portal(session_id)
+        if link is None or link.expires_at <= self._now():
             return None
-        # The parent is checked on every lookup, so ending it ends this session at once.
-        parent = await self._live(await self.store.get_sso_by_ref(record.parent_ref))
-        return record if parent is not None else None
+        # The parent is checked on every lookup, and must still list this session: ending
+        # either ends it at once.
+        parent = await self.store.get_sso_by_sid(link.parent_sid)
+        if parent is None or link.ref not in parent.children or await self._live(parent) is None:
+            return None
+        return PortalRecord(link.parent_sid, parent.user_id, parent.username, parent.sid, link.expires_at)
 
     async def end_portal(self, session_id: str) -> bool:
         return await self.store.end_portal(session_id)

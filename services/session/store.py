@@ -1,16 +1,32 @@
 """All Redis access of the session service: SSO sessions, their portal sessions and indexes.
 
-Session ids never reach Redis: keys and links hold their SHA-256 ("ref"). Keys, under the
-prefix as one hash tag ("{sso:}", one Cluster slot, so every transaction below stays atomic):
-sso:<ref> (hash), sid:<sid> -> <ref>, user:<user_id> (set of SSO refs),
-children:<ref> (set of portal refs), portal:<ref> (hash), live-sso (sorted set).
+Session ids never reach Redis: keys and links hold their "ref", the first 128 bits of their
+SHA-256 in base64url (22 characters). A session id is 256 random bits, so its ref can be
+neither guessed nor turned back into it; 128 bits keep refs apart among any number of sessions
+(a collision among a billion is about 1 in 10^21). An SSO session's ref is also its public
+name, the `sid` of its id_tokens: one name, so no index from sid to session is needed.
+
+Keys, under the prefix as one hash tag ("{sso:}", one Cluster slot, so every transaction below
+stays atomic), each small enough for Redis's compact encodings (docs/performance.md):
+- s:<sid>      hash: the SSO session (one-letter fields, below) and one field p<ref> per
+               portal session made from it (its creation time, microseconds). TTL: the
+               session's lifetime, never extended.
+- p:<ref>      string "<sid> <expires_at>": a portal session, by its parent. TTL: its own
+               lifetime, never past the parent's key. It counts only while its parent's hash
+               lists it, so ending the parent (or deleting its field) ends it.
+- u:<user_id>  sorted set of the user's SSO sids by expiry (a listpack up to 128 members).
+- live         hash: minute of expiry -> how many SSO sessions end in that minute, for the
+               gauge of live sessions (count_live_sso).
+The layout before issue 11 (sso:, sid:, user:, children:, portal:, live-sso) is never read: a
+session made before the upgrade is as good as gone (docs/operations.md, "Upgrade").
 """
 
+import base64
 import hashlib
-import json
 import logging
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from redis.exceptions import WatchError
 
@@ -21,14 +37,31 @@ log = logging.getLogger(__name__)
 # Optimistic transactions retry when a watched key changes under them (e.g. a touch).
 MAX_ATTEMPTS = 5
 
+# The SSO hash's fields. A portal session's field is CHILD + its ref (23 characters, so it
+# never collides with a record field).
+USER_ID, USERNAME, AMR, AUTH_TIME, EXPIRES_AT, LAST_USED = "u", "n", "a", "t", "e", "l"
+CHILD = "p"
+REF_LENGTH = 22
+# The live count's buckets: sessions are counted to the minute of their expiry.
+LIVE_BUCKET_SECONDS = 60
+
 # Only touches a session that still exists: a plain HSET would bring an ended one back,
 # without a TTL.
-TOUCH_SCRIPT = """
+TOUCH_SCRIPT = f"""
 if redis.call('EXISTS', KEYS[1]) == 1 then
-  redis.call('HSET', KEYS[1], 'last_used', ARGV[1])
+  redis.call('HSET', KEYS[1], '{LAST_USED}', ARGV[1])
   return 1
 end
 return 0
+"""
+
+# One session fewer in its minute of the live count; a minute at zero goes, so no key is left
+# behind once every session has ended.
+UNCOUNT_SCRIPT = """
+if redis.call('HINCRBY', KEYS[1], ARGV[1], -1) <= 0 then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+end
+return 1
 """
 
 
@@ -40,35 +73,69 @@ def _optional_text(value: bytes | str | None) -> str | None:
     return None if value is None else _text(value)
 
 
+def _members(values: Any) -> list[str]:
+    return [_text(value) for value in values]
+
+
 def _hash(fields: dict[bytes | str, bytes | str]) -> dict[str, str]:
     return {_text(name): _text(value) for name, value in fields.items()}
 
 
 def ref_of(session_id: str) -> str:
-    """What Redis holds instead of a session id."""
-    return hashlib.sha256(session_id.encode()).hexdigest()
+    """What Redis holds instead of a session id; for an SSO session, also its sid."""
+    digest = hashlib.sha256(session_id.encode()).digest()[:16]
+    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
+def _is_child(field: str) -> bool:
+    return field.startswith(CHILD) and len(field) == len(CHILD) + REF_LENGTH
+
+
+def _live_bucket(expires_at: int) -> int:
+    return expires_at // LIVE_BUCKET_SECONDS
 
 
 @dataclass(frozen=True)
 class SsoRecord:
-    ref: str
+    sid: str
     user_id: str
     username: str
-    sid: str
     amr: list[str]
     auth_time: int
     expires_at: int
     last_used: int
+    # The refs of the portal sessions made from it (some may have expired already).
+    children: tuple[str, ...] = ()
+
+    @property
+    def ref(self) -> str:
+        """Where it is kept: its sid."""
+        return self.sid
 
 
 @dataclass(frozen=True)
-class PortalRecord:
-    parent_ref: str
-    user_id: str
-    username: str
-    sid: str
-    id_token: str
+class PortalLink:
+    """A portal session as stored: the SSO session it was made from, and when it ends."""
+
+    ref: str
+    parent_sid: str
     expires_at: int
+
+
+def _sso_record(sid: str, fields: dict[str, str]) -> SsoRecord | None:
+    try:
+        return SsoRecord(
+            sid=sid,
+            user_id=fields[USER_ID],
+            username=fields[USERNAME],
+            amr=fields[AMR].split(),
+            auth_time=int(fields[AUTH_TIME]),
+            expires_at=int(fields[EXPIRES_AT]),
+            last_used=int(fields[LAST_USED]),
+            children=tuple(sorted(field[len(CHILD) :] for field in fields if _is_child(field))),
+        )
+    except (KeyError, ValueError):
+        return None
 
 
 class SessionStore:
@@ -81,20 +148,21 @@ class SessionStore:
         self.wait_timeout_ms = wait_timeout_ms
         self._touch = redis.register_script(TOUCH_SCRIPT)
 
-    def _sso_key(self, ref: str) -> str:
-        return f"{self.prefix}sso:{ref}"
+    def sso_key(self, sid: str) -> str:
+        return f"{self.prefix}s:{sid}"
 
-    def _sid_key(self, sid: str) -> str:
-        return f"{self.prefix}sid:{sid}"
+    def portal_key(self, ref: str) -> str:
+        return f"{self.prefix}p:{ref}"
 
-    def _user_key(self, user_id: str) -> str:
-        return f"{self.prefix}user:{user_id}"
+    def user_key(self, user_id: str) -> str:
+        return f"{self.prefix}u:{user_id}"
 
-    def _children_key(self, ref: str) -> str:
-        return f"{self.prefix}children:{ref}"
+    def _live_key(self) -> str:
+        return f"{self.prefix}live"
 
-    def _portal_key(self, ref: str) -> str:
-        return f"{self.prefix}portal:{ref}"
+    def _legacy_live_key(self) -> str:
+        # The sorted set of the layout before issue 11; emptied by count_live_sso, then gone.
+        return f"{self.prefix}live-sso"
 
     def _replication_mark_key(self) -> str:
         return f"{self.prefix}replication-mark"
@@ -121,10 +189,6 @@ class SessionStore:
                 extra={"fields": {"replicas_acknowledged": int(acknowledged)}},
             )
 
-    def _live_key(self) -> str:
-        # Every SSO ref by its expiry: counting live sessions is then one ZCOUNT, not a SCAN.
-        return f"{self.prefix}live-sso"
-
     # SSO sessions
 
     async def create_sso(
@@ -133,125 +197,111 @@ class SessionStore:
         *,
         user_id: str,
         username: str,
-        sid: str,
         amr: list[str],
         auth_time: int,
         expires_at: int,
         ttl_seconds: int,
-    ) -> None:
-        ref = ref_of(session_id)
-        sso_key, user_key = self._sso_key(ref), self._user_key(user_id)
+    ) -> str:
+        """Stores the SSO session; returns its sid."""
+        sid = ref_of(session_id)
+        sso_key, user_key = self.sso_key(sid), self.user_key(user_id)
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hset(
                 sso_key,
                 mapping={
-                    "user_id": user_id,
-                    "username": username,
-                    "sid": sid,
-                    "amr": json.dumps(amr),
-                    "auth_time": auth_time,
-                    "expires_at": expires_at,
-                    "last_used": auth_time,
+                    USER_ID: user_id,
+                    USERNAME: username,
+                    AMR: " ".join(amr),
+                    AUTH_TIME: auth_time,
+                    EXPIRES_AT: expires_at,
+                    LAST_USED: auth_time,
                 },
             )
             pipe.expire(sso_key, ttl_seconds)
-            pipe.set(self._sid_key(sid), ref, ex=ttl_seconds)
-            pipe.sadd(user_key, ref)
-            # The newest session lives longest, so the index lives as long as any member.
+            # The user's index forgets the sessions that have expired, then takes this one; the
+            # newest session lives longest, so the index lives as long as any member.
+            pipe.zremrangebyscore(user_key, "-inf", auth_time)
+            pipe.zadd(user_key, {sid: expires_at})
             pipe.expire(user_key, ttl_seconds)
-            pipe.zadd(self._live_key(), {ref: expires_at})
+            pipe.hincrby(self._live_key(), str(_live_bucket(expires_at)), 1)
             await pipe.execute()
         await self._replicated()
+        return sid
 
     async def get_sso(self, session_id: str) -> SsoRecord | None:
-        return await self.get_sso_by_ref(ref_of(session_id))
-
-    async def get_sso_by_ref(self, ref: str) -> SsoRecord | None:
-        fields = _hash(await self.redis.hgetall(self._sso_key(ref)))
-        try:
-            return SsoRecord(
-                ref=ref,
-                user_id=fields["user_id"],
-                username=fields["username"],
-                sid=fields["sid"],
-                amr=list(json.loads(fields["amr"])),
-                auth_time=int(fields["auth_time"]),
-                expires_at=int(fields["expires_at"]),
-                last_used=int(fields["last_used"]),
-            )
-        except (KeyError, ValueError, TypeError):
-            return None
-
-    async def _ref_of_sid(self, sid: str) -> str | None:
-        return _optional_text(await self.redis.get(self._sid_key(sid)))
+        return await self.get_sso_by_sid(ref_of(session_id))
 
     async def get_sso_by_sid(self, sid: str) -> SsoRecord | None:
-        ref = await self._ref_of_sid(sid)
-        return None if ref is None else await self.get_sso_by_ref(ref)
+        return _sso_record(sid, _hash(await self.redis.hgetall(self.sso_key(sid))))
+
+    # By its ref, which is its sid.
+    get_sso_by_ref = get_sso_by_sid
 
     async def touch_sso(self, ref: str, now: int) -> None:
-        await self._touch(keys=[self._sso_key(ref)], args=[now])
+        await self._touch(keys=[self.sso_key(ref)], args=[now])
 
     async def end_sso(self, session_id: str) -> bool:
-        return await self.end_sso_by_ref(ref_of(session_id))
+        return await self.end_sso_by_sid(ref_of(session_id))
 
-    async def end_sso_by_sid(self, sid: str) -> bool:
-        ref = await self._ref_of_sid(sid)
-        return False if ref is None else await self.end_sso_by_ref(ref)
-
-    async def end_sso_by_ref(self, ref: str, user_id: str | None = None) -> bool:
+    async def end_sso_by_sid(self, sid: str, user_id: str | None = None) -> bool:
         """Ends the SSO session and every portal session made from it; True if it was live."""
-        sso_key, children_key = self._sso_key(ref), self._children_key(ref)
+        sso_key = self.sso_key(sid)
         async with self.redis.pipeline(transaction=True) as pipe:
             for _ in range(MAX_ATTEMPTS):
                 try:
-                    # Watching the children too: a portal session made meanwhile ends as well.
-                    await pipe.watch(sso_key, children_key)
-                    sid, owner = map(_optional_text, await pipe.hmget(sso_key, ["sid", "user_id"]))
-                    children = map(_text, await pipe.smembers(children_key))
+                    # Watching the hash, which lists the children: a portal session made
+                    # meanwhile makes this try again, and ends as well.
+                    await pipe.watch(sso_key)
+                    record = _sso_record(sid, _hash(await pipe.hgetall(sso_key)))
                     pipe.multi()
-                    pipe.delete(sso_key, children_key, *(self._portal_key(c) for c in children))
-                    pipe.zrem(self._live_key(), ref)
-                    if sid is not None:
-                        pipe.delete(self._sid_key(sid))
-                    for member_of in {owner, user_id}:
-                        if member_of is not None:
-                            pipe.srem(self._user_key(member_of), ref)
+                    children = record.children if record is not None else ()
+                    pipe.delete(sso_key, *(self.portal_key(child) for child in children))
+                    owners = {user_id, record.user_id if record is not None else None}
+                    for owner in owners - {None}:
+                        pipe.zrem(self.user_key(str(owner)), sid)
+                    if record is not None:
+                        pipe.eval(UNCOUNT_SCRIPT, 1, self._live_key(), str(_live_bucket(record.expires_at)))
                     await pipe.execute()
                 except WatchError:
                     continue
                 await self._replicated()
-                return owner is not None
+                return record is not None
         raise RuntimeError("SSO session kept changing while being ended")
 
+    end_sso_by_ref = end_sso_by_sid
+
     async def count_live_sso(self, now: int) -> int:
-        """How many SSO sessions have not expired: forgets the expired ones, then counts the rest."""
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.zremrangebyscore(self._live_key(), "-inf", now)
-            pipe.zcard(self._live_key())
-            _removed, live = await pipe.execute()
-        return int(live)
+        """How many SSO sessions have not expired (to the minute): forgets past minutes, counts the rest."""
+        current = _live_bucket(now)
+        buckets = _hash(await self.redis.hgetall(self._live_key()))
+        past = [bucket for bucket in buckets if int(bucket) < current]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            if past:
+                pipe.hdel(self._live_key(), *past)
+            pipe.zremrangebyscore(self._legacy_live_key(), "-inf", now)
+            await pipe.execute()
+        return max(0, sum(int(count) for bucket, count in buckets.items() if int(bucket) >= current))
 
     async def user_sso_sessions(self, user_id: str) -> list[tuple[SsoRecord, int]]:
         """The user's SSO sessions still in Redis, each with how many portal sessions it has."""
         found = []
-        for ref in sorted(_text(ref) for ref in await self.redis.smembers(self._user_key(user_id))):
-            record = await self.get_sso_by_ref(ref)
+        for sid in sorted(_members(await self.redis.zrange(self.user_key(user_id), 0, -1))):
+            record = await self.get_sso_by_sid(sid)
             if record is not None and record.user_id == user_id:
-                found.append((record, int(await self.redis.scard(self._children_key(ref)))))
+                found.append((record, len(record.children)))
         return found
 
     async def end_user_sessions(self, user_id: str) -> int:
         """Ends every SSO session of the user (and so their portal sessions); returns how many."""
-        user_key = self._user_key(user_id)
+        user_key = self.user_key(user_id)
         ended = 0
-        # Each end removes its ref from the set, so a session made meanwhile is caught too.
+        # Each end removes its sid from the index, so a session made meanwhile is caught too.
         for _ in range(MAX_ATTEMPTS):
-            refs = {_text(ref) for ref in await self.redis.smembers(user_key)}
-            if not refs:
+            sids = set(_members(await self.redis.zrange(user_key, 0, -1)))
+            if not sids:
                 break
-            for ref in refs:
-                ended += await self.end_sso_by_ref(ref, user_id=user_id)
+            for sid in sids:
+                ended += await self.end_sso_by_sid(sid, user_id=user_id)
         return ended
 
     # Portal sessions
@@ -260,19 +310,14 @@ class SessionStore:
         self,
         session_id: str,
         *,
-        parent_ref: str,
-        user_id: str,
-        username: str,
-        sid: str,
-        id_token: str,
+        parent_sid: str,
         expires_at: int,
         ttl_seconds: int,
         created_at: float = 0,
     ) -> bool:
         """Stores the portal session under its live parent; False when the parent is gone."""
         ref = ref_of(session_id)
-        parent_key = self._sso_key(parent_ref)
-        portal_key, children_key = self._portal_key(ref), self._children_key(parent_ref)
+        parent_key = self.sso_key(parent_sid)
         async with self.redis.pipeline(transaction=True) as pipe:
             for _ in range(MAX_ATTEMPTS):
                 try:
@@ -283,21 +328,8 @@ class SessionStore:
                     # Never outlive the parent's key, whatever the caller computed.
                     ttl = min(ttl_seconds, math.ceil(parent_ttl_ms / 1000))
                     pipe.multi()
-                    pipe.hset(
-                        portal_key,
-                        mapping={
-                            "parent_ref": parent_ref,
-                            "user_id": user_id,
-                            "username": username,
-                            "sid": sid,
-                            "id_token": id_token,
-                            "expires_at": expires_at,
-                            "created_at": created_at,
-                        },
-                    )
-                    pipe.expire(portal_key, ttl)
-                    pipe.sadd(children_key, ref)
-                    pipe.pexpire(children_key, parent_ttl_ms)
+                    pipe.set(self.portal_key(ref), f"{parent_sid} {expires_at}", ex=ttl)
+                    pipe.hset(parent_key, f"{CHILD}{ref}", round(created_at * 1_000_000))
                     await pipe.execute()
                 except WatchError:
                     continue
@@ -305,49 +337,40 @@ class SessionStore:
                 return True
         raise RuntimeError("SSO session kept changing while a portal session was made")
 
-    async def get_portal(self, session_id: str) -> PortalRecord | None:
-        fields = _hash(await self.redis.hgetall(self._portal_key(ref_of(session_id))))
+    async def get_portal(self, session_id: str) -> PortalLink | None:
+        ref = ref_of(session_id)
+        value = _optional_text(await self.redis.get(self.portal_key(ref)))
         try:
-            return PortalRecord(
-                parent_ref=fields["parent_ref"],
-                user_id=fields["user_id"],
-                username=fields["username"],
-                sid=fields["sid"],
-                id_token=fields["id_token"],
-                expires_at=int(fields["expires_at"]),
-            )
-        except (KeyError, ValueError):
+            parent_sid, expires_at = (value or "").split(" ")
+            return PortalLink(ref, parent_sid, int(expires_at))
+        except ValueError:
             return None
 
-    async def end_oldest_portals(self, parent_ref: str, keep: int, newest: str) -> int:
+    async def end_oldest_portals(self, parent_sid: str, keep: int, newest: str) -> int:
         """Ends the SSO session's portal sessions but the `keep` newest (`newest`, the session id
         just made, always stays); returns how many ended."""
-        children_key = self._children_key(parent_ref)
+        parent_key = self.sso_key(parent_sid)
         kept = ref_of(newest)
-        children = sorted(_text(ref) for ref in await self.redis.smembers(children_key) if _text(ref) != kept)
-        if len(children) < keep:
+        fields = _hash(await self.redis.hgetall(parent_key))
+        children = [(int(created), field) for field, created in fields.items() if _is_child(field)]
+        others = sorted(child for child in children if child[1] != f"{CHILD}{kept}")
+        if len(others) < keep:
             return 0
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for ref in children:
-                pipe.hget(self._portal_key(ref), "created_at")
-            created = await pipe.execute()
-        # Expired ones (no hash left) go first, then the oldest.
-        by_age = sorted(zip(children, created, strict=True), key=lambda pair: float(pair[1] or -1))
-        ending = [ref for ref, _created in by_age[: len(children) - keep + 1]]
+        # The oldest go; they are also the first to expire (all share the parent's lifetime).
+        ending = [field for _created, field in others[: len(others) - keep + 1]]
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.delete(*(self._portal_key(ref) for ref in ending))
-            pipe.srem(children_key, *ending)
+            pipe.delete(*(self.portal_key(field[len(CHILD) :]) for field in ending))
+            pipe.hdel(parent_key, *ending)
             await pipe.execute()
         return len(ending)
 
     async def end_portal(self, session_id: str) -> bool:
+        link = await self.get_portal(session_id)
         ref = ref_of(session_id)
-        portal_key = self._portal_key(ref)
-        parent_ref = _optional_text(await self.redis.hget(portal_key, "parent_ref"))
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.delete(portal_key)
-            if parent_ref is not None:
-                pipe.srem(self._children_key(parent_ref), ref)
+            pipe.delete(self.portal_key(ref))
+            if link is not None:
+                pipe.hdel(self.sso_key(link.parent_sid), f"{CHILD}{ref}")
             deleted, *_ = await pipe.execute()
         await self._replicated()
         return bool(deleted)

@@ -119,7 +119,7 @@ async def test_ending_by_sid_sends_only_the_sid() -> None:
 async def test_a_request_the_callee_would_refuse_is_refused_before_it_is_sent() -> None:
     callee = Callee(201, {"session_id": SESSION_ID, "expires_at": 1})
     with pytest.raises(DependencyUnavailable):
-        await session_client(callee).start_portal("sid with spaces", "user-1", "alice", "a.b.c")
+        await session_client(callee).start_portal("sid with spaces", "user-1", "alice")
     assert callee.requests == []
 
 

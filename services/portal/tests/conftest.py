@@ -51,6 +51,8 @@ class FakeAuth:
     token_requests: list[dict[str, Any]] = field(default_factory=list)
     # Replaces the id_token the next exchange returns: f(default_claims) -> token
     make_id_token: Callable[[dict[str, Any]], str] | None = None
+    # Every id_token the token endpoint gave out
+    issued: list[str] = field(default_factory=list)
     # What the portal put into auth's audit trail
     audit_entries: list[dict[str, Any]] = field(default_factory=list)
 
@@ -92,6 +94,7 @@ class FakeAuth:
             "amr": ["pwd", "otp"],
         }
         token = self.make_id_token(claims) if self.make_id_token else self.id_token(claims)
+        self.issued.append(token)
         return httpx.Response(200, json={"id_token": token, "token_type": "Bearer"})
 
 
@@ -117,7 +120,7 @@ class FakeSessions:
         session_id = random_token()
         expires_at = int(self.clock.now()) + SESSION_LIFETIME
         self.sessions[session_id] = PortalSession(
-            signed_in.user_id, signed_in.username, signed_in.sid, signed_in.id_token, expires_at
+            signed_in.user_id, signed_in.username, signed_in.sid, expires_at
         )
         return NewPortalSession(session_id, expires_at)
 

@@ -291,6 +291,6 @@ async def test_codes_and_tokens_stay_out_of_the_logs(
 
     assert "/portal/callback" in logs
     (session_id,) = fake_sessions.sessions
-    (session,) = fake_sessions.sessions.values()
-    for secret in (code, session_id, session.id_token, query_of(location)["state"]):
+    (id_token,) = fake_auth.issued
+    for secret in (code, session_id, id_token, query_of(location)["state"]):
         assert secret not in logs

@@ -48,7 +48,7 @@ async def test_create_sends_the_id_token_claims_with_a_service_token(
     recorder = Recorder(201, {"session_id": "S" * 43, "expires_at": 1_700_043_200})
     store = store_with(recorder, portal_key, clock)
 
-    created = await store.create(SignedIn("user-1", "alice", "sid-1", "a.b.c"))
+    created = await store.create(SignedIn("user-1", "alice", "sid-1"))
 
     assert created is not None and created.session_id == "S" * 43
     (request,) = recorder.requests
@@ -57,7 +57,6 @@ async def test_create_sends_the_id_token_claims_with_a_service_token(
         "sid": "sid-1",
         "user_id": "user-1",
         "username": "alice",
-        "id_token": "a.b.c",
     }
     token = request.headers["authorization"].removeprefix("Bearer ")
     verifier = TokenVerifier(
@@ -70,7 +69,7 @@ async def test_a_404_means_no_session(portal_key: SigningKey) -> None:
     store = store_with(Recorder(404, {"error": "not_found"}), portal_key, FrozenClock())
 
     assert await store.find("S" * 43) is None
-    assert await store.create(SignedIn("user-1", "alice", "sid-1", "a.b.c")) is None
+    assert await store.create(SignedIn("user-1", "alice", "sid-1")) is None
     assert await store.end("S" * 43) is False
 
 

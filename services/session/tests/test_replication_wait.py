@@ -12,7 +12,6 @@ from .conftest import all_keys
 SSO = {
     "user_id": "u1",
     "username": "alice",
-    "sid": "sid-1",
     "amr": ["pwd", "otp"],
     "auth_time": 1,
     "expires_at": 100,

@@ -1,5 +1,8 @@
 """The session rules against the real Redis on 127.0.0.1:6379, under a prefix of each test's own."""
 
+import hashlib
+from typing import Any
+
 import pytest
 from redis.asyncio import Redis
 
@@ -13,18 +16,18 @@ HOUR = 3600
 
 
 async def test_session_ids_are_kept_only_as_their_sha256(
-    sessions: Sessions, redis: Redis, key_prefix: str
+    sessions: Sessions, store: SessionStore, redis: Redis, key_prefix: str
 ) -> None:
     sso = await sessions.start_sso("user-1", "alice", ["pwd", "otp"])
-    portal = await sessions.start_portal(sso.sid, "user-1", "alice", "id.token.here")
+    portal = await sessions.start_portal(sso.sid, "user-1")
     assert portal is not None
 
     stored = await everything_stored(redis, key_prefix)
 
     assert sso.session_id not in stored
     assert portal.session_id not in stored
-    assert f"{key_prefix}sso:{ref_of(sso.session_id)}" in await all_keys(redis, key_prefix)
-    assert f"{key_prefix}portal:{ref_of(portal.session_id)}" in await all_keys(redis, key_prefix)
+    assert store.sso_key(sso.sid) in await all_keys(redis, key_prefix)
+    assert store.portal_key(ref_of(portal.session_id)) in await all_keys(redis, key_prefix)
 
 
 async def test_ids_are_256_bit_random_and_sid_differs(sessions: Sessions) -> None:
@@ -33,14 +36,16 @@ async def test_ids_are_256_bit_random_and_sid_differs(sessions: Sessions) -> Non
 
     assert len(first.session_id) >= 43
     assert first.session_id != second.session_id
-    assert first.sid != first.session_id
+    assert first.sid != first.session_id and first.sid != second.sid
+    # The sid is 128 bits of the id's SHA-256: public, and no way back to the id.
+    assert first.sid == ref_of(first.session_id) and len(first.sid) == 22
 
 
 async def test_sso_session_lives_its_lifetime_and_lookups_do_not_extend_it(
-    sessions: Sessions, redis: Redis, key_prefix: str, clock: FrozenClock
+    sessions: Sessions, store: SessionStore, redis: Redis, clock: FrozenClock
 ) -> None:
     sso = await sessions.start_sso("user-1", "alice", ["pwd", "otp"])
-    key = f"{key_prefix}sso:{ref_of(sso.session_id)}"
+    key = store.sso_key(sso.sid)
 
     assert abs(await redis.ttl(key) - TWELVE_HOURS) <= 2
     assert sso.expires_at == sso.auth_time + TWELVE_HOURS == int(clock.now()) + TWELVE_HOURS
@@ -66,43 +71,43 @@ async def test_sso_session_ends_at_its_absolute_expiry_however_busy(
 
 
 async def test_portal_session_never_outlives_its_sso_session(
-    sessions: Sessions, redis: Redis, key_prefix: str, clock: FrozenClock
+    sessions: Sessions, store: SessionStore, redis: Redis, clock: FrozenClock
 ) -> None:
     sso = await sessions.start_sso("user-1", "alice", ["pwd", "otp"])
     clock.advance(11 * HOUR)
 
-    portal = await sessions.start_portal(sso.sid, "user-1", "alice", "id.token.here")
+    portal = await sessions.start_portal(sso.sid, "user-1")
 
     assert portal is not None
     assert portal.expires_at == sso.expires_at
-    ttl = await redis.ttl(f"{key_prefix}portal:{ref_of(portal.session_id)}")
+    ttl = await redis.ttl(store.portal_key(ref_of(portal.session_id)))
     assert abs(ttl - HOUR) <= 2
 
 
 async def test_portal_key_never_outlives_the_sso_key_itself(
-    sessions: Sessions, redis: Redis, key_prefix: str
+    sessions: Sessions, store: SessionStore, redis: Redis
 ) -> None:
     sso = await sessions.start_sso("user-1", "alice", ["pwd", "otp"])
     # Redis is the judge of when the SSO key goes, whatever the clock in hand says.
-    await redis.expire(f"{key_prefix}sso:{ref_of(sso.session_id)}", 100)
+    await redis.expire(store.sso_key(sso.sid), 100)
 
-    portal = await sessions.start_portal(sso.sid, "user-1", "alice", "id.token.here")
+    portal = await sessions.start_portal(sso.sid, "user-1")
 
     assert portal is not None
-    assert 0 < await redis.ttl(f"{key_prefix}portal:{ref_of(portal.session_id)}") <= 100
-    assert 0 < await redis.ttl(f"{key_prefix}children:{ref_of(sso.session_id)}") <= 100
+    assert 0 < await redis.ttl(store.portal_key(ref_of(portal.session_id))) <= 100
+    assert 0 < await redis.ttl(store.sso_key(sso.sid)) <= 100
 
 
 async def test_portal_session_keeps_its_own_shorter_lifetime(
-    store: SessionStore, redis: Redis, key_prefix: str, clock: FrozenClock
+    store: SessionStore, redis: Redis, clock: FrozenClock
 ) -> None:
     sessions = Sessions(store, clock, sso_lifetime_seconds=TWELVE_HOURS, portal_lifetime_seconds=HOUR)
     sso = await sessions.start_sso("user-1", "alice", ["pwd", "otp"])
 
-    portal = await sessions.start_portal(sso.sid, "user-1", "alice", "id.token.here")
+    portal = await sessions.start_portal(sso.sid, "user-1")
 
     assert portal is not None and portal.expires_at == int(clock.now()) + HOUR
-    ttl = await redis.ttl(f"{key_prefix}portal:{ref_of(portal.session_id)}")
+    ttl = await redis.ttl(store.portal_key(ref_of(portal.session_id)))
     assert abs(ttl - HOUR) <= 2
     clock.advance(HOUR)
     assert await sessions.find_portal(portal.session_id) is None
@@ -110,17 +115,17 @@ async def test_portal_session_keeps_its_own_shorter_lifetime(
 
 async def test_portal_lookup_returns_what_was_stored(sessions: Sessions) -> None:
     sso = await sessions.start_sso("user-1", "alice", ["pwd", "otp"])
-    portal = await sessions.start_portal(sso.sid, "user-1", "alice", "id.token.here")
+    portal = await sessions.start_portal(sso.sid, "user-1")
     assert portal is not None
 
     found = await sessions.find_portal(portal.session_id)
 
     assert found is not None
-    assert (found.user_id, found.username, found.sid, found.id_token) == (
+    assert (found.user_id, found.username, found.sid, found.expires_at) == (
         "user-1",
         "alice",
         sso.sid,
-        "id.token.here",
+        sso.expires_at,
     )
 
 
@@ -129,17 +134,17 @@ async def test_no_portal_session_without_a_live_sso_session_of_that_user(
 ) -> None:
     sso = await sessions.start_sso("user-1", "alice", ["pwd", "otp"])
 
-    assert await sessions.start_portal("no-such-sid", "user-1", "alice", "t") is None
-    assert await sessions.start_portal(sso.sid, "user-2", "mallory", "t") is None
+    assert await sessions.start_portal("no-such-sid", "user-1") is None
+    assert await sessions.start_portal(sso.sid, "user-2") is None
     clock.advance(TWELVE_HOURS)
-    assert await sessions.start_portal(sso.sid, "user-1", "alice", "t") is None
+    assert await sessions.start_portal(sso.sid, "user-1") is None
 
 
 async def test_ending_the_sso_session_ends_its_portal_sessions(
     sessions: Sessions, redis: Redis, key_prefix: str
 ) -> None:
     sso = await sessions.start_sso("user-1", "alice", ["pwd", "otp"])
-    portals = [await sessions.start_portal(sso.sid, "user-1", "alice", "t") for _ in range(2)]
+    portals = [await sessions.start_portal(sso.sid, "user-1") for _ in range(2)]
 
     assert await sessions.end_sso(sid=sso.sid) is True
 
@@ -160,22 +165,61 @@ async def test_ending_by_session_id_reports_whether_it_was_live(sessions: Sessio
 
 
 async def test_portal_lookup_fails_as_soon_as_the_sso_key_is_gone(
-    sessions: Sessions, redis: Redis, key_prefix: str
+    sessions: Sessions, store: SessionStore, redis: Redis
 ) -> None:
     sso = await sessions.start_sso("user-1", "alice", ["pwd", "otp"])
-    portal = await sessions.start_portal(sso.sid, "user-1", "alice", "t")
+    portal = await sessions.start_portal(sso.sid, "user-1")
     assert portal is not None
 
     # As when Redis expires the SSO key: the portal key itself is still there.
-    await redis.delete(f"{key_prefix}sso:{ref_of(sso.session_id)}")
+    await redis.delete(store.sso_key(sso.sid))
 
-    assert await redis.exists(f"{key_prefix}portal:{ref_of(portal.session_id)}")
+    assert await redis.exists(store.portal_key(ref_of(portal.session_id)))
     assert await sessions.find_portal(portal.session_id) is None
+
+
+async def test_a_portal_session_its_sso_session_no_longer_lists_is_gone(
+    sessions: Sessions, store: SessionStore, redis: Redis
+) -> None:
+    sso = await sessions.start_sso("user-1", "alice", ["pwd", "otp"])
+    portal = await sessions.start_portal(sso.sid, "user-1")
+    assert portal is not None and await sessions.find_portal(portal.session_id) is not None
+
+    await redis.hdel(store.sso_key(sso.sid), f"p{ref_of(portal.session_id)}")
+
+    assert await redis.exists(store.portal_key(ref_of(portal.session_id)))
+    assert await sessions.find_portal(portal.session_id) is None
+
+
+async def test_a_key_of_the_layout_before_issue_11_is_no_session(
+    sessions: Sessions, store: SessionStore, redis: Redis, key_prefix: str
+) -> None:
+    """At an upgrade, Redis still holds sessions of the old layout: they are absent, never an error."""
+    sso = await sessions.start_sso("user-1", "alice", ["pwd", "otp"])
+    old_id = "o" * 43
+    old_ref = hashlib.sha256(old_id.encode()).hexdigest()
+    fields: dict[Any, Any] = {
+        "user_id": "user-1", "username": "alice", "sid": "old-sid", "amr": '["pwd", "otp"]'
+    }  # fmt: skip
+    await redis.hset(f"{key_prefix}sso:{old_ref}", mapping={**fields, "auth_time": 1, "expires_at": 2**40})
+    await redis.set(f"{key_prefix}sid:old-sid", old_ref)
+    await redis.sadd(f"{key_prefix}user:user-1", old_ref)
+    await redis.zadd(f"{key_prefix}live-sso", {old_ref: 1})
+    # The old names under the new ones too: an old key where a new one would be is no session.
+    await redis.hset(store.sso_key(ref_of(old_id)), mapping=fields)
+
+    assert await sessions.find_sso(old_id) is None
+    assert await sessions.end_sso(sid="old-sid") is False
+    assert await sessions.start_portal("old-sid", "user-1") is None
+    assert [record.sid for record, _ in await store.user_sso_sessions("user-1")] == [sso.sid]
+    assert await sessions.revoke_user("user-1") == 1
+    assert await store.count_live_sso(100) == 0
+    assert not await redis.exists(f"{key_prefix}live-sso")
 
 
 async def test_ending_a_portal_session_leaves_the_sso_session(sessions: Sessions) -> None:
     sso = await sessions.start_sso("user-1", "alice", ["pwd", "otp"])
-    portal = await sessions.start_portal(sso.sid, "user-1", "alice", "t")
+    portal = await sessions.start_portal(sso.sid, "user-1")
     assert portal is not None
 
     assert await sessions.end_portal(portal.session_id) is True
@@ -189,9 +233,9 @@ async def test_revoke_user_ends_every_session_of_that_user_only(
     sessions: Sessions, store: SessionStore, redis: Redis, key_prefix: str
 ) -> None:
     alice_sso = [await sessions.start_sso("user-1", "alice", ["pwd", "otp"]) for _ in range(2)]
-    alice_portals = [await sessions.start_portal(sso.sid, "user-1", "alice", "t") for sso in alice_sso]
+    alice_portals = [await sessions.start_portal(sso.sid, "user-1") for sso in alice_sso]
     bob_sso = await sessions.start_sso("user-2", "bob", ["pwd", "otp"])
-    bob_portal = await sessions.start_portal(bob_sso.sid, "user-2", "bob", "t")
+    bob_portal = await sessions.start_portal(bob_sso.sid, "user-2")
     assert bob_portal is not None
 
     listed = await store.user_sso_sessions("user-1")
@@ -223,9 +267,9 @@ async def test_idle_sso_session_ends_and_use_keeps_it_alive(
         idle_timeout_seconds=600,
     )
     sso = await sessions.start_sso("user-1", "alice", ["pwd", "otp"])
-    portal = await sessions.start_portal(sso.sid, "user-1", "alice", "t")
+    portal = await sessions.start_portal(sso.sid, "user-1")
     assert portal is not None
-    key = f"{key_prefix}sso:{ref_of(sso.session_id)}"
+    key = store.sso_key(sso.sid)
     await redis.expire(key, 5000)
 
     clock.advance(500)
@@ -249,8 +293,8 @@ async def test_sso_lifetime_follows_the_setting(
     sessions = Sessions(store, clock, sso_lifetime_seconds=lifetime, portal_lifetime_seconds=TWELVE_HOURS)
     sso = await sessions.start_sso("user-1", "alice", ["pwd", "otp"])
 
-    assert abs(await redis.ttl(f"{key_prefix}sso:{ref_of(sso.session_id)}") - lifetime) <= 2
-    assert abs(await redis.ttl(f"{key_prefix}sid:{sso.sid}") - lifetime) <= 2
+    assert abs(await redis.ttl(store.sso_key(sso.sid)) - lifetime) <= 2
+    assert abs(await redis.ttl(store.user_key("user-1")) - lifetime) <= 2
 
 
 async def test_only_the_newest_portal_sessions_of_an_sso_session_stay(
@@ -265,14 +309,16 @@ async def test_only_the_newest_portal_sessions_of_an_sso_session_stay(
     )
     sso = await sessions.start_sso("user-1", "alice", ["pwd", "otp"])
     other = await sessions.start_sso("user-1", "alice", ["pwd", "otp"])
-    elsewhere = await sessions.start_portal(other.sid, "user-1", "alice", "t")
+    elsewhere = await sessions.start_portal(other.sid, "user-1")
     made = []
     for _ in range(10):
-        portal = await sessions.start_portal(sso.sid, "user-1", "alice", "t")
+        portal = await sessions.start_portal(sso.sid, "user-1")
         assert portal is not None
         made.append(portal.session_id)
         clock.advance(0.001)
     live = [session_id for session_id in made if await sessions.find_portal(session_id) is not None]
     assert live == made[-3:], "the oldest go"
-    assert len(await all_keys(redis, f"{key_prefix}portal:")) == 4
+    assert len(await all_keys(redis, store.portal_key(""))) == 4
+    parent = await store.get_sso_by_sid(sso.sid)
+    assert parent is not None and len(parent.children) == 3
     assert elsewhere is not None and await sessions.find_portal(elsewhere.session_id) is not None
