@@ -86,7 +86,8 @@ def test_five_wrong_codes_lock_the_account_for_code_and_password(
     for _ in range(5):
         assert attacker.enter_code(page, wrong).status == 401
     refused = attacker.enter_code(page, right)
-    assert refused.status == 401, "locked: even the right code is refused"
+    assert refused.status == 429, "locked: even the right code is refused"
+    assert "Too many attempts" in error_of(refused), "after the password, the lock is told"
 
     owner = customers()
     locked = owner.enter_password(password_page(owner, account.name), account.password)

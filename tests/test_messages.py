@@ -1,8 +1,11 @@
 """The messages a customer can meet, through nginx, in English and French: an expired sign-in or
 set-up (with its Start again button), a locked account, and the gateway's own pages."""
 
+import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import asyncpg
 import pytest
@@ -95,6 +98,13 @@ def to_code_page(customer: Customer, account: Account) -> Answer:
     page = customer.enter_password(page, account.password)
     assert (page.status, page.path) == (200, "/mfa/"), page.text[:300]
     return page
+
+
+def first_login(customer: Customer, account: Account) -> Answer:
+    """The first sign-in with its set-up, in any language: the portal page."""
+    page = to_code_page(customer, account)
+    account.secret = page.by_id("totp-secret").replace(" ", "")
+    return customer.press_continue(customer.enter_setup_code(page, totp_now(account.secret)))
 
 
 def assert_start_again_page(page: Answer, language: str, message: str) -> None:
@@ -205,5 +215,159 @@ def test_in_chromium_the_expired_set_up_button_starts_again_and_ends_at_the_port
         page.get_by_role("link", name=words["continue"]).click()
         assert page.url == stack.gateway_url + "/portal/"
         assert account.name in page.locator("main").inner_text()
+    finally:
+        context.close()
+
+
+# A locked account (docs/security.md, "Locks"): told to who has the password, or a known browser.
+
+LOCKED = {
+    "en": "Too many attempts: sign-in to this account is paused. Try again in {n} {unit}, at",
+    "fr": "Trop de tentatives : la connexion à ce compte est suspendue. Réessayez dans {n} {unit}, à",
+}
+MINUTE = {"en": ("minute", "minutes"), "fr": ("minute", "minutes")}
+INVALID = {"en": "Invalid username or password.", "fr": "Nom d'utilisateur ou mot de passe incorrect."}
+WRONG_CODE = {"en": "That code didn't work.", "fr": "Ce code n'a pas fonctionné."}
+
+
+def error_of(page: Answer) -> str:
+    error = page.soup.find(class_="error")
+    return error.get_text(" ", strip=True) if error else ""
+
+
+def wrong_code_for(secret: str) -> str:
+    return f"{(int(totp_now(secret, offset_steps=1)) + 123_457) % 1_000_000:06d}"
+
+
+def assert_lock_message(page: Answer, language: str, minutes: int, before: float, after: float) -> None:
+    assert page.status == 429, (page.status, page.text[:300])
+    unit = MINUTE[language][0 if minutes == 1 else 1]
+    assert LOCKED[language].format(n=minutes, unit=unit) in error_of(page), error_of(page)
+    moment = page.soup.find("p", class_="error").find("time")
+    assert moment is not None
+    until = datetime.fromisoformat(moment["datetime"].replace("Z", "+00:00")).timestamp()
+    # The lock's end, to the second, as the server's clock saw it.
+    assert before + minutes * 60 - 61 <= until <= after + minutes * 60 + 1, (
+        moment["datetime"],
+        before,
+        after,
+    )
+    assert moment.get_text(strip=True) == datetime.fromtimestamp(until, UTC).strftime("%H:%M UTC")
+    assert 0 < int(page.response.headers["retry-after"]) <= minutes * 60
+
+
+def password_page(customer: Customer, name: str) -> Answer:
+    return customer.enter_username(customer.get("/portal/login"), name)
+
+
+@pytest.mark.parametrize("language", ["en", "fr"])
+def test_without_the_password_a_lock_looks_exactly_like_a_wrong_password(
+    stack: Stack, customers: Callable[[str], Customer], language: str
+) -> None:
+    account = add_user(stack)
+    attacker = customers(language)
+    page = password_page(attacker, account.name)
+    before = attacker.enter_password(page, "wrong 0")
+    for attempt in range(1, 11):
+        attacker.enter_password(page, f"wrong {attempt}")
+    # Locked now. A guess, the right one even, from the attacker or any other unknown browser:
+    for guesser, guess in ((attacker, "wrong 11"), (attacker, account.password), (customers(language), "x")):
+        locked = guesser.enter_password(password_page(guesser, account.name), guess)
+        assert (
+            (locked.status, error_of(locked)) == (before.status, error_of(before)) == (401, INVALID[language])
+        )
+        assert "retry-after" not in locked.response.headers
+        assert locked.soup.find("time") is None
+        # The whole page is the wrong password's page, but for this browser's own form token.
+        assert _without_csrf(locked.text) == _without_csrf(before.text)
+
+
+def _without_csrf(text: str) -> str:
+    return " ".join(word for word in text.split() if len(word) < 60)
+
+
+@pytest.mark.parametrize("language", ["en", "fr"])
+def test_after_the_password_a_locked_account_is_told_how_long_to_wait(
+    stack: Stack, customers: Callable[[str], Customer], language: str
+) -> None:
+    account = add_user(stack)
+    first_login(customers(language), account)
+    customer = customers(language)
+    page = to_code_page(customer, account)
+    for _ in range(5):
+        wrong = customer.enter_code(page, wrong_code_for(account.secret))
+        assert (wrong.status, WRONG_CODE[language] in error_of(wrong)) == (401, True)
+    started = time.time()
+    locked = customer.enter_code(page, totp_now(account.secret, offset_steps=1))
+    assert_lock_message(locked, language, 1, started, time.time())
+    # The next try, too, says how long is left (the customer's wait, not a fresh one).
+    again = customer.enter_code(page, totp_now(account.secret, offset_steps=1))
+    assert_lock_message(again, language, 1, started, time.time())
+    # The form is still there, for when the wait is over.
+    assert again.form("/mfa/verify")["csrf_token"]
+
+
+@pytest.mark.parametrize("language", ["en", "fr"])
+def test_a_known_browser_is_told_how_long_to_wait_at_the_password_step(
+    stack: Stack, customers: Callable[[str], Customer], language: str
+) -> None:
+    account = add_user(stack)
+    owner = customers(language)
+    portal = first_login(owner, account)  # this browser is now known to the account (its device cookie)
+    assert owner.submit(portal, "/portal/logout-everywhere").path == "/"
+    page = password_page(owner, account.name)
+    for attempt in range(10):
+        assert error_of(owner.enter_password(page, f"typo {attempt}")) == INVALID[language]
+    started = time.time()
+    locked = owner.enter_password(page, "typo 10")
+    assert_lock_message(locked, language, 1, started, time.time())
+    # An unknown browser learns nothing of it: its wrong password is just that.
+    stranger = customers(language)
+    answer = stranger.enter_password(password_page(stranger, account.name), "a guess")
+    assert (answer.status, error_of(answer)) == (401, INVALID[language])
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize(
+    ("device", "language", "zone"),
+    [(DESKTOP, "en", "America/New_York"), (PHONE, "fr", "Asia/Tokyo"), (PHONE, "en", "Europe/Paris")],
+    ids=["desktop-en", "phone-fr", "phone-en"],
+)
+def test_in_chromium_the_lock_message_shows_the_local_time(
+    stack: Stack, browser: Browser, device: dict[str, Any], language: str, zone: str
+) -> None:
+    words = WORDS[language]
+    label = f"{'phone' if device is PHONE else 'desktop'}-{language}"
+    account = add_user(stack)
+    enrolling = Customer(stack.gateway_url)
+    try:
+        first_login(enrolling, account)
+    finally:
+        enrolling.close()
+    context = browser.new_context(
+        **{**device, "locale": "fr-FR" if language == "fr" else "en-GB", "timezone_id": zone}
+    )
+    page = context.new_page()
+    try:
+        page.goto(stack.gateway_url + "/portal/login")
+        page.get_by_label(words["username"]).fill(account.name)
+        page.get_by_role("button", name=words["log_in"]).click()
+        page.get_by_label(words["password"]).fill(account.password)
+        page.get_by_role("button", name=words["continue"]).click()
+        for _ in range(6):  # five wrong codes, then the lock
+            page.get_by_label(words["code"]).fill(wrong_code_for(account.secret))
+            page.get_by_role("button", name=words["continue"]).click()
+            page.get_by_role("alert").wait_for()
+        alert = page.get_by_role("alert").inner_text()
+        assert alert.startswith(LOCKED[language].format(n=1, unit="minute")), alert
+        moment = page.locator("p.error time")
+        until = datetime.fromisoformat(str(moment.get_attribute("datetime")).replace("Z", "+00:00"))
+        local = until.astimezone(ZoneInfo(zone))
+        shown = moment.inner_text()
+        # The script wrote it in the browser's zone (24-hour in en-GB and fr).
+        assert local.strftime("%H:%M") in shown, (shown, local)
+        assert until.strftime("%H:%M UTC") not in shown
+        keep_screenshot(page, f"{label}-locked")
+        assert_accessible(page)
     finally:
         context.close()

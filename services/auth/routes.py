@@ -9,6 +9,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from markupsafe import Markup
 
 from services.common.errors import BadRequest, Forbidden
 from services.common.i18n import Text
@@ -21,6 +22,8 @@ from services.common.web import (
     check_csrf,
     client_ip,
     delete_cookie,
+    lock_message,
+    retry_after,
     rotate_browser_id,
     set_cookie,
     user_agent,
@@ -41,6 +44,7 @@ from .audit import Actor
 from .device_cookies import DEVICE_COOKIE
 from .login_flow import Step
 from .oidc import AuthorizeError, AuthorizeRequest, TokenError
+from .sign_in import Locked
 from .sso_sessions import SsoSession
 from .state import AuthState, State
 
@@ -146,6 +150,8 @@ def _render_step(
         "password.html",
         status_code,
         error=error,
+        # A lock's message holds a <time>, which local-time.js shows in the browser's time zone.
+        local_time=isinstance(error, Markup),
         login_name=step.claims["login_name"],
         restart_url=restart_url,
     )
@@ -182,6 +188,14 @@ async def sign_in_password(
     account = username_key(login_name)
     device = state.device_cookies.device_for(request.cookies.get(DEVICE_COOKIE), account)
     user = await state.sign_in.check_password(login_name, password, _actor(request), device)
+    if isinstance(user, Locked):
+        # Only a known browser (its device cookie) learns of a lock; to any other it is a wrong password.
+        log.info("sign-in refused at the password step: a known browser is locked out")
+        page = _render_step(
+            request, state, step, error=lock_message(user.seconds, state.clock.now()), status_code=429
+        )
+        page.headers.update(retry_after(user.seconds))
+        return page
     if user is None:
         log.info("sign-in refused at the password step")
         return _render_step(request, state, step, error=INVALID_CREDENTIALS, status_code=401)
@@ -408,10 +422,12 @@ Caller = Annotated[str, Depends(calling_service)]
 @internal.post(ATTEMPT_BEGIN.path, status_code=ATTEMPT_BEGIN.status_code)
 async def code_attempt_begin(body: CodeAttempt, state: State, caller: Caller) -> AttemptDecision:
     ATTEMPT_BEGIN.allow(caller)
-    allowed = await state.sign_in.begin_code_attempt(
+    verdict = await state.sign_in.begin_code_attempt(
         body.account, Actor(ip=body.ip, user_agent=""), body.device
     )
-    return AttemptDecision(allowed=allowed)
+    if verdict.allowed:
+        return AttemptDecision(allowed=True)
+    return AttemptDecision(allowed=False, locked_seconds=max(-1, verdict.lock_seconds))
 
 
 @internal.post(ATTEMPT_SUCCEEDED.path, status_code=ATTEMPT_SUCCEEDED.status_code)

@@ -1,11 +1,20 @@
 """The rules of the password step and of sign-in attempts: throttled, audited, enumeration-safe."""
 
+from dataclasses import dataclass
+
 from services.common.metrics import LOCKOUTS
 
 from .accounts import Accounts, username_key
 from .audit import Actor, AuditLog
 from .store import User
 from .throttle import AttemptKind, Throttle, Verdict
+
+
+@dataclass(frozen=True)
+class Locked:
+    """A refused password attempt of a known browser: the seconds to wait, -1 until an unlock."""
+
+    seconds: int
 
 
 class SignInSteps:
@@ -27,16 +36,19 @@ class SignInSteps:
 
     async def check_password(
         self, login_name: str, password: str, actor: Actor, device: str | None = None
-    ) -> User | None:
-        """The user when the password is right and the account may sign in; else None, whatever the reason.
+    ) -> User | Locked | None:
+        """The user when the password is right and the account may sign in; else None, whatever
+        the reason, except for a known browser that is locked out: Locked, with its wait.
 
-        `device`: this browser's device id for the account (a known browser), or None.
+        `device`: this browser's device id for the account (a known browser), or None. Its device
+        cookie, which only a completed sign-in of this account earns, is what may learn of a lock;
+        to any other browser a lock looks like a wrong password (docs/security.md, "Locks").
         """
         account = username_key(login_name)
         verdict = await self.throttle.begin(AttemptKind.PASSWORD, account, actor.ip, device)
         if not verdict.allowed:
             await self._refused(AttemptKind.PASSWORD, verdict, await self.accounts.lookup(login_name), actor)
-            return None
+            return Locked(verdict.lock_seconds) if device is not None else None
         result = await self.accounts.authenticate(login_name, password)
         await self._address_noisy(verdict, result.known, actor)
         await self.audit.record(
@@ -50,14 +62,14 @@ class SignInSteps:
             await self.throttle.succeeded(AttemptKind.PASSWORD, account, actor.ip, device)
         return result.user
 
-    async def begin_code_attempt(self, account: str, actor: Actor, device: str | None = None) -> bool:
-        """Counts a code attempt for mfa before it checks the code; False: refuse it unchecked."""
+    async def begin_code_attempt(self, account: str, actor: Actor, device: str | None = None) -> Verdict:
+        """Counts a code attempt for mfa before it checks the code; not allowed: refuse it unchecked."""
         verdict = await self.throttle.begin(AttemptKind.OTP, account, actor.ip, device)
         if not verdict.allowed:
             await self._refused(AttemptKind.OTP, verdict, await self.accounts.lookup(account), actor)
         else:
             await self._address_noisy(verdict, await self.accounts.lookup(account), actor)
-        return verdict.allowed
+        return verdict
 
     async def code_accepted(self, account: str, actor: Actor, device: str | None = None) -> None:
         await self.throttle.succeeded(AttemptKind.OTP, account, actor.ip, device)

@@ -20,6 +20,7 @@ class AttemptKind(StrEnum):
 class Verdict:
     allowed: bool
     reason: str
+    # A refused attempt's wait: the seconds its lock has left, -1 until an unlock.
     lock_seconds: int = 0
     # Counted on this browser's device cookie, not on the account's unknown browsers.
     known_browser: bool = False

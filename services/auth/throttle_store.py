@@ -14,7 +14,8 @@ from services.common.redis_client import RedisClient, key_prefix_for
 # may expire with the longest-lived device cookie.
 DEVICE_KEY_TTL_SECONDS = 400 * 24 * 3600
 
-# Counts the attempt before the guess is checked. Returns {allowed, reason, lock_seconds, browser}.
+# Counts the attempt before the guess is checked. Returns {allowed, reason, lock_seconds, browser}:
+# lock_seconds is the wait of a refused attempt (-1: until an unlock), 0 for an allowed one.
 # The address is counted too, but never refuses: past its limit it is only marked noisy.
 BEGIN_ATTEMPT = """
 local limit, window, base, max_wait = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
@@ -23,7 +24,12 @@ local known, device_ttl = ARGV[7] == '1', tonumber(ARGV[8])
 local first, browser = 1, 'unknown'
 if known and redis.call('EXISTS', KEYS[5]) == 0 then first, browser = 5, 'known' end
 local lock, fails, consecutive, level = KEYS[first], KEYS[first + 1], KEYS[first + 2], KEYS[first + 3]
-if redis.call('EXISTS', lock) == 1 then return {0, 'locked', 0, browser} end
+if redis.call('EXISTS', lock) == 1 then
+  -- The seconds the lock has left; -1: until an unlock (a device's has an expiry all the same).
+  local left = redis.call('TTL', lock)
+  if redis.call('GET', lock) == 'until-unlock' then left = -1 end
+  return {0, 'locked', left, browser}
+end
 local reason = 'ok'
 local ip_count = redis.call('INCR', KEYS[9])
 if ip_count == 1 then redis.call('EXPIRE', KEYS[9], window) end

@@ -2,12 +2,14 @@
 
 import hashlib
 import hmac
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import jinja2
 from fastapi import Request
 from fastapi.responses import HTMLResponse, Response
+from markupsafe import Markup, escape
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .clock import random_token
@@ -234,3 +236,37 @@ class Pages:
             message=message,
             start_again_url=START_AGAIN_URL if start_again else None,
         )
+
+
+LOCKED_UNTIL_UNLOCK = _(
+    "Too many attempts: sign-in to this account is locked. Please contact customer support to unlock it."
+)
+LOCKED_FOR_A_WHILE = _("Too many attempts: sign-in to this account is paused. Please try again later.")
+
+
+def lock_message(seconds: int, now: float) -> Markup:
+    """What a customer who may learn of a lock is told (docs/security.md, "Locks"): how long to
+    wait, and until when, as a <time> in UTC that local-time.js shows in the browser's own zone.
+
+    seconds: the lock's wait, -1 until support unlocks it, 0 if unknown.
+    """
+    if seconds < 0:
+        return escape(str(LOCKED_UNTIL_UNLOCK))
+    if seconds == 0:
+        return escape(str(LOCKED_FOR_A_WHILE))
+    minutes = max(1, -(-seconds // 60))
+    until = datetime.fromtimestamp(now + seconds, UTC)
+    moment = Markup('<time datetime="{}">{}</time>').format(
+        until.strftime("%Y-%m-%dT%H:%M:%SZ"), until.strftime("%H:%M UTC")
+    )
+    template = ngettext_now(
+        "Too many attempts: sign-in to this account is paused. Try again in %(n)d minute, at %(time)s.",
+        "Too many attempts: sign-in to this account is paused. Try again in %(n)d minutes, at %(time)s.",
+        minutes,
+    )
+    return escape(template) % {"n": minutes, "time": moment}
+
+
+def retry_after(seconds: int) -> dict[str, str]:
+    """The Retry-After header of a locked answer, when the wait is known."""
+    return {"retry-after": str(seconds)} if seconds > 0 else {}

@@ -23,6 +23,9 @@ class CodeAttempt(Contract):
 class AttemptDecision(Contract):
     # Only a plain true lets a code be checked: "yes" or 1 is an answer outside the contract.
     allowed: StrictBool
+    # A refused attempt's wait, for the customer's message: the seconds the lock has left, -1
+    # until an unlock. None when allowed.
+    locked_seconds: int | None = Field(default=None, ge=-1)
 
 
 class Acknowledged(Contract):
@@ -59,12 +62,11 @@ AUDIT_RECORD = Endpoint(
 class AuthInternalClient(ContractClient):
     """auth's /internal/ API, as mfa and the portal call it."""
 
-    async def begin_attempt(self, account: str, ip: str, device: str | None = None) -> bool:
-        """Counts the attempt; True only if auth plainly says the code may be checked."""
-        decision = await self.expect(
+    async def begin_attempt(self, account: str, ip: str, device: str | None = None) -> AttemptDecision:
+        """Counts the attempt; only `allowed` (a plain true from auth) lets the code be checked."""
+        return await self.expect(
             ATTEMPT_BEGIN, lambda: CodeAttempt(kind="otp", account=account, ip=ip, device=device)
         )
-        return decision.allowed
 
     async def attempt_succeeded(self, account: str, ip: str, device: str | None = None) -> None:
         await self.expect(

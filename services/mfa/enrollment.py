@@ -25,7 +25,6 @@ class Outcome(Enum):
     OK = "ok"
     WRONG_CODE = "wrong_code"
     CODE_ALREADY_USED = "code_already_used"
-    LOCKED_OUT = "locked_out"
     ALREADY_ENROLLED = "already_enrolled"
     # The set-up this browser was shown has expired: its QR is no good any more.
     SETUP_EXPIRED = "setup_expired"
@@ -46,6 +45,14 @@ class ClockSkew:
     @property
     def ahead(self) -> bool:
         return self.seconds > 0
+
+
+@dataclass(frozen=True)
+class Locked:
+    """auth refused the attempt unchecked: the seconds its lock has left, -1 until an unlock,
+    0 if auth did not say. Told to the customer: only someone with the password gets here."""
+
+    seconds: int
 
 
 @dataclass(frozen=True)
@@ -145,19 +152,20 @@ class Enrollment:
 
     async def verify(
         self, user: User, account: str, code: str, origin: Origin, device: str | None = None
-    ) -> Outcome | ClockSkew:
+    ) -> Outcome | ClockSkew | Locked:
         """Checks a code from the user's bound authenticator; each step is good once.
 
         auth counts the attempt first (per account and IP, on every replica) and may refuse
-        it: then the code is not even looked at, and the answer is that of a wrong code.
+        it: then the code is not even looked at, and the answer is Locked with auth's wait.
         """
         credential = await self.store.get_credential(user.id)
         if credential is None:
             return Outcome.NOT_ENROLLED
-        if not await self.throttle.begin(account, origin.ip, device):
+        decision = await self.throttle.admit(account, origin.ip, device)
+        if not decision.allowed:
             log.warning("totp verify refused for user_id=%s: sign-in locked by auth", user.id)
             await self._record(SIGN_IN_OTP, "locked", user, origin)
-            return Outcome.LOCKED_OUT
+            return Locked(decision.locked_seconds or 0)
         secret = self.box.open(user.id, credential.secret_ciphertext)
         now = self.clock.now()
         check = self.totp.check(secret, code, now)

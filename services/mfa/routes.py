@@ -4,6 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from markupsafe import Markup
 
 from services.common.errors import Forbidden, ServiceError
 from services.common.i18n import Text, ngettext_now
@@ -15,12 +16,14 @@ from services.common.web import (
     browser_binding,
     check_csrf,
     client_ip,
+    lock_message,
+    retry_after,
     set_cookie,
     user_agent,
 )
 
 from .audit import SIGN_IN_OTP, Origin
-from .enrollment import ClockSkew, Outcome, PendingSetup
+from .enrollment import ClockSkew, Locked, Outcome, PendingSetup
 from .login_step import OtpStep, StepReplayed
 from .qr import qr_data_uri
 from .state import MfaState, State
@@ -111,7 +114,11 @@ def setup_page(
 def code_page(
     request: Request, state: MfaState, status_code: int = 200, error: Text | None = None
 ) -> HTMLResponse:
-    return state.pages.render(request, "code.html", status_code=status_code, error=error)
+    # A lock's message holds a <time>, which local-time.js shows in the browser's time zone.
+    local_time = isinstance(error, Markup)
+    return state.pages.render(
+        request, "code.html", status_code=status_code, error=error, local_time=local_time
+    )
 
 
 async def complete_login(
@@ -175,12 +182,18 @@ async def mfa_verify(
         return await complete_login(request, state, step, enrolled=False)
     if outcome is Outcome.NOT_ENROLLED:
         return RedirectResponse("/mfa/", status_code=303)
+    if isinstance(outcome, Locked):
+        # After the password: telling of the lock gives away nothing its holder does not know.
+        page = code_page(
+            request, state, status_code=429, error=lock_message(outcome.seconds, state.enrollment.clock.now())
+        )
+        page.headers.update(retry_after(outcome.seconds))
+        return page
     error: Text
     if isinstance(outcome, ClockSkew):
         error = clock_skew_hint(outcome)
     elif outcome is Outcome.CODE_ALREADY_USED:
         error = CODE_ALREADY_USED
     else:
-        # A locked account gets exactly a wrong code's answer: a guesser learns nothing.
         error = WRONG_CODE
     return code_page(request, state, status_code=401, error=error)

@@ -8,7 +8,7 @@ import logging
 from typing import Protocol
 
 from services.common.errors import DependencyUnavailable
-from services.contracts.auth import AuthInternalClient
+from services.contracts.auth import AttemptDecision, AuthInternalClient
 
 log = logging.getLogger(__name__)
 
@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 class SignInThrottle(Protocol):
     """`device`: the otp step token's claim, so a known browser's codes count on their own."""
 
-    async def begin(self, account: str, ip: str, device: str | None = None) -> bool: ...
+    async def admit(self, account: str, ip: str, device: str | None = None) -> AttemptDecision: ...
 
     async def succeeded(self, account: str, ip: str, device: str | None = None) -> None: ...
 
@@ -27,8 +27,9 @@ class AuthThrottle:
     def __init__(self, auth: AuthInternalClient) -> None:
         self.auth = auth
 
-    async def begin(self, account: str, ip: str, device: str | None = None) -> bool:
-        """Counts the attempt; True only if auth plainly says the code may be checked.
+    async def admit(self, account: str, ip: str, device: str | None = None) -> AttemptDecision:
+        """Counts the attempt; the code may be checked only if auth plainly says `allowed`. When
+        refused, the decision carries the lock's wait for the customer's message.
 
         Without an answer in the contract (a 404 is a missing endpoint), no code is checked:
         DependencyUnavailable.

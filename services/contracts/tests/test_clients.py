@@ -127,7 +127,7 @@ async def test_a_request_the_callee_would_refuse_is_refused_before_it_is_sent() 
 async def test_begin_attempt_reads_a_plain_boolean(body: Any, allowed: bool) -> None:
     callee = Callee(200, body)
     client = AuthInternalClient(service_client(callee, "mfa", "auth"))
-    assert await client.begin_attempt("alice", "203.0.113.9") is allowed
+    assert (await client.begin_attempt("alice", "203.0.113.9")).allowed is allowed
     assert callee.sent() == [
         ("/internal/attempts/begin", {"kind": "otp", "account": "alice", "ip": "203.0.113.9"})
     ]

@@ -4,6 +4,7 @@ from dataclasses import asdict, replace
 from datetime import datetime
 from typing import Any
 
+from services.contracts.auth import AttemptDecision
 from services.mfa.store import AuditEvent, TotpCredential
 
 
@@ -92,17 +93,18 @@ class InMemoryStore:
 class FakeThrottle:
     """auth's /internal/attempts: counts each attempt up front, refuses after max_failures."""
 
-    def __init__(self, max_failures: int = 5) -> None:
+    def __init__(self, max_failures: int = 5, lock_seconds: int = 840) -> None:
         self.max_failures = max_failures
+        self.lock_seconds = lock_seconds
         self.failures: dict[str, int] = {}
         self.calls: list[tuple[str, str, str]] = []
 
-    async def begin(self, account: str, ip: str, device: str | None = None) -> bool:
+    async def admit(self, account: str, ip: str, device: str | None = None) -> AttemptDecision:
         self.calls.append(("begin", account, ip))
         if self.failures.get(account, 0) >= self.max_failures:
-            return False
+            return AttemptDecision(allowed=False, locked_seconds=self.lock_seconds)
         self.failures[account] = self.failures.get(account, 0) + 1
-        return True
+        return AttemptDecision(allowed=True)
 
     async def succeeded(self, account: str, ip: str, device: str | None = None) -> None:
         self.calls.append(("succeeded", account, ip))

@@ -5,7 +5,7 @@ import pytest
 
 from services.common.clock import FrozenClock
 from services.mfa.audit import Origin
-from services.mfa.enrollment import ClockSkew, Enrollment, Outcome, PendingSetup, User
+from services.mfa.enrollment import ClockSkew, Enrollment, Locked, Outcome, PendingSetup, User
 from services.mfa.secret_box import SecretBox
 from services.mfa.totp import TotpVerifier
 
@@ -48,7 +48,7 @@ def account_of(user: User) -> str:
     return user.username.casefold()
 
 
-async def verify(enrollment: Enrollment, user: User, code: str) -> Outcome | ClockSkew:
+async def verify(enrollment: Enrollment, user: User, code: str) -> Outcome | ClockSkew | Locked:
     return await enrollment.verify(user, account_of(user), code, HERE)
 
 
@@ -255,7 +255,7 @@ async def test_while_auth_refuses_even_the_right_code_is_not_checked(
     for _ in range(3):
         assert await verify(enrollment, ALICE, wrong_code(secret, clock)) is Outcome.WRONG_CODE
     code = code_for(secret, clock)
-    assert await verify(enrollment, ALICE, code) is Outcome.LOCKED_OUT
+    assert await verify(enrollment, ALICE, code) == Locked(840)
     assert ("succeeded", "alice", HERE.ip) not in throttle.calls
     # The code was never looked at, so its step is still unused once auth lets attempts in.
     used_before = store.credentials[ALICE.id].last_used_step
@@ -343,7 +343,7 @@ async def test_a_hint_counts_as_a_failed_attempt(
     secret = await enrolled(enrollment, clock)
     for steps in (2, 3, 4):  # the fake throttle refuses after 3 failures
         assert isinstance(await verify(enrollment, ALICE, code_for(secret, clock, steps=steps)), ClockSkew)
-    assert await verify(enrollment, ALICE, code_for(secret, clock)) is Outcome.LOCKED_OUT
+    assert await verify(enrollment, ALICE, code_for(secret, clock)) == Locked(840)
     assert [call[0] for call in throttle.calls] == ["begin"] * 4
 
 

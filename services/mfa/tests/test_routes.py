@@ -8,6 +8,7 @@ import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -353,16 +354,26 @@ def wrong_for(harness: Harness, secret: str) -> str:
     return f"{(int(harness.code(secret)) + 1) % 1_000_000:06d}"
 
 
-async def test_a_locked_account_gets_exactly_the_wrong_code_answer(harness: Harness) -> None:
+async def test_a_locked_account_is_told_how_long_to_wait_after_the_password(harness: Harness) -> None:
     secret = await enrolled_secret(harness)
     wrong = await harness.post("/mfa/verify", harness.otp_step(), code=wrong_for(harness, secret))
     harness.throttle.failures["alice"] = 99
     locked = await harness.post("/mfa/verify", harness.otp_step(), code=harness.code(secret))
-    assert (locked.status_code, wrong.status_code) == (401, 401)
-    assert WRONG in locked.text
-    assert locked.text == wrong.text
+    assert (locked.status_code, wrong.status_code) == (429, 401)
+    assert locked.headers["retry-after"] == "840"
+    until = datetime.fromtimestamp(harness.clock.now() + 840, UTC)
+    assert (
+        "Too many attempts: sign-in to this account is paused. Try again in 14 minutes, at "
+        f'<time datetime="{until:%Y-%m-%dT%H:%M:%S}Z">{until:%H:%M} UTC</time>.'
+    ) in locked.text
+    assert WRONG not in locked.text
     assert "set-cookie" not in locked.headers
     assert harness.store.outcomes("sign_in.otp") == ["invalid", "locked"]
+    # In French, with the plural of the catalogue.
+    harness.client.cookies.set("lang", "fr")
+    harness.throttle.lock_seconds = 60
+    french = await harness.post("/mfa/verify", harness.otp_step(), code=harness.code(secret))
+    assert "Réessayez dans 1 minute, à <time" in french.text
 
 
 async def test_the_throttle_gets_the_account_claim_and_the_gateways_client_address(harness: Harness) -> None:

@@ -12,7 +12,7 @@ from services.common.errors import DependencyUnavailable
 from services.common.keys import SigningKey, generate_private_pem
 from services.common.service_client import ServiceClient
 from services.common.tokens import TokenIssuer
-from services.contracts.auth import AuthInternalClient
+from services.contracts.auth import AttemptDecision, AuthInternalClient
 from services.mfa.throttle import AuthThrottle
 
 KEY = SigningKey.from_pem(generate_private_pem("ec"))
@@ -30,9 +30,11 @@ def throttle_answering(status: int, body: Any, seen: list[httpx.Request]) -> Aut
     )
 
 
-async def test_begin_asks_auth_with_a_service_token() -> None:
+async def test_admit_asks_auth_with_a_service_token() -> None:
     seen: list[httpx.Request] = []
-    assert await throttle_answering(200, {"allowed": True}, seen).begin("alice", "203.0.113.9") is True
+    assert await throttle_answering(200, {"allowed": True}, seen).admit(
+        "alice", "203.0.113.9"
+    ) == AttemptDecision(allowed=True)
     [request] = seen
     assert str(request.url) == "http://auth.test/internal/attempts/begin"
     assert json.loads(request.content) == {"kind": "otp", "account": "alice", "ip": "203.0.113.9"}
@@ -47,21 +49,25 @@ async def test_begin_asks_auth_with_a_service_token() -> None:
     assert claims["iss"] == "mfa"
 
 
-async def test_begin_says_no_when_auth_says_no() -> None:
-    assert await throttle_answering(200, {"allowed": False}, []).begin("alice", "ip") is False
+async def test_admit_says_no_when_auth_says_no() -> None:
+    assert await throttle_answering(200, {"allowed": False}, []).admit("alice", "ip") == AttemptDecision(
+        allowed=False
+    )
+    locked = await throttle_answering(200, {"allowed": False, "locked_seconds": 840}, []).admit("alice", "ip")
+    assert locked == AttemptDecision(allowed=False, locked_seconds=840)
 
 
 @pytest.mark.parametrize("body", [{"allowed": "yes"}, {"allowed": 1}, {"allowed": None}, {}])
-async def test_begin_allows_only_a_plain_true(body: Any) -> None:
+async def test_admit_allows_only_a_plain_true(body: Any) -> None:
     # Anything but a JSON true or false is outside the contract: no code is checked (a calm 503).
     with pytest.raises(DependencyUnavailable):
-        await throttle_answering(200, body, []).begin("alice", "ip")
+        await throttle_answering(200, body, []).admit("alice", "ip")
 
 
 @pytest.mark.parametrize("status", [404, 401, 500])
-async def test_begin_without_an_answer_refuses_to_go_on(status: int) -> None:
+async def test_admit_without_an_answer_refuses_to_go_on(status: int) -> None:
     with pytest.raises(DependencyUnavailable):
-        await throttle_answering(status, {"allowed": True}, []).begin("alice", "ip")
+        await throttle_answering(status, {"allowed": True}, []).admit("alice", "ip")
 
 
 async def test_succeeded_tells_auth() -> None:
@@ -76,6 +82,6 @@ async def test_a_right_code_still_signs_in_when_auth_cannot_be_told(status: int)
     await throttle_answering(status, {}, []).succeeded("alice", "ip")  # logs, does not raise
 
 
-async def test_begin_refuses_to_go_on_without_a_json_object() -> None:
+async def test_admit_refuses_to_go_on_without_a_json_object() -> None:
     with pytest.raises(DependencyUnavailable):
-        await throttle_answering(200, [], []).begin("alice", "ip")
+        await throttle_answering(200, [], []).admit("alice", "ip")
