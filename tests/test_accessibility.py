@@ -32,6 +32,7 @@ WORDS = {
         "password": "Password",
         "log_out": "Log out",
         "everywhere": "Sign out everywhere",
+        "security": "Security: two-factor authentication, password and sessions",
     },
     "fr-FR": {
         "login": "Connexion",
@@ -42,6 +43,7 @@ WORDS = {
         "password": "Mot de passe",
         "log_out": "Se déconnecter",
         "everywhere": "Se déconnecter partout",
+        "security": "Sécurité : double authentification, mot de passe et sessions",
     },
 }
 
@@ -94,6 +96,10 @@ def test_every_page_of_the_guide_passes_axe(stack: Stack, browser: Browser, devi
         page.locator("#continue").click()
         page.wait_for_url("**/portal/")
         check("portal")
+        page.get_by_role("link", name=words["security"]).click()
+        page.wait_for_url("**/portal/security")
+        check("security")
+        # The Security page's own Sign out everywhere: the portal's, every device.
         page.get_by_role("button", name=words["everywhere"]).click()
         page.wait_for_url(stack.gateway_url + "/")
         check("signed-out-everywhere")
@@ -120,7 +126,7 @@ def test_every_page_of_the_guide_passes_axe(stack: Stack, browser: Browser, devi
         check("signed-out")
     finally:
         context.close()
-    assert len(checked) == 14
+    assert len(checked) == 15
 
 
 def test_axe_fails_a_page_that_is_not_accessible(browser: Browser) -> None:

@@ -13,7 +13,7 @@ from services.common.clock import SystemClock
 from services.common.health import postgres_check
 from services.common.keys import SigningKey
 from services.common.logging import configure_logging
-from services.common.service_client import ServiceClient, admin_caller_check
+from services.common.service_client import CallerCheck, ServiceClient, admin_caller_check
 from services.common.step_tokens import ConsumedStepTokens, PostgresConsumedStepTokens
 from services.common.tokens import PeerKeys, RemoteKeys, TokenIssuer, TokenVerifier
 from services.common.web import Pages
@@ -24,7 +24,7 @@ from .admin_routes import admin_router
 from .audit import AuditTrail
 from .enrollment import Enrollment
 from .login_step import LoginSteps
-from .routes import router
+from .routes import internal, router
 from .secret_box import SecretBox
 from .settings import Settings
 from .state import MfaState
@@ -52,6 +52,7 @@ async def open_state(settings: Settings, pages: Pages, signing_key: SigningKey) 
                 algorithms=("ES256",),
                 clock=clock,
             )
+            portal_keys = RemoteKeys(http, f"{settings.peers.portal_url}/internal/jwks", clock)
             auth = AuthInternalClient(
                 ServiceClient(http, TokenIssuer(signing_key, "mfa", clock), settings.peers.auth_url, "auth")
             )
@@ -84,7 +85,10 @@ async def open_state(settings: Settings, pages: Pages, signing_key: SigningKey) 
                     "mfa",
                     settings.admin_public_key_files,
                     clock,
-                    {"portal": RemoteKeys(http, f"{settings.peers.portal_url}/internal/jwks", clock)},
+                    {"portal": portal_keys},
+                ),
+                callers=CallerCheck(
+                    TokenVerifier(PeerKeys({"portal": portal_keys}), {"portal"}, "mfa", clock=clock)
                 ),
             )
     finally:
@@ -107,5 +111,6 @@ def create_app(settings: Settings | None = None, *, state_opener: StateOpener = 
         static_prefix="/mfa",
     )
     app.include_router(router)
+    app.include_router(internal)
     app.include_router(admin_router)
     return app

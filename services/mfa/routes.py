@@ -2,11 +2,11 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from markupsafe import Markup
 
-from services.common.errors import Forbidden, ServiceError
+from services.common.errors import Forbidden, NotFound, ServiceError
 from services.common.i18n import Text, ngettext_now
 from services.common.step_tokens import StepExpired
 from services.common.web import (
@@ -21,6 +21,8 @@ from services.common.web import (
     set_cookie,
     user_agent,
 )
+from services.contracts.admin import MfaStatus, UserRef
+from services.contracts.mfa import OWN_MFA_STATUS
 
 from .audit import SIGN_IN_OTP, Origin
 from .enrollment import ClockSkew, Locked, Outcome, PendingSetup
@@ -197,3 +199,25 @@ async def mfa_verify(
     else:
         error = WRONG_CODE
     return code_page(request, state, status_code=401, error=error)
+
+
+# internal: what the portal asks of mfa for the customer's own Security page (services.contracts.mfa)
+
+internal = APIRouter()
+
+
+async def calling_service(request: Request, state: State) -> str:
+    if state.callers is None:
+        raise NotFound(detail="this app serves no internal API")
+    return await state.callers(request)
+
+
+@internal.post(OWN_MFA_STATUS.path)
+async def own_mfa_status(
+    body: UserRef, state: State, caller: Annotated[str, Depends(calling_service)]
+) -> MfaStatus:
+    OWN_MFA_STATUS.allow(caller)
+    if state.admin is None:
+        raise NotFound(detail="this app serves no authenticator status")
+    # The support desk's rules, so the customer and the desk read the authenticator alike.
+    return await state.admin.status(body.user_id)

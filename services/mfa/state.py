@@ -31,6 +31,8 @@ class MfaState:
     # The admin API (services.contracts.admin) and who may call it; None: not served (route tests).
     admin: MfaAdmin | None = None
     admin_callers: CallerCheck | None = None
+    # Who may call mfa's other /internal/ paths (the portal's Security page); None: not served.
+    callers: CallerCheck | None = None
 
 
 State = Annotated[MfaState, Depends(state_dependency(MfaState))]

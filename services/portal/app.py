@@ -16,11 +16,14 @@ from services.common.tokens import RemoteKeys, StaticKeys, TokenIssuer, TokenVer
 from services.common.web import Pages
 from services.contracts.admin import AdminApi
 from services.contracts.auth import AuthInternalClient
+from services.contracts.mfa import MfaClient
 from services.contracts.session import SessionClient
 
 from .audit import LogoutAudit
 from .oidc_login import LOGIN_TRANSACTION_AUDIENCE, OidcLogin, TokenEndpoint
 from .routes import router
+from .security import AccountSecurity, ServiceAccountSecurity
+from .security_routes import security_router
 from .settings import Settings
 from .state import PortalState, SupportState
 from .store import PortalSessions, SessionServicePortalSessions
@@ -42,10 +45,11 @@ async def open_state(
     clock: Clock | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
     sessions: PortalSessions | None = None,
+    security: AccountSecurity | None = None,
 ) -> AsyncIterator[PortalState]:
     """The HTTP client to auth and the session service for the life of the process.
 
-    transport and sessions replace auth and the session service, clock freezes time
+    transport, sessions and security replace auth, mfa and the session service, clock freezes time
     (tests: functools.partial).
     """
     clock = clock or SystemClock()
@@ -95,6 +99,8 @@ async def open_state(
             logout_audit=LogoutAudit(AuthInternalClient(ServiceClient(http, signer, peers.auth_url, "auth"))),
             clock=clock,
             secure_cookies=peers.secure_cookies,
+            security=security
+            or ServiceAccountSecurity(MfaClient(ServiceClient(http, signer, peers.mfa_url, "mfa"))),
             support=SupportState(
                 oidc=oidc_login("/support/callback"),
                 desk=SupportDesk(
@@ -132,5 +138,6 @@ def create_app(settings: Settings | None = None, *, state_opener: StateOpener = 
         static_prefix="/portal",
     )
     app.include_router(router)
+    app.include_router(security_router)
     app.include_router(support_router)
     return app

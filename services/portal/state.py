@@ -13,6 +13,7 @@ from services.common.web import Pages
 
 from .audit import LogoutAudit
 from .oidc_login import OidcLogin
+from .security import AccountSecurity
 from .store import PortalSessions
 from .support import SupportActivity, SupportDesk
 
@@ -40,6 +41,8 @@ class PortalState:
     readiness_checks: Mapping[str, Check] = field(default_factory=dict)
     # None: no support desk (route tests on fakes).
     support: SupportState | None = None
+    # The Security page's calls to mfa, auth and the session service; None: no such page.
+    security: AccountSecurity | None = None
 
 
 State = Annotated[PortalState, Depends(state_dependency(PortalState))]

@@ -1,0 +1,135 @@
+"""The Security page at /portal/security, on fakes: who may see it, and what it shows."""
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import partial
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from httpx import AsyncClient
+
+from services.common.clock import FrozenClock
+from services.contracts.admin import MfaStatus
+from services.portal.app import create_app, open_state
+from services.portal.security import moment
+from services.portal.settings import Settings
+
+from .conftest import FakeAuth, FakeSessions, set_cookie_headers, sign_in
+
+
+@dataclass
+class FakeSecurity:
+    """mfa, auth and the session service as the Security page reaches them."""
+
+    status: MfaStatus = field(
+        default_factory=lambda: MfaStatus(
+            enrolled=True, enrolled_since=datetime(2026, 3, 4, 5, 6, tzinfo=UTC)
+        )
+    )
+    asked: list[str] = field(default_factory=list)
+
+    async def mfa_status(self, user_id: str) -> MfaStatus:
+        self.asked.append(user_id)
+        return self.status
+
+
+@pytest.fixture
+def fake_security() -> FakeSecurity:
+    return FakeSecurity()
+
+
+@pytest.fixture
+async def app(
+    settings: Settings,
+    clock: FrozenClock,
+    fake_auth: FakeAuth,
+    fake_sessions: FakeSessions,
+    fake_security: FakeSecurity,
+) -> AsyncIterator[FastAPI]:
+    application = create_app(
+        settings,
+        state_opener=partial(
+            open_state,
+            clock=clock,
+            transport=httpx.MockTransport(fake_auth.handle),
+            sessions=fake_sessions,
+            security=fake_security,
+        ),
+    )
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+async def test_the_portal_links_to_the_security_page(browser: AsyncClient, fake_auth: FakeAuth) -> None:
+    await sign_in(browser, fake_auth)
+
+    page = await browser.get("/portal/")
+
+    assert 'href="/portal/security"' in page.text
+
+
+async def test_without_a_session_the_security_page_sends_to_login(browser: AsyncClient) -> None:
+    response = await browser.get("/portal/security")
+
+    assert response.status_code == 303
+    assert response.headers["location"] == "/portal/login"
+
+
+async def test_a_session_ended_elsewhere_is_refused_and_its_cookie_dropped(
+    browser: AsyncClient, fake_auth: FakeAuth, fake_sessions: FakeSessions, fake_security: FakeSecurity
+) -> None:
+    await sign_in(browser, fake_auth)
+    fake_sessions.live_sids.clear()
+
+    response = await browser.get("/portal/security")
+
+    assert (response.status_code, response.headers["location"]) == (303, "/portal/login")
+    (cleared,) = set_cookie_headers(response, "portal_session")
+    assert "max-age=0" in cleared.lower()
+    assert fake_security.asked == []
+
+
+async def test_the_page_shows_since_when_2fa_is_on_for_the_sessions_user(
+    browser: AsyncClient, fake_auth: FakeAuth, fake_security: FakeSecurity
+) -> None:
+    await sign_in(browser, fake_auth)
+
+    page = await browser.get("/portal/security")
+
+    assert page.status_code == 200
+    assert fake_security.asked == ["user-1"]
+    assert '<time datetime="2026-03-04T05:06:00Z" data-with-date>4 March 2026, 05:06 UTC</time>' in page.text
+    assert "On: your authenticator app has been set up since" in page.text
+    assert 'src="/portal/static/local-time.js"' in page.text
+    assert '<form method="post" action="/portal/logout-everywhere">' in page.text
+
+
+async def test_the_page_is_read_again_on_every_request(
+    browser: AsyncClient, fake_auth: FakeAuth, fake_security: FakeSecurity
+) -> None:
+    await sign_in(browser, fake_auth)
+    await browser.get("/portal/security")
+    fake_security.status = MfaStatus(enrolled=False)
+
+    page = await browser.get("/portal/security")
+
+    assert "Not set up: your next sign-in shows the set-up page." in page.text
+    assert fake_security.asked == ["user-1", "user-1"]
+
+
+async def test_the_page_speaks_french(browser: AsyncClient, fake_auth: FakeAuth) -> None:
+    await sign_in(browser, fake_auth)
+
+    page = await browser.get("/portal/security", headers={"accept-language": "fr-FR,fr;q=0.9"})
+
+    assert '<html lang="fr">' in page.text
+    assert "4 mars 2026, 05:06 UTC" in page.text
+    assert "Sécurité" in page.text
+
+
+def test_a_moment_is_utc_in_the_customers_language() -> None:
+    assert moment(1_780_000_000, "en") == moment(datetime(2026, 5, 28, 20, 26, 40, tzinfo=UTC), "en")
+    assert moment(1_780_000_000, "en").iso == "2026-05-28T20:26:40Z"
+    assert moment(1_780_000_000, "fr").text == "28 mai 2026, 20:26 UTC"
