@@ -28,6 +28,7 @@ from devstack import Stack
 from services.common.keys import SigningKey
 from services.common.service_client import SERVICE_TOKEN_TYPE
 from services.common.tokens import TokenIssuer
+from services.contracts.tests.test_architecture_doc import all_endpoints
 
 MAX_EXAMPLES = 200
 SERVICES = ("auth", "mfa", "session", "portal")
@@ -54,10 +55,12 @@ def auth_headers(stack: Stack, service: str, path: str) -> dict[str, str]:
         return {}
     if path.startswith("/internal/admin/"):
         caller = "admin"
-    elif service == "session":
-        caller = "portal" if path.startswith("/internal/portal-sessions") else "auth"
     else:
-        caller = "mfa"  # auth's internal API (attempts, audit) serves mfa
+        # The first of the callers its contract allows (services/contracts).
+        callers = [sorted(endpoint.callers)[0] for endpoint in all_endpoints() if endpoint.path == path]
+        if not callers:  # GET /internal/jwks: public keys, no token
+            return {}
+        caller = callers[0]
     return {"authorization": f"Bearer {service_token(stack, caller, service)}"}
 
 
