@@ -56,3 +56,105 @@ def test_the_security_page_needs_a_live_portal_session(
 
     response = laptop.http.get("/portal/security", follow_redirects=False)
     assert (response.status_code, response.headers["location"]) == (303, "/portal/login")
+
+
+NEW_PASSWORD = "quiet lantern orbit 42"
+
+
+def change_password(customer: Customer, current: str, new: str, again: str | None = None) -> Page:
+    page = customer.get("/portal/security")
+    assert page.status == 200, page.text[:300]
+    return customer.submit(
+        page,
+        "/portal/security/password",
+        current_password=current,
+        new_password=new,
+        new_password_again=new if again is None else again,
+    )
+
+
+def password_step(customer: Customer, account: Account, password: str) -> Page:
+    """A fresh browser's sign-in up to the password's answer: the code page, or the refusal."""
+    return customer.enter_password(customer.enter_username(customer.start_login(), account.name), password)
+
+
+def test_a_changed_password_signs_in_the_old_one_no_more_and_other_devices_are_signed_out(
+    stack: Stack, customers: Callable[[], Customer]
+) -> None:
+    account = add_user(stack)
+    laptop, phone = customers(), customers()
+    first_login(laptop, account)
+    sign_in_again(phone, account)
+    assert phone.get("/portal/security").status == 200
+
+    done = change_password(laptop, account.password, NEW_PASSWORD)
+
+    assert (done.status, done.path) == (200, "/portal/security"), done.text[:300]
+    assert done.by_id("notice").startswith(
+        "Your password has been changed. Your other devices have been signed out"
+    )
+    # This device stays signed in; the phone is signed out of the portal and of single sign-on.
+    assert laptop.get("/portal/security").path == "/portal/security"
+    response = phone.http.get("/portal/security", follow_redirects=False)
+    assert (response.status_code, response.headers["location"]) == (303, "/portal/login")
+    assert phone.get("/portal/login").path == "/auth/login"
+    old = password_step(customers(), account, account.password)
+    assert (old.status, old.path) == (401, "/auth/login/password"), old.text[:300]
+    new = password_step(customers(), account, NEW_PASSWORD)
+    assert (new.status, new.path) == (200, "/mfa/"), new.text[:300]
+    audit = stack.ssoctl("audit", account.name).stdout
+    assert "password_changed" in audit and " ok" in audit
+    for name in ("auth", "portal", "session"):
+        log = stack.log_path(name).read_text()
+        assert NEW_PASSWORD not in log and account.password not in log, name
+
+
+def test_each_refusal_of_a_new_password_says_why_and_changes_nothing(
+    stack: Stack, customers: Callable[[], Customer]
+) -> None:
+    account = add_user(stack)
+    customer = customers()
+    first_login(customer, account)
+    refusals = [
+        (account.password, "short pass", None, 400, "A password needs at least 12 characters."),
+        (account.password, "password1234", None, 400, "That password is too common or too easy to guess."),
+        (account.password, NEW_PASSWORD, NEW_PASSWORD + "!", 400, "The two new passwords are not the same."),
+        ("not my password", NEW_PASSWORD, None, 401, "That is not your current password."),
+        (account.password, account.password, None, 400, "The new password is your current one."),
+        (
+            account.password,
+            f"my {account.name} is long",
+            None,
+            400,
+            "The new password must not contain your username.",
+        ),
+    ]
+    for current, new, again, status, message in refusals:
+        page = change_password(customer, current, new, again)
+        assert (page.status, page.path) == (status, "/portal/security/password"), (new, page.text[:300])
+        assert page.by_id("password-error").startswith(message), page.by_id("password-error")
+
+    # Nothing changed: the first password still signs in.
+    still = password_step(customers(), account, account.password)
+    assert (still.status, still.path) == (200, "/mfa/"), still.text[:300]
+
+
+def test_wrong_current_passwords_lock_like_the_sign_in(
+    stack: Stack, customers: Callable[[], Customer]
+) -> None:
+    account = add_user(stack)
+    customer = customers()
+    first_login(customer, account)
+    # AUTH_LOCKOUT_PASSWORD_FAILURES: 10 wrong passwords lock the account's unknown browsers.
+    for attempt in range(10):
+        page = change_password(customer, f"wrong guess {attempt}", NEW_PASSWORD)
+        assert page.status == 401, (attempt, page.text[:300])
+
+    locked = change_password(customer, account.password, NEW_PASSWORD)
+    assert locked.status == 429
+    assert locked.by_id("password-error").startswith("Too many wrong passwords")
+    # The sign-in of an unknown browser is locked too, even with the right password.
+    refused = password_step(customers(), account, account.password)
+    assert (refused.status, refused.path) == (401, "/auth/login/password")
+    assert stack.ssoctl("user", "unlock", account.name).returncode == 0
+    assert change_password(customer, account.password, NEW_PASSWORD).status == 200

@@ -31,6 +31,7 @@ from .clients import Clients
 from .device_cookies import DeviceCookies
 from .login_flow import LoginFlow
 from .oidc import Provider
+from .password_change import PasswordChanges
 from .passwords import Passwords
 from .routes import internal, router
 from .settings import Settings
@@ -114,6 +115,7 @@ def build_state(
         public_jwks=public_jwks,
         audit=audit,
         sign_in=SignInSteps(accounts, throttle, audit),
+        password_changes=PasswordChanges(accounts, throttle, audit, sso_sessions),
         device_cookies=DeviceCookies(
             derived_secret(signing_key, "device-cookie"), clock, settings.device_cookie_lifetime_seconds
         ),

@@ -33,10 +33,13 @@ from services.contracts.auth import (
     ATTEMPT_SUCCEEDED,
     AUDIT_EVENTS_BY_CALLER,
     AUDIT_RECORD,
+    PASSWORD_CHANGE,
     Acknowledged,
     AttemptDecision,
     AuditEntry,
+    ChangePassword,
     CodeAttempt,
+    PasswordChanged,
 )
 
 from .accounts import username_key
@@ -453,3 +456,9 @@ async def audit_entry(body: AuditEntry, state: State, caller: Caller) -> Acknowl
         reason=body.reason,
     )
     return Acknowledged()
+
+
+@internal.post(PASSWORD_CHANGE.path, status_code=PASSWORD_CHANGE.status_code)
+async def password_change(body: ChangePassword, state: State, caller: Caller) -> PasswordChanged:
+    PASSWORD_CHANGE.allow(caller)
+    return await state.password_changes.change(body)

@@ -43,5 +43,6 @@ class SsoSessions:
     async def end(self, *, session_id: str | None = None, sid: str | None = None) -> None:
         await self.session_service.end_sso(session_id=session_id, sid=sid)
 
-    async def revoke_user(self, user_id: UUID) -> None:
-        await self.session_service.revoke_user(str(user_id))
+    async def revoke_user(self, user_id: UUID, keep_sid: str | None = None) -> int:
+        """Ends the user's sessions (but `keep_sid`'s); how many SSO sessions ended."""
+        return await self.session_service.revoke_user(str(user_id), keep_sid=keep_sid)

@@ -19,6 +19,7 @@ from .clients import Clients
 from .device_cookies import DeviceCookies
 from .login_flow import LoginFlow
 from .oidc import Provider
+from .password_change import PasswordChanges
 from .settings import Settings
 from .sign_in import SignInSteps
 from .sso_sessions import SsoSessions
@@ -42,6 +43,8 @@ class AuthState:
     audit: AuditLog
     sign_in: SignInSteps
     device_cookies: DeviceCookies
+    # The portal's Security page: a customer changes their own password.
+    password_changes: PasswordChanges
     # Who may call /internal/ (mfa and portal's service tokens); each route names its callers.
     callers: CallerCheck
     public_jwks: dict[str, Any]

@@ -44,6 +44,38 @@ class AuditEntry(Contract):
     reason: str | None = Field(default=None, max_length=500)
 
 
+class ChangePassword(Contract):
+    """The signed-in customer's own password: the current one, checked and counted like a sign-in."""
+
+    user_id: str = Field(min_length=1, max_length=64)
+    # This device's SSO session (the portal session's sid): it stays; every other one ends.
+    keep_sid: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_-]+$")
+    current_password: str = Field(min_length=1, max_length=1024)
+    # Up to the policy's maximum and one more, so auth itself says "too long".
+    new_password: str = Field(min_length=1, max_length=1025)
+    ip: Ip
+    user_agent: str = Field(default="", max_length=256)
+
+
+PasswordChangeOutcome = Literal[
+    "changed",
+    "wrong_current",
+    "locked",
+    "same_as_current",
+    "too_short",
+    "too_long",
+    "contains_username",
+    "common",
+]
+
+
+class PasswordChanged(Contract):
+    """How it went: only `changed` changed anything; `sessions_ended` other devices were signed out."""
+
+    outcome: PasswordChangeOutcome
+    sessions_ended: int = 0
+
+
 # Who may write which event: the portal its logouts, session the revocations an admin asked for.
 AUDIT_EVENTS_BY_CALLER = {"portal": frozenset({"logout"}), "session": frozenset({"session.revoked"})}
 
@@ -53,6 +85,9 @@ CALLEE = "auth"
 ATTEMPT_BEGIN = Endpoint(CALLEE, "/internal/attempts/begin", frozenset({"mfa"}), CodeAttempt, AttemptDecision)
 ATTEMPT_SUCCEEDED = Endpoint(
     CALLEE, "/internal/attempts/succeeded", frozenset({"mfa"}), CodeAttempt, Acknowledged
+)
+PASSWORD_CHANGE = Endpoint(
+    CALLEE, "/internal/password/change", frozenset({"portal"}), ChangePassword, PasswordChanged
 )
 AUDIT_RECORD = Endpoint(
     CALLEE, "/internal/audit", frozenset(AUDIT_EVENTS_BY_CALLER), AuditEntry, Acknowledged, 201
@@ -72,6 +107,9 @@ class AuthInternalClient(ContractClient):
         await self.expect(
             ATTEMPT_SUCCEEDED, lambda: CodeAttempt(kind="otp", account=account, ip=ip, device=device)
         )
+
+    async def change_password(self, request: ChangePassword) -> PasswordChanged:
+        return await self.expect(PASSWORD_CHANGE, lambda: request)
 
     async def record_logout(
         self, outcome: str, *, user_id: str | None, username: str | None, ip: str, user_agent: str

@@ -92,6 +92,13 @@ class UserRef(Contract):
     user_id: UserId
 
 
+class RevokeUser(Contract):
+    """Every session of the user, but the SSO session `keep_sid` (the device that asked) and its portal sessions."""
+
+    user_id: UserId
+    keep_sid: SessionId | None = None
+
+
 class UserSessionsEnded(Contract):
     ended: int  # how many SSO sessions were live
 
@@ -127,7 +134,7 @@ USER_SESSIONS_REVOKE = Endpoint(
     CALLEE,
     "/internal/users/revoke",
     frozenset({"auth", "mfa", "portal"}),
-    UserRef,
+    RevokeUser,
     UserSessionsEnded,
     idempotent=True,
 )
@@ -173,7 +180,9 @@ class SessionClient(ContractClient):
         ended = await self.send(PORTAL_SESSION_END, lambda: SessionRef(session_id=session_id))
         return ended is not None and ended.ended
 
-    async def revoke_user(self, user_id: str) -> int:
-        """Ends every SSO and portal session of the user; how many SSO sessions were live."""
-        revoked = await self.expect(USER_SESSIONS_REVOKE, lambda: UserRef(user_id=user_id))
+    async def revoke_user(self, user_id: str, keep_sid: str | None = None) -> int:
+        """Ends every SSO and portal session of the user (but `keep_sid`'s); how many SSO sessions ended."""
+        revoked = await self.expect(
+            USER_SESSIONS_REVOKE, lambda: RevokeUser(user_id=user_id, keep_sid=keep_sid)
+        )
         return revoked.ended

@@ -100,7 +100,10 @@ async def open_state(
             clock=clock,
             secure_cookies=peers.secure_cookies,
             security=security
-            or ServiceAccountSecurity(MfaClient(ServiceClient(http, signer, peers.mfa_url, "mfa"))),
+            or ServiceAccountSecurity(
+                MfaClient(ServiceClient(http, signer, peers.mfa_url, "mfa")),
+                AuthInternalClient(ServiceClient(http, signer, peers.auth_url, "auth")),
+            ),
             support=SupportState(
                 oidc=oidc_login("/support/callback"),
                 desk=SupportDesk(

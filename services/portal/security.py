@@ -11,6 +11,7 @@ from typing import Protocol
 from babel.dates import format_datetime
 
 from services.contracts.admin import MfaStatus
+from services.contracts.auth import AuthInternalClient, ChangePassword, PasswordChanged
 from services.contracts.mfa import MfaClient
 
 
@@ -19,15 +20,21 @@ class AccountSecurity(Protocol):
 
     async def mfa_status(self, user_id: str) -> MfaStatus: ...
 
+    async def change_password(self, request: ChangePassword) -> PasswordChanged: ...
+
 
 class ServiceAccountSecurity:
     """AccountSecurity over the services' contracts, with the portal's service token."""
 
-    def __init__(self, mfa: MfaClient) -> None:
+    def __init__(self, mfa: MfaClient, auth: AuthInternalClient) -> None:
         self.mfa = mfa
+        self.auth = auth
 
     async def mfa_status(self, user_id: str) -> MfaStatus:
         return await self.mfa.status(user_id)
+
+    async def change_password(self, request: ChangePassword) -> PasswordChanged:
+        return await self.auth.change_password(request)
 
 
 @dataclass(frozen=True)

@@ -24,12 +24,12 @@ from services.contracts.session import (
     EndSsoSession,
     PortalSessionFound,
     PortalSessionStarted,
+    RevokeUser,
     SessionRef,
     SsoSessionFound,
     SsoSessionStarted,
     StartPortalSession,
     StartSsoSession,
-    UserRef,
     UserSessionsEnded,
 )
 
@@ -115,5 +115,5 @@ async def portal_session_end(body: SessionRef, state: State) -> Ended:
 
 
 @route(USER_SESSIONS_REVOKE)
-async def user_sessions_revoke(body: UserRef, state: State) -> UserSessionsEnded:
-    return UserSessionsEnded(ended=await state.sessions.revoke_user(body.user_id))
+async def user_sessions_revoke(body: RevokeUser, state: State) -> UserSessionsEnded:
+    return UserSessionsEnded(ended=await state.sessions.revoke_user(body.user_id, keep_sid=body.keep_sid))

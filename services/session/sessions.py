@@ -133,5 +133,8 @@ class Sessions:
     async def end_portal(self, session_id: str) -> bool:
         return await self.store.end_portal(session_id)
 
-    async def revoke_user(self, user_id: str) -> int:
-        return await self.store.end_user_sessions(user_id)
+    async def revoke_user(self, user_id: str, keep_sid: str | None = None) -> int:
+        """Ends the user's SSO sessions (and their portal sessions) but `keep_sid`, if it is theirs."""
+        # Only the user's own session is kept: another user's sid keeps nothing of theirs anyway,
+        # as only this user's sessions are ended.
+        return await self.store.end_user_sessions(user_id, keep_sid=keep_sid)

@@ -291,13 +291,15 @@ class SessionStore:
                 found.append((record, len(record.children)))
         return found
 
-    async def end_user_sessions(self, user_id: str) -> int:
-        """Ends every SSO session of the user (and so their portal sessions); returns how many."""
+    async def end_user_sessions(self, user_id: str, keep_sid: str | None = None) -> int:
+        """Ends every SSO session of the user (and so their portal sessions) but `keep_sid`;
+        returns how many."""
         user_key = self.user_key(user_id)
         ended = 0
         # Each end removes its sid from the index, so a session made meanwhile is caught too.
         for _ in range(MAX_ATTEMPTS):
             sids = set(_members(await self.redis.zrange(user_key, 0, -1)))
+            sids.discard(keep_sid or "")
             if not sids:
                 break
             for sid in sids:

@@ -12,11 +12,12 @@ from httpx import AsyncClient
 
 from services.common.clock import FrozenClock
 from services.contracts.admin import MfaStatus
+from services.contracts.auth import ChangePassword, PasswordChanged, PasswordChangeOutcome
 from services.portal.app import create_app, open_state
 from services.portal.security import moment
 from services.portal.settings import Settings
 
-from .conftest import FakeAuth, FakeSessions, set_cookie_headers, sign_in
+from .conftest import FakeAuth, FakeSessions, csrf_from, set_cookie_headers, sign_in
 
 
 @dataclass
@@ -29,10 +30,16 @@ class FakeSecurity:
         )
     )
     asked: list[str] = field(default_factory=list)
+    password_outcome: PasswordChangeOutcome = "changed"
+    password_changes: list[ChangePassword] = field(default_factory=list)
 
     async def mfa_status(self, user_id: str) -> MfaStatus:
         self.asked.append(user_id)
         return self.status
+
+    async def change_password(self, request: ChangePassword) -> PasswordChanged:
+        self.password_changes.append(request)
+        return PasswordChanged(outcome=self.password_outcome)
 
 
 @pytest.fixture
@@ -133,3 +140,109 @@ def test_a_moment_is_utc_in_the_customers_language() -> None:
     assert moment(1_780_000_000, "en") == moment(datetime(2026, 5, 28, 20, 26, 40, tzinfo=UTC), "en")
     assert moment(1_780_000_000, "en").iso == "2026-05-28T20:26:40Z"
     assert moment(1_780_000_000, "fr").text == "28 mai 2026, 20:26 UTC"
+
+
+async def post_password(
+    browser: AsyncClient, current: str, new: str, again: str | None = None, csrf: str | None = None
+) -> httpx.Response:
+    page = await browser.get("/portal/security")
+    return await browser.post(
+        "/portal/security/password",
+        data={
+            "csrf_token": csrf_from(page.text) if csrf is None else csrf,
+            "current_password": current,
+            "new_password": new,
+            "new_password_again": new if again is None else again,
+        },
+    )
+
+
+async def test_the_password_form_has_its_autocomplete_tokens(
+    browser: AsyncClient, fake_auth: FakeAuth
+) -> None:
+    await sign_in(browser, fake_auth)
+
+    page = (await browser.get("/portal/security")).text
+
+    assert '<form method="post" action="/portal/security/password">' in page
+    assert 'name="current_password" type="password" autocomplete="current-password"' in page
+    assert page.count('type="password" autocomplete="new-password"') == 2
+    assert 'autocomplete="username"' in page
+
+
+async def test_a_password_change_goes_to_auth_for_this_sessions_user_and_device(
+    browser: AsyncClient, fake_auth: FakeAuth, fake_security: FakeSecurity
+) -> None:
+    await sign_in(browser, fake_auth)
+
+    response = await post_password(browser, "the old one", "a brand new passphrase")
+
+    assert (response.status_code, response.headers["location"]) == (303, "/portal/security")
+    (request,) = fake_security.password_changes
+    assert (request.user_id, request.keep_sid) == ("user-1", "sid-1")
+    assert (request.current_password, request.new_password) == ("the old one", "a brand new passphrase")
+    page = await browser.get("/portal/security")
+    assert "Your password has been changed. Your other devices have been signed out" in page.text
+    # Said once: the notice's cookie is gone after.
+    assert "Your password has been changed" not in (await browser.get("/portal/security")).text
+
+
+@pytest.mark.parametrize(
+    ("outcome", "status_code", "message"),
+    [
+        ("wrong_current", 401, "That is not your current password."),
+        ("locked", 429, "Too many wrong passwords"),
+        ("same_as_current", 400, "The new password is your current one."),
+        ("too_short", 400, "A password needs at least 12 characters."),
+        ("too_long", 400, "A password can have at most 1024 characters."),
+        ("contains_username", 400, "The new password must not contain your username."),
+        ("common", 400, "That password is too common or too easy to guess."),
+    ],
+)
+async def test_each_refusal_of_auth_has_its_calm_message(
+    browser: AsyncClient,
+    fake_auth: FakeAuth,
+    fake_security: FakeSecurity,
+    outcome: PasswordChangeOutcome,
+    status_code: int,
+    message: str,
+) -> None:
+    await sign_in(browser, fake_auth)
+    fake_security.password_outcome = outcome
+
+    response = await post_password(browser, "the old one", "a brand new passphrase")
+
+    assert response.status_code == status_code
+    assert 'role="alert" id="password-error">' + message in response.text
+    assert "the old one" not in response.text and "a brand new passphrase" not in response.text
+
+
+async def test_two_different_new_passwords_are_refused_before_auth_is_asked(
+    browser: AsyncClient, fake_auth: FakeAuth, fake_security: FakeSecurity
+) -> None:
+    await sign_in(browser, fake_auth)
+
+    response = await post_password(
+        browser, "the old one", "a brand new passphrase", again="a brand new passphrasf"
+    )
+
+    assert response.status_code == 400
+    assert "The two new passwords are not the same." in response.text
+    assert fake_security.password_changes == []
+
+
+async def test_a_password_change_needs_the_csrf_token_and_a_live_session(
+    browser: AsyncClient, fake_auth: FakeAuth, fake_security: FakeSecurity
+) -> None:
+    await sign_in(browser, fake_auth)
+    csrf = csrf_from((await browser.get("/portal/security")).text)
+    assert (await post_password(browser, "a", "b", csrf="wrong")).status_code == 403
+    browser.cookies.delete("portal_session")
+
+    response = await browser.post(
+        "/portal/security/password",
+        data={"csrf_token": csrf, "current_password": "a", "new_password": "b", "new_password_again": "b"},
+    )
+
+    assert (response.status_code, response.headers["location"]) == (303, "/portal/login")
+    assert fake_security.password_changes == []
