@@ -135,6 +135,7 @@ async def security_view(
         username=session.username,
         notice=notice,
         password_error=password_error,
+        local_time=True,
         mfa=mfa,
         mfa_since=moment(mfa.enrolled_since, language) if mfa.enrolled_since else None,
     )
