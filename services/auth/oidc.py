@@ -213,14 +213,13 @@ class Provider:
             raise TokenError("invalid_grant", "code already used")
         if code.expires_at.timestamp() < self.clock.now():
             raise TokenError("invalid_grant", "code expired")
-        if not await self.store.redeem_code(code_hash):
+        access_jti = random_token(16)
+        if not await self.store.redeem_code(code_hash, access_jti):
             # Another exchange of the same code won the race: a reuse all the same.
             await self._code_reused(client, code)
             raise TokenError("invalid_grant", "code already used")
 
         now = int(self.clock.now())
-        access_jti = random_token(16)
-        await self.store.record_access_token(code_hash, access_jti)
         common = {"iss": self.issuer, "sub": str(code.user_id), "iat": now}
         # Profile claims only for clients that asked for the profile scope.
         profile = {"preferred_username": code.username} if "profile" in code.scope.split() else {}

@@ -67,7 +67,8 @@ class SignInSteps:
         verdict = await self.throttle.begin(AttemptKind.OTP, account, actor.ip, device)
         if not verdict.allowed:
             await self._refused(AttemptKind.OTP, verdict, await self.accounts.lookup(account), actor)
-        else:
+        elif verdict.address_noisy_now:
+            # The user is looked up only for the audit line: most attempts have none to write.
             await self._address_noisy(verdict, await self.accounts.lookup(account), actor)
         return verdict
 

@@ -199,21 +199,16 @@ class AuthStore:
         used = bool(fields.pop("used"))
         return AuthorizationCode(**fields), used
 
-    async def redeem_code(self, code_hash: str) -> bool:
-        """Marks the code used, atomically: True the first time only (across replicas)."""
+    async def redeem_code(self, code_hash: str, access_token_jti: str) -> bool:
+        """Marks the code used, with the jti of the access token its exchange issues, atomically:
+        True the first time only (across replicas). A replay finds the jti to revoke."""
         redeemed = await self.pool.fetchval(
-            "UPDATE authorization_code SET used_at = now() WHERE code_hash = $1 AND used_at IS NULL "
-            "RETURNING 1",
+            "UPDATE authorization_code SET used_at = now(), access_token_jti = $2 "
+            "WHERE code_hash = $1 AND used_at IS NULL RETURNING 1",
             code_hash,
+            access_token_jti,
         )
         return redeemed is not None
-
-    async def record_access_token(self, code_hash: str, jti: str) -> None:
-        await self.pool.execute(
-            "UPDATE authorization_code SET access_token_jti = $2 WHERE code_hash = $1",
-            code_hash,
-            jti,
-        )
 
     async def revoke_token(self, jti: str, expires_at: float) -> None:
         await self.pool.execute(

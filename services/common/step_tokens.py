@@ -68,21 +68,19 @@ class PostgresConsumedStepTokens:
         return found is not None
 
     async def consume_step_token(self, jti: str, expires_at: datetime, now: datetime) -> bool:
-        """True the first time a jti is seen; False on a replay."""
-        async with self.pool.acquire() as connection:
-            await connection.execute(
-                "DELETE FROM consumed_step_token WHERE jti IN ("
-                "  SELECT jti FROM consumed_step_token WHERE expires_at < $1 LIMIT $2)",
-                now,
-                EXPIRED_TOKENS_PER_SWEEP,
-            )
-            consumed = await connection.fetchval(
-                "INSERT INTO consumed_step_token (jti, expires_at) VALUES ($1, $2) "
-                "ON CONFLICT (jti) DO NOTHING RETURNING jti",
-                jti,
-                expires_at,
-            )
-            return consumed is not None
+        """True the first time a jti is seen; False on a replay. One statement, one round trip:
+        the sweep of expired rows rides along with the insert."""
+        consumed = await self.pool.fetchval(
+            "WITH swept AS (DELETE FROM consumed_step_token WHERE jti IN ("
+            "  SELECT jti FROM consumed_step_token WHERE expires_at < $3 LIMIT $4)) "
+            "INSERT INTO consumed_step_token (jti, expires_at) VALUES ($1, $2) "
+            "ON CONFLICT (jti) DO NOTHING RETURNING jti",
+            jti,
+            expires_at,
+            now,
+            EXPIRED_TOKENS_PER_SWEEP,
+        )
+        return consumed is not None
 
     async def report_replay(self, jti: str) -> bool:
         """True for the first replay of a consumed token only (atomically, across replicas)."""

@@ -69,14 +69,12 @@ class FakeAuthStore:
     async def find_code(self, code_hash: str) -> tuple[AuthorizationCode, bool] | None:
         return self.codes.get(code_hash)
 
-    async def redeem_code(self, code_hash: str) -> bool:
+    async def redeem_code(self, code_hash: str, access_token_jti: str) -> bool:
         code, used = self.codes[code_hash]
-        self.codes[code_hash] = (code, True)
-        return not used
-
-    async def record_access_token(self, code_hash: str, jti: str) -> None:
-        code, used = self.codes[code_hash]
-        self.codes[code_hash] = (replace(code, access_token_jti=jti), used)
+        if used:
+            return False
+        self.codes[code_hash] = (replace(code, access_token_jti=access_token_jti), True)
+        return True
 
     async def revoke_token(self, jti: str, expires_at: float) -> None:
         self.revoked.add(jti)
