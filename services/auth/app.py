@@ -14,6 +14,7 @@ from services.common import db
 from services.common.app import build_app, serving
 from services.common.clock import Clock, SystemClock
 from services.common.health import Check, postgres_check, redis_check
+from services.common.http_client import peer_http_client
 from services.common.keys import SigningKey, derived_secret, jwks
 from services.common.logging import configure_logging
 from services.common.redis_client import connect_redis
@@ -157,7 +158,7 @@ async def open_state(
     pool = await db.create_pool(settings.database_url, "auth")
     redis_client = connect_redis(settings)
     try:
-        async with httpx.AsyncClient() as http:
+        async with peer_http_client() as http:
             store = AuthStore(pool)
             state = build_state(
                 settings,

@@ -4,13 +4,13 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 
-import httpx
 from fastapi import FastAPI
 
 from services.common import db
 from services.common.app import build_app, serving
 from services.common.clock import SystemClock
 from services.common.health import postgres_check
+from services.common.http_client import peer_http_client
 from services.common.keys import SigningKey
 from services.common.logging import configure_logging
 from services.common.service_client import CallerCheck, ServiceClient, admin_caller_check
@@ -43,7 +43,7 @@ async def open_state(settings: Settings, pages: Pages, signing_key: SigningKey) 
     clock = SystemClock()
     pool = await db.create_pool(settings.database_url, "mfa")
     try:
-        async with httpx.AsyncClient() as http:
+        async with peer_http_client() as http:
             store = MfaStore(pool)
             step_verifier = TokenVerifier(
                 PeerKeys({"auth": RemoteKeys(http, f"{settings.peers.auth_url}/internal/jwks")}),

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from services.common.app import build_app, serving
 from services.common.clock import Clock, SystemClock
+from services.common.http_client import peer_http_client
 from services.common.keys import SigningKey, jwks
 from services.common.logging import configure_logging
 from services.common.service_client import ServiceClient
@@ -58,7 +59,7 @@ async def open_state(
     issuer_url = settings.oidc_issuer
     signer = TokenIssuer(signing_key, "portal", clock)
     own_keys = StaticKeys(jwks(signing_key))
-    async with httpx.AsyncClient(transport=transport) as http:
+    async with peer_http_client(transport) as http:
         id_token_keys = RemoteKeys(http, f"{peers.auth_url}/auth/jwks", clock)
 
         def oidc_login(callback_path: str) -> OidcLogin:

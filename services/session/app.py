@@ -6,13 +6,13 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
-import httpx
 from fastapi import FastAPI
 from redis.exceptions import RedisError
 
 from services.common.app import build_app, serving
 from services.common.clock import Clock, SystemClock
 from services.common.health import redis_check
+from services.common.http_client import peer_http_client
 from services.common.keys import SigningKey
 from services.common.logging import configure_logging
 from services.common.metrics import ACTIVE_SSO_SESSIONS, dependency_failed
@@ -51,7 +51,7 @@ async def open_state(
     """
     clock = clock or SystemClock()
     redis = await open_redis(settings)
-    http = httpx.AsyncClient()
+    http = peer_http_client()
     peers = settings.peers
     keys = peer_keys or PeerKeys(
         {

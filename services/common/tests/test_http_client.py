@@ -1,12 +1,17 @@
-"""What every internal call pays for in its HTTP client (httpx over httpcore)."""
+"""The HTTP client of every internal call: httpx over httpcore on asyncio streams."""
 
+import asyncio
 import importlib.abc
 import importlib.machinery
 import sys
 from collections.abc import Sequence
 from types import ModuleType
 
+import httpx
+import pytest
 from httpcore._synchronization import current_async_library
+
+from services.common.http_client import peer_http_client
 
 
 class ImportsSeen(importlib.abc.MetaPathFinder):
@@ -32,3 +37,85 @@ async def test_httpcore_learns_the_event_loop_without_searching_for_a_module() -
     finally:
         sys.meta_path.remove(seen)
     assert seen.names == []
+
+
+class Peer:
+    """A real HTTP/1.1 server on a loopback port, counting the connections it was opened."""
+
+    def __init__(self) -> None:
+        self.connections = 0
+        self.server: asyncio.Server | None = None
+        self.url = ""
+        self.released = asyncio.Event()
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                path = head.split(b" ")[1]
+                length = 0
+                for line in head.split(b"\r\n"):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":")[1])
+                body = await reader.readexactly(length)
+                if path == b"/hang":
+                    await self.released.wait()
+                    return
+                elif path == b"/chunked":
+                    writer.write(
+                        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
+                        b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
+                    )
+                else:
+                    answer = b'{"echo": ' + (body or b"null") + b"}"
+                    writer.write(
+                        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+                        b"content-length: " + str(len(answer)).encode() + b"\r\n\r\n" + answer
+                    )
+                await writer.drain()
+                if path == b"/then-close":
+                    # An idle keep-alive connection the server ends, as uvicorn does after its timeout.
+                    writer.close()
+                    return
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+
+    async def __aenter__(self) -> "Peer":
+        self.server = await asyncio.start_server(self.handle, "127.0.0.1", 0)
+        self.url = f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.server is not None
+        self.released.set()
+        self.server.close()
+        await self.server.wait_closed()
+
+
+async def test_calls_to_a_peer_share_one_kept_alive_connection() -> None:
+    async with Peer() as peer, peer_http_client() as http:
+        answers = [await http.post(f"{peer.url}/call", json={"n": n}) for n in range(3)]
+        chunked = await http.get(f"{peer.url}/chunked")
+    assert [answer.json() for answer in answers] == [{"echo": {"n": n}} for n in range(3)]
+    assert chunked.text == "hello world"
+    assert peer.connections == 1
+
+
+async def test_a_connection_the_peer_closed_while_idle_is_not_reused() -> None:
+    async with Peer() as peer, peer_http_client() as http:
+        first = await http.post(f"{peer.url}/then-close", json={"n": 1})
+        await asyncio.sleep(0.1)  # the close reaches this side
+        second = await http.post(f"{peer.url}/call", json={"n": 2})
+    assert (first.json(), second.json()) == ({"echo": {"n": 1}}, {"echo": {"n": 2}})
+    assert peer.connections == 2
+
+
+async def test_failures_are_httpx_errors_as_the_service_client_expects() -> None:
+    async with Peer() as peer, peer_http_client() as http:
+        with pytest.raises(httpx.ReadTimeout):
+            await http.post(f"{peer.url}/hang", json={}, timeout=0.2)
+    free_port = peer.url  # the server is closed now: nothing listens on its port
+    async with peer_http_client() as http:
+        with pytest.raises(httpx.ConnectError):
+            await http.post(f"{free_port}/call", json={}, timeout=2.0)
