@@ -159,19 +159,19 @@ class TokenVerifier:
 
     async def verify(self, token: str) -> dict[str, Any]:
         try:
-            header = jwt.get_unverified_header(token)
+            # Header and claims read once, unverified, only to pick the key: the decode below
+            # checks the signature and the claims.
+            unverified = jwt.decode_complete(token, options={"verify_signature": False})
         except jwt.PyJWTError as error:
             raise InvalidToken("malformed token") from error
+        header, payload = unverified["header"], unverified["payload"]
         algorithm = header.get("alg")
         kid = header.get("kid")
         if algorithm not in self.algorithms:
             raise InvalidToken(f"algorithm {algorithm!r} not accepted")
         if not isinstance(kid, str):
             raise InvalidToken("token has no kid")
-        try:
-            claimed_issuer = jwt.decode(token, options={"verify_signature": False}).get("iss")
-        except jwt.PyJWTError as error:
-            raise InvalidToken("malformed payload") from error
+        claimed_issuer = payload.get("iss") if isinstance(payload, dict) else None
         if claimed_issuer not in self.issuers:
             raise InvalidToken("issuer not accepted")
         key = await self.keys.key_for(kid, claimed_issuer)
