@@ -158,3 +158,66 @@ def test_wrong_current_passwords_lock_like_the_sign_in(
     assert (refused.status, refused.path) == (401, "/auth/login/password")
     assert stack.ssoctl("user", "unlock", account.name).returncode == 0
     assert change_password(customer, account.password, NEW_PASSWORD).status == 200
+
+
+CHROME_WINDOWS = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
+SAFARI_IPHONE = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+    "Version/18.1 Mobile/15E148 Safari/604.1"
+)
+
+
+def sessions_on(page: Page) -> list[tuple[str, str, bool, str | None]]:
+    """(device, address, this device, the Sign out form's handle) of each session listed."""
+    listed = []
+    for item in page.soup.select("#sessions li"):
+        handle = item.find("input", attrs={"name": "session"})
+        listed.append(
+            (
+                item.select_one(".device").get_text(strip=True),
+                item.select_one(".address").get_text(strip=True),
+                item.select_one(".this-device") is not None,
+                handle["value"] if handle else None,
+            )
+        )
+    return listed
+
+
+def test_sessions_show_each_device_and_one_other_can_be_signed_out_but_not_someone_elses(
+    stack: Stack, customers: Callable[[], Customer]
+) -> None:
+    account, other = add_user(stack), add_user(stack)
+    laptop, phone, stranger = customers(), customers(), customers()
+    laptop.http.headers["user-agent"] = CHROME_WINDOWS
+    phone.http.headers["user-agent"] = SAFARI_IPHONE
+    first_login(laptop, account)
+    sign_in_again(phone, account)
+    first_login(stranger, other)
+
+    page = laptop.get("/portal/security")
+    listed = sessions_on(page)
+    assert sorted(entry[:3] for entry in listed) == [
+        ("Chrome on Windows", laptop.ip, True),
+        ("Safari on iPhone", phone.ip, False),
+    ]
+    assert "sid" not in page.response.text.lower().replace("aside", "")
+    (phone_handle,) = [entry[3] for entry in listed if entry[3]]
+
+    # The stranger posts the laptop's handle for the phone: not one of theirs, nothing ends.
+    stranger_page = stranger.get("/portal/security")
+    csrf = stranger_page.form("/portal/security/password")["csrf_token"]
+    forged = Page(
+        stranger.http.post(
+            "/portal/security/sessions/end", data={"csrf_token": csrf, "session": phone_handle}
+        )
+    )
+    assert forged.status == 400 and forged.by_id("sessions-error") == "That session has already ended."
+    assert phone.get("/portal/security").path == "/portal/security"
+
+    done = laptop.submit(page, "/portal/security/sessions/end", session=phone_handle)
+    assert done.by_id("notice") == "That device has been signed out."
+    assert [entry[0] for entry in sessions_on(done)] == ["Chrome on Windows"]
+    response = phone.http.get("/portal/security", follow_redirects=False)
+    assert (response.status_code, response.headers["location"]) == (303, "/portal/login")
+    assert laptop.get("/portal/security").path == "/portal/security"
+    assert stranger.get("/portal/security").path == "/portal/security"

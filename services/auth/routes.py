@@ -45,6 +45,7 @@ from services.contracts.auth import (
 from .accounts import username_key
 from .audit import Actor
 from .device_cookies import DEVICE_COOKIE
+from .device_label import device_label
 from .login_flow import Step
 from .oidc import AuthorizeError, AuthorizeRequest, TokenError
 from .sign_in import Locked
@@ -228,7 +229,13 @@ async def sign_in_complete(request: Request, state: State) -> HTMLResponse:
     # The session first, then the step is used up: when the session service is briefly away
     # (a 503), the customer's try again still finds the step unused. A second use of the step
     # loses the race to consume and ends the session it made.
-    session_id, session = await state.sso_sessions.create(user.id, user.username, ["pwd", "otp"])
+    session_id, session = await state.sso_sessions.create(
+        user.id,
+        user.username,
+        ["pwd", "otp"],
+        device=device_label(request.headers.get("user-agent", "")),
+        address=client_ip(request),
+    )
     try:
         await state.flow.consume(step)
     except StepExpired:

@@ -30,8 +30,11 @@ class SsoSessions:
     def __init__(self, session_service: SessionClient) -> None:
         self.session_service = session_service
 
-    async def create(self, user_id: UUID, username: str, amr: list[str]) -> tuple[str, SsoSession]:
-        started = await self.session_service.start_sso(str(user_id), username, amr)
+    async def create(
+        self, user_id: UUID, username: str, amr: list[str], *, device: str = "", address: str = ""
+    ) -> tuple[str, SsoSession]:
+        """device: the browser's short label (device_label), address: the client's."""
+        started = await self.session_service.start_sso(str(user_id), username, amr, device, address)
         session = SsoSession(user_id, username, started.sid, amr, started.auth_time, started.expires_at)
         return started.session_id, session
 

@@ -25,10 +25,18 @@ def is_session_id(value: str | None) -> bool:
     return value is not None and _SESSION_ID.fullmatch(value) is not None
 
 
+Device = Annotated[str, StringConstraints(max_length=32)]
+Address = Annotated[str, StringConstraints(max_length=64)]
+
+
 class StartSsoSession(Contract):
     user_id: UserId
     username: Username
     amr: list[Amr] = Field(min_length=1, max_length=8)
+    # What the customer's Security page shows of it: a short label of the browser (derived by
+    # auth from its User-Agent, never the User-Agent itself) and the client address.
+    device: Device = ""
+    address: Address = ""
 
 
 class SsoSessionStarted(Contract):
@@ -99,6 +107,25 @@ class RevokeUser(Contract):
     keep_sid: SessionId | None = None
 
 
+class UserSession(Contract):
+    sid: SessionId
+    auth_time: int
+    expires_at: int
+    device: Device
+    address: Address
+
+
+class UserSessions(Contract):
+    sessions: list[UserSession]
+
+
+class EndUserSession(Contract):
+    """One SSO session of this user, by its sid: a sid of someone else's session ends nothing."""
+
+    user_id: UserId
+    sid: SessionId
+
+
 class UserSessionsEnded(Contract):
     ended: int  # how many SSO sessions were live
 
@@ -139,13 +166,25 @@ USER_SESSIONS_REVOKE = Endpoint(
     idempotent=True,
 )
 
+USER_SESSIONS_LIST = Endpoint(
+    CALLEE, "/internal/users/sessions", frozenset({"portal"}), UserRef, UserSessions, idempotent=True
+)
+USER_SESSION_END = Endpoint(
+    CALLEE, "/internal/users/sessions/end", frozenset({"portal"}), EndUserSession, Ended, idempotent=True
+)
+
 
 class SessionClient(ContractClient):
     """The session service, as auth and the portal call it."""
 
-    async def start_sso(self, user_id: str, username: str, amr: list[str]) -> SsoSessionStarted:
+    async def start_sso(
+        self, user_id: str, username: str, amr: list[str], device: str = "", address: str = ""
+    ) -> SsoSessionStarted:
         return await self.expect(
-            SSO_SESSION_START, lambda: StartSsoSession(user_id=user_id, username=username, amr=amr)
+            SSO_SESSION_START,
+            lambda: StartSsoSession(
+                user_id=user_id, username=username, amr=amr, device=device[:32], address=address[:64]
+            ),
         )
 
     async def find_sso(self, session_id: str) -> SsoSessionFound | None:
@@ -186,3 +225,14 @@ class SessionClient(ContractClient):
             USER_SESSIONS_REVOKE, lambda: RevokeUser(user_id=user_id, keep_sid=keep_sid)
         )
         return revoked.ended
+
+    async def sessions_of(self, user_id: str) -> list[UserSession]:
+        """The user's live SSO sessions, oldest sign-in first."""
+        return (await self.expect(USER_SESSIONS_LIST, lambda: UserRef(user_id=user_id))).sessions
+
+    async def end_session_of(self, user_id: str, sid: str) -> bool:
+        """Ends the SSO session `sid` (and its portal sessions) only if it is this user's."""
+        if not is_session_id(sid):
+            return False
+        ended = await self.send(USER_SESSION_END, lambda: EndUserSession(user_id=user_id, sid=sid))
+        return ended is not None and ended.ended

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from services.common.app import build_app, serving
 from services.common.clock import Clock, SystemClock
 from services.common.http_client import peer_http_client
-from services.common.keys import SigningKey, jwks
+from services.common.keys import SigningKey, derived_secret, jwks
 from services.common.logging import configure_logging
 from services.common.service_client import ServiceClient
 from services.common.tokens import RemoteKeys, StaticKeys, TokenIssuer, TokenVerifier
@@ -23,7 +23,7 @@ from services.contracts.session import SessionClient
 from .audit import LogoutAudit
 from .oidc_login import LOGIN_TRANSACTION_AUDIENCE, OidcLogin, TokenEndpoint
 from .routes import router
-from .security import AccountSecurity, ServiceAccountSecurity
+from .security import AccountSecurity, ServiceAccountSecurity, SessionHandles
 from .security_routes import security_router
 from .settings import Settings
 from .state import PortalState, SupportState
@@ -104,7 +104,9 @@ async def open_state(
             or ServiceAccountSecurity(
                 MfaClient(ServiceClient(http, signer, peers.mfa_url, "mfa")),
                 AuthInternalClient(ServiceClient(http, signer, peers.auth_url, "auth")),
+                SessionClient(ServiceClient(http, signer, peers.session_url, "session")),
             ),
+            session_handles=SessionHandles(derived_secret(signing_key, "session-handle")),
             support=SupportState(
                 oidc=oidc_login("/support/callback"),
                 desk=SupportDesk(

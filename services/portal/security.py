@@ -4,6 +4,8 @@ The portal owns no data: the authenticator is mfa's, the password auth's, the se
 session service's. Each is one internal call with its contract (services/contracts).
 """
 
+import hashlib
+import hmac
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
@@ -13,6 +15,7 @@ from babel.dates import format_datetime
 from services.contracts.admin import MfaStatus
 from services.contracts.auth import AuthInternalClient, ChangePassword, PasswordChanged
 from services.contracts.mfa import MfaClient
+from services.contracts.session import SessionClient, UserSession
 
 
 class AccountSecurity(Protocol):
@@ -22,19 +25,48 @@ class AccountSecurity(Protocol):
 
     async def change_password(self, request: ChangePassword) -> PasswordChanged: ...
 
+    async def sessions_of(self, user_id: str) -> list[UserSession]: ...
+
+    async def end_session_of(self, user_id: str, sid: str) -> bool: ...
+
 
 class ServiceAccountSecurity:
     """AccountSecurity over the services' contracts, with the portal's service token."""
 
-    def __init__(self, mfa: MfaClient, auth: AuthInternalClient) -> None:
+    def __init__(self, mfa: MfaClient, auth: AuthInternalClient, sessions: SessionClient) -> None:
         self.mfa = mfa
         self.auth = auth
+        self.sessions = sessions
 
     async def mfa_status(self, user_id: str) -> MfaStatus:
         return await self.mfa.status(user_id)
 
     async def change_password(self, request: ChangePassword) -> PasswordChanged:
         return await self.auth.change_password(request)
+
+    async def sessions_of(self, user_id: str) -> list[UserSession]:
+        return await self.sessions.sessions_of(user_id)
+
+    async def end_session_of(self, user_id: str, sid: str) -> bool:
+        return await self.sessions.end_session_of(user_id, sid)
+
+
+class SessionHandles:
+    """What the page names a session by: an HMAC of its sid with the portal's own secret, so the
+    page shows no session's id, ref or sid, and a handle means nothing outside this portal."""
+
+    def __init__(self, secret: bytes) -> None:
+        self.secret = secret
+
+    def handle(self, sid: str) -> str:
+        return hmac.new(self.secret, sid.encode(), hashlib.sha256).hexdigest()[:32]
+
+    def find(self, handle: str, sessions: list[UserSession]) -> UserSession | None:
+        """The session of these (the signed-in customer's own) that the handle names, if any."""
+        for session in sessions:
+            if hmac.compare_digest(self.handle(session.sid).encode(), handle.encode()):
+                return session
+        return None
 
 
 @dataclass(frozen=True)

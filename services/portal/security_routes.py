@@ -25,6 +25,7 @@ NOTICES: dict[str, Text] = {
         "Your password has been changed. Your other devices have been signed out: "
         "sign in there with your new password."
     ),
+    "session_ended": _("That device has been signed out."),
 }
 
 # Each refusal of a new password, calm, with its status; auth decides all but the two fields' match.
@@ -47,6 +48,8 @@ NOT_THE_SAME = _("The two new passwords are not the same.")
 FILL_IN_ALL = _("Enter your current password, then the new one twice.")
 
 PasswordField = Annotated[str, Form(max_length=2048)]
+HandleField = Annotated[str, Form(max_length=64)]
+NO_SUCH_SESSION = _("That session has already ended.")
 
 
 def security_of(state: PortalState) -> AccountSecurity:
@@ -109,11 +112,37 @@ async def security_change_password(
     if changed.outcome != "changed":
         status_code, message = PASSWORD_REFUSALS[changed.outcome]
         return await security_view(request, state, session, status_code=status_code, password_error=message)
+    return with_notice(state, "password_changed")
+
+
+def with_notice(state: PortalState, notice: str) -> Response:
+    """Back to the page, which says `notice` once."""
     response = redirect(PAGE)
-    set_cookie(
-        response, NOTICE_COOKIE, "password_changed", secure=state.secure_cookies, path=PAGE, max_age=60
-    )
+    set_cookie(response, NOTICE_COOKIE, notice, secure=state.secure_cookies, path=PAGE, max_age=60)
     return response
+
+
+@security_router.post(f"{PAGE}/sessions/end")
+async def security_end_session(
+    request: Request,
+    state: State,
+    csrf_token: CsrfToken = None,
+    session_id: SessionCookie = None,
+    session: HandleField = "",
+) -> Response:
+    check_csrf(request, csrf_token)
+    current = await live_session(state, session_id)
+    if current is None:
+        return to_login(state, session_id)
+    security = security_of(state)
+    # Only a handle of this customer's own sessions names anything; the session service checks
+    # again that the sid is theirs.
+    chosen = state.session_handles.find(session, await security.sessions_of(current.user_id))
+    if chosen is None or chosen.sid == current.sid:
+        return await security_view(request, state, current, status_code=400, sessions_error=NO_SUCH_SESSION)
+    if not await security.end_session_of(current.user_id, chosen.sid):
+        return await security_view(request, state, current, status_code=400, sessions_error=NO_SUCH_SESSION)
+    return with_notice(state, "session_ended")
 
 
 async def security_view(
@@ -124,10 +153,22 @@ async def security_view(
     status_code: int = 200,
     notice: Text | None = None,
     password_error: Text | None = None,
+    sessions_error: Text | None = None,
 ) -> HTMLResponse:
     """The page as it is now: every part read from its owner at each request."""
-    mfa = await security_of(state).mfa_status(session.user_id)
+    security = security_of(state)
+    mfa = await security.mfa_status(session.user_id)
     language = current_language.get()
+    sessions = [
+        {
+            "handle": state.session_handles.handle(live.sid),
+            "device": live.device,
+            "address": live.address,
+            "signed_in": moment(live.auth_time, language),
+            "this_device": live.sid == session.sid,
+        }
+        for live in await security.sessions_of(session.user_id)
+    ]
     return state.pages.render(
         request,
         "security.html",
@@ -135,6 +176,8 @@ async def security_view(
         username=session.username,
         notice=notice,
         password_error=password_error,
+        sessions_error=sessions_error,
+        sessions=sessions,
         local_time=True,
         mfa=mfa,
         mfa_since=moment(mfa.enrolled_since, language) if mfa.enrolled_since else None,

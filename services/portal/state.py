@@ -13,7 +13,7 @@ from services.common.web import Pages
 
 from .audit import LogoutAudit
 from .oidc_login import OidcLogin
-from .security import AccountSecurity
+from .security import AccountSecurity, SessionHandles
 from .store import PortalSessions
 from .support import SupportActivity, SupportDesk
 
@@ -43,6 +43,7 @@ class PortalState:
     support: SupportState | None = None
     # The Security page's calls to mfa, auth and the session service; None: no such page.
     security: AccountSecurity | None = None
+    session_handles: SessionHandles = field(default_factory=lambda: SessionHandles(b""))
 
 
 State = Annotated[PortalState, Depends(state_dependency(PortalState))]

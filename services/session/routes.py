@@ -19,9 +19,12 @@ from services.contracts.session import (
     SSO_SESSION_END,
     SSO_SESSION_LOOKUP,
     SSO_SESSION_START,
+    USER_SESSION_END,
+    USER_SESSIONS_LIST,
     USER_SESSIONS_REVOKE,
     Ended,
     EndSsoSession,
+    EndUserSession,
     PortalSessionFound,
     PortalSessionStarted,
     RevokeUser,
@@ -30,6 +33,9 @@ from services.contracts.session import (
     SsoSessionStarted,
     StartPortalSession,
     StartSsoSession,
+    UserRef,
+    UserSession,
+    UserSessions,
     UserSessionsEnded,
 )
 
@@ -59,7 +65,9 @@ def no_such_session() -> NotFound:
 
 @route(SSO_SESSION_START)
 async def sso_session_create(body: StartSsoSession, state: State) -> SsoSessionStarted:
-    started = await state.sessions.start_sso(body.user_id, body.username, body.amr)
+    started = await state.sessions.start_sso(
+        body.user_id, body.username, body.amr, device=body.device, address=body.address
+    )
     return SsoSessionStarted(
         session_id=started.session_id,
         sid=started.sid,
@@ -117,3 +125,24 @@ async def portal_session_end(body: SessionRef, state: State) -> Ended:
 @route(USER_SESSIONS_REVOKE)
 async def user_sessions_revoke(body: RevokeUser, state: State) -> UserSessionsEnded:
     return UserSessionsEnded(ended=await state.sessions.revoke_user(body.user_id, keep_sid=body.keep_sid))
+
+
+@route(USER_SESSIONS_LIST)
+async def user_sessions_list(body: UserRef, state: State) -> UserSessions:
+    return UserSessions(
+        sessions=[
+            UserSession(
+                sid=record.sid,
+                auth_time=record.auth_time,
+                expires_at=record.expires_at,
+                device=record.device,
+                address=record.address,
+            )
+            for record in await state.sessions.live_sessions_of(body.user_id)
+        ]
+    )
+
+
+@route(USER_SESSION_END)
+async def user_session_end(body: EndUserSession, state: State) -> Ended:
+    return Ended(ended=await state.sessions.end_session_of(body.user_id, body.sid))

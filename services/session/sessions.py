@@ -56,7 +56,9 @@ class Sessions:
     def _now(self) -> int:
         return int(self.clock.now())
 
-    async def start_sso(self, user_id: str, username: str, amr: list[str]) -> NewSsoSession:
+    async def start_sso(
+        self, user_id: str, username: str, amr: list[str], *, device: str = "", address: str = ""
+    ) -> NewSsoSession:
         now = self._now()
         session_id = self.new_id()
         # The public name of the session (id_token `sid`), a hash of its id (store.ref_of): it
@@ -69,6 +71,8 @@ class Sessions:
             auth_time=now,
             expires_at=now + self.sso_lifetime,
             ttl_seconds=self.sso_lifetime,
+            device=device,
+            address=address,
         )
         return NewSsoSession(
             session_id=session_id, sid=sid, auth_time=now, expires_at=now + self.sso_lifetime
@@ -138,3 +142,17 @@ class Sessions:
         # Only the user's own session is kept: another user's sid keeps nothing of theirs anyway,
         # as only this user's sessions are ended.
         return await self.store.end_user_sessions(user_id, keep_sid=keep_sid)
+
+    async def live_sessions_of(self, user_id: str) -> list[SsoRecord]:
+        """The user's SSO sessions that have not expired, oldest sign-in first."""
+        now = self._now()
+        records = [record for record, _portals in await self.store.user_sso_sessions(user_id)]
+        return sorted((r for r in records if r.expires_at > now), key=lambda r: (r.auth_time, r.sid))
+
+    async def end_session_of(self, user_id: str, sid: str) -> bool:
+        """Ends the SSO session `sid` only if it belongs to `user_id`: the portal names the user
+        of its own session, the sid comes from a form."""
+        record = await self.store.get_sso_by_sid(sid)
+        if record is None or record.user_id != user_id:
+            return False
+        return await self.store.end_sso_by_sid(sid, user_id=user_id)

@@ -40,6 +40,9 @@ MAX_ATTEMPTS = 5
 # The SSO hash's fields. A portal session's field is CHILD + its ref (23 characters, so it
 # never collides with a record field).
 USER_ID, USERNAME, AMR, AUTH_TIME, EXPIRES_AT, LAST_USED = "u", "n", "a", "t", "e", "l"
+# For the customer's Security page, kept only when known: the browser's short label (at most 32
+# characters, derived by auth at sign-in) and the client address.
+DEVICE, ADDRESS = "d", "i"
 CHILD = "p"
 REF_LENGTH = 22
 # The live count's buckets: sessions are counted to the minute of their expiry.
@@ -106,6 +109,8 @@ class SsoRecord:
     last_used: int
     # The refs of the portal sessions made from it (some may have expired already).
     children: tuple[str, ...] = ()
+    device: str = ""
+    address: str = ""
 
     @property
     def ref(self) -> str:
@@ -133,6 +138,8 @@ def _sso_record(sid: str, fields: dict[str, str]) -> SsoRecord | None:
             expires_at=int(fields[EXPIRES_AT]),
             last_used=int(fields[LAST_USED]),
             children=tuple(sorted(field[len(CHILD) :] for field in fields if _is_child(field))),
+            device=fields.get(DEVICE, ""),
+            address=fields.get(ADDRESS, ""),
         )
     except (KeyError, ValueError):
         return None
@@ -201,6 +208,8 @@ class SessionStore:
         auth_time: int,
         expires_at: int,
         ttl_seconds: int,
+        device: str = "",
+        address: str = "",
     ) -> str:
         """Stores the SSO session; returns its sid."""
         sid = ref_of(session_id)
@@ -215,6 +224,8 @@ class SessionStore:
                     AUTH_TIME: auth_time,
                     EXPIRES_AT: expires_at,
                     LAST_USED: auth_time,
+                    **({DEVICE: device} if device else {}),
+                    **({ADDRESS: address} if address else {}),
                 },
             )
             pipe.expire(sso_key, ttl_seconds)

@@ -337,7 +337,14 @@ async def test_the_complete_step_makes_the_sso_session_and_the_continue_page(har
     assert "/auth/authorize?" in page.text
     [(path, body)] = harness.peers.calls
     assert path == "/internal/sso-sessions"
-    assert body == {"user_id": harness.user_id, "username": "alice", "amr": ["pwd", "otp"]}
+    assert body == {
+        "user_id": harness.user_id,
+        "username": "alice",
+        "amr": ["pwd", "otp"],
+        # The browser's short label (its User-Agent is the test client's) and address, not the User-Agent.
+        "device": "Unknown device",
+        "address": "127.0.0.1",
+    }
     cookies = {value.split("=", 1)[0]: value for value in page.headers.get_list("set-cookie")}
     for attribute in ("Path=/auth", "HttpOnly", "SameSite=lax", "Max-Age=43200"):
         assert attribute in cookies["sso"]

@@ -1,5 +1,6 @@
 """The Security page at /portal/security, on fakes: who may see it, and what it shows."""
 
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -13,6 +14,7 @@ from httpx import AsyncClient
 from services.common.clock import FrozenClock
 from services.contracts.admin import MfaStatus
 from services.contracts.auth import ChangePassword, PasswordChanged, PasswordChangeOutcome
+from services.contracts.session import UserSession
 from services.portal.app import create_app, open_state
 from services.portal.security import moment
 from services.portal.settings import Settings
@@ -37,9 +39,36 @@ class FakeSecurity:
         self.asked.append(user_id)
         return self.status
 
+    sessions: list[UserSession] = field(
+        default_factory=lambda: [
+            UserSession(
+                sid="sid-1",
+                auth_time=1_780_000_000,
+                expires_at=1_780_043_200,
+                device="Chrome on Windows",
+                address="127.0.0.1",
+            ),
+            UserSession(
+                sid="sid-2",
+                auth_time=1_780_000_100,
+                expires_at=1_780_043_300,
+                device="Safari on iPhone",
+                address="127.0.0.2",
+            ),
+        ]
+    )
+    ended: list[tuple[str, str]] = field(default_factory=list)
+
     async def change_password(self, request: ChangePassword) -> PasswordChanged:
         self.password_changes.append(request)
         return PasswordChanged(outcome=self.password_outcome)
+
+    async def sessions_of(self, user_id: str) -> list[UserSession]:
+        return list(self.sessions)
+
+    async def end_session_of(self, user_id: str, sid: str) -> bool:
+        self.ended.append((user_id, sid))
+        return True
 
 
 @pytest.fixture
@@ -246,3 +275,37 @@ async def test_a_password_change_needs_the_csrf_token_and_a_live_session(
 
     assert (response.status_code, response.headers["location"]) == (303, "/portal/login")
     assert fake_security.password_changes == []
+
+
+async def test_the_sessions_show_no_sid_and_only_other_devices_can_be_signed_out(
+    browser: AsyncClient, fake_auth: FakeAuth, fake_security: FakeSecurity
+) -> None:
+    await sign_in(browser, fake_auth)
+
+    page = (await browser.get("/portal/security")).text
+
+    assert 'Chrome on Windows</strong> <span class="this-device">(this device)</span>' in page
+    assert "Safari on iPhone" in page and "127.0.0.2" in page
+    assert "sid-1" not in page and "sid-2" not in page
+    assert page.count('action="/portal/security/sessions/end"') == 1
+
+
+async def test_a_handle_that_is_not_of_this_customers_sessions_ends_nothing(
+    browser: AsyncClient, fake_auth: FakeAuth, fake_security: FakeSecurity
+) -> None:
+    await sign_in(browser, fake_auth)
+    page = (await browser.get("/portal/security")).text
+    handle = re.search(r'name="session" value="([0-9a-f]+)"', page)
+    assert handle is not None
+
+    forged = await browser.post(
+        "/portal/security/sessions/end", data={"csrf_token": csrf_from(page), "session": "0" * 32}
+    )
+    assert forged.status_code == 400 and "That session has already ended." in forged.text
+    assert fake_security.ended == []
+
+    done = await browser.post(
+        "/portal/security/sessions/end", data={"csrf_token": csrf_from(page), "session": handle.group(1)}
+    )
+    assert (done.status_code, done.headers["location"]) == (303, "/portal/security")
+    assert fake_security.ended == [("user-1", "sid-2")]

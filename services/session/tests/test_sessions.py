@@ -322,3 +322,29 @@ async def test_only_the_newest_portal_sessions_of_an_sso_session_stay(
     parent = await store.get_sso_by_sid(sso.sid)
     assert parent is not None and len(parent.children) == 3
     assert elsewhere is not None and await sessions.find_portal(elsewhere.session_id) is not None
+
+
+async def test_a_user_ends_only_their_own_session_by_its_sid(sessions: Sessions) -> None:
+    mine = await sessions.start_sso(
+        "user-1", "alice", ["pwd", "otp"], device="Safari on iPhone", address="10.0.0.9"
+    )
+    theirs = await sessions.start_sso("user-2", "bob", ["pwd", "otp"])
+
+    assert not await sessions.end_session_of("user-1", theirs.sid)
+    assert await sessions.find_sso(theirs.session_id) is not None
+    (listed,) = await sessions.live_sessions_of("user-1")
+    assert (listed.sid, listed.device, listed.address) == (mine.sid, "Safari on iPhone", "10.0.0.9")
+
+    assert await sessions.end_session_of("user-1", mine.sid)
+    assert await sessions.find_sso(mine.session_id) is None
+    assert await sessions.live_sessions_of("user-1") == []
+
+
+async def test_revoking_a_user_keeps_the_session_asked_to_be_kept(sessions: Sessions) -> None:
+    here = await sessions.start_sso("user-1", "alice", ["pwd", "otp"])
+    elsewhere = await sessions.start_sso("user-1", "alice", ["pwd", "otp"])
+
+    assert await sessions.revoke_user("user-1", keep_sid=here.sid) == 1
+
+    assert await sessions.find_sso(here.session_id) is not None
+    assert await sessions.find_sso(elsewhere.session_id) is None
