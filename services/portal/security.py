@@ -12,6 +12,7 @@ from typing import Protocol
 
 from babel.dates import format_datetime
 
+from services.common.i18n import _
 from services.contracts.admin import MfaStatus
 from services.contracts.auth import AuthInternalClient, ChangePassword, PasswordChanged
 from services.contracts.mfa import MfaClient
@@ -83,3 +84,16 @@ def moment(value: datetime | int, language: str) -> Moment:
         iso=when.strftime("%Y-%m-%dT%H:%M:%SZ"),
         text=format_datetime(when, "d MMMM y, HH:mm 'UTC'", tzinfo=UTC, locale=language),
     )
+
+
+def device_text(label: str) -> str:
+    """auth's device label ("Chrome on Windows", "Android device", "Unknown device", English as
+    stored) in the customer's language; browser and system names stay as they are."""
+    browser, on, system = label.partition(" on ")
+    if on:
+        return _("%(browser)s on %(system)s") % {"browser": browser, "system": system}
+    if label in ("", "Unknown device"):
+        return str(_("Unknown device"))
+    if label.endswith(" device"):
+        return _("%(system)s device") % {"system": label.removesuffix(" device")}
+    return label

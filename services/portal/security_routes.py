@@ -10,7 +10,7 @@ from services.common.web import _, check_csrf, client_ip, delete_cookie, set_coo
 from services.contracts.auth import ChangePassword, PasswordChangeOutcome
 
 from .routes import CsrfToken, SessionCookie, forget_session, live_session, redirect
-from .security import AccountSecurity, moment
+from .security import AccountSecurity, device_text, moment
 from .state import PortalState, State
 from .store import PortalSession
 
@@ -162,7 +162,7 @@ async def security_view(
     sessions = [
         {
             "handle": state.session_handles.handle(live.sid),
-            "device": live.device,
+            "device": device_text(live.device),
             "address": live.address,
             "signed_in": moment(live.auth_time, language),
             "this_device": live.sid == session.sid,

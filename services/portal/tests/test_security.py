@@ -12,11 +12,12 @@ from fastapi import FastAPI
 from httpx import AsyncClient
 
 from services.common.clock import FrozenClock
+from services.common.i18n import current_language
 from services.contracts.admin import MfaStatus
 from services.contracts.auth import ChangePassword, PasswordChanged, PasswordChangeOutcome
 from services.contracts.session import UserSession
 from services.portal.app import create_app, open_state
-from services.portal.security import moment
+from services.portal.security import device_text, moment
 from services.portal.settings import Settings
 
 from .conftest import FakeAuth, FakeSessions, csrf_from, set_cookie_headers, sign_in
@@ -309,3 +310,15 @@ async def test_a_handle_that_is_not_of_this_customers_sessions_ends_nothing(
     )
     assert (done.status_code, done.headers["location"]) == (303, "/portal/security")
     assert fake_security.ended == [("user-1", "sid-2")]
+
+
+def test_a_device_label_is_said_in_the_customers_language() -> None:
+    token = current_language.set("fr")
+    try:
+        assert device_text("Safari on iPhone") == "Safari sur iPhone"
+        assert device_text("Android device") == "Appareil Android"
+        assert device_text("Unknown device") == "Appareil inconnu"
+        assert device_text("") == "Appareil inconnu"
+    finally:
+        current_language.reset(token)
+    assert device_text("Chrome on Windows") == "Chrome on Windows"
