@@ -22,6 +22,7 @@ from typing import Any
 from redis.asyncio import Connection, ConnectionPool, Redis
 
 from devstack import datastores
+from services.auth.device_label import device_label
 from services.common.clock import SystemClock
 from services.session.sessions import Sessions
 from services.session.store import SessionStore, ref_of
@@ -30,6 +31,14 @@ from .load import percentile
 
 PREFIX = "bench:"
 SSO_LIFETIME = 43200
+# What every SSO session keeps for the Security page, at about its longest: the label auth makes
+# of a Samsung phone's User-Agent ("Samsung Internet on Android", 27 of at most 32 characters) and
+# a 15-character IPv4 address. (An IPv6 address is up to 39: docs/performance.md gives both.)
+DEVICE = device_label(
+    "Mozilla/5.0 (Linux; Android 14; SM-S921B) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "SamsungBrowser/26.0 Chrome/122.0.0.0 Mobile Safari/537.36"
+)
+ADDRESS = "203.113.254.254"
 # Commands that read or frame a transaction: a replay needs only what a create writes.
 NOT_WRITES = {
     b"WATCH", b"UNWATCH", b"MULTI", b"EXEC", b"DISCARD", b"PTTL", b"TTL", b"GET", b"MGET", b"HGET",
@@ -186,7 +195,9 @@ class StoreBench:
         sessions = self._sessions(iter([template.sso_id, template.portal_id]))
         self.recorder.on = True
         try:
-            sso = await sessions.start_sso(template.user_id, template.username, ["pwd", "otp"])
+            sso = await sessions.start_sso(
+                template.user_id, template.username, ["pwd", "otp"], device=DEVICE, address=ADDRESS
+            )
             sso_wire, sso_count = self._recorded_writes()
             portal = await sessions.start_portal(sso.sid, template.user_id)
             portal_wire, portal_count = self._recorded_writes()
@@ -261,6 +272,9 @@ class StoreBench:
             portal = await sessions.find_portal(ids.portal_id)
             if sso is None or portal is None or (sso.username, portal.username) != (ids.username,) * 2:
                 raise StoreBenchError(f"replayed session {n} is not found by the store's own lookups")
+            record = await self.store.get_sso_by_sid(sso.sid)
+            if record is None or (record.device, record.address) != (DEVICE, ADDRESS):
+                raise StoreBenchError(f"replayed session {n} lacks the Security page's device and address")
 
     async def memory_bytes(self) -> tuple[int, int]:
         """MEMORY USAGE summed over every key under the prefix, and how many keys there are."""
