@@ -221,3 +221,14 @@ def test_sessions_show_each_device_and_one_other_can_be_signed_out_but_not_someo
     assert (response.status_code, response.headers["location"]) == (303, "/portal/login")
     assert laptop.get("/portal/security").path == "/portal/security"
     assert stranger.get("/portal/security").path == "/portal/security"
+    # No session id (the cookies) and no handle in any service's log or the gateway's.
+    secrets_seen = [
+        cookie.value for cookie in laptop.http.cookies.jar if cookie.name in ("portal_session", "sso")
+    ]
+    assert len(secrets_seen) == 2
+    for log in [stack.log_path(name) for name in ("auth", "mfa", "session", "portal")] + [
+        stack.gateway_access_log
+    ]:
+        text = log.read_text(errors="replace")
+        assert phone_handle not in text, log
+        assert not [value for value in secrets_seen if value in text], log
