@@ -322,3 +322,32 @@ def test_a_device_label_is_said_in_the_customers_language() -> None:
     finally:
         current_language.reset(token)
     assert device_text("Chrome on Windows") == "Chrome on Windows"
+
+
+async def test_signing_out_a_device_needs_the_csrf_token_a_live_session_and_another_device(
+    app: FastAPI, browser: AsyncClient, fake_auth: FakeAuth, fake_security: FakeSecurity
+) -> None:
+    await sign_in(browser, fake_auth)
+    page = (await browser.get("/portal/security")).text
+    other = re.search(r'name="session" value="([0-9a-f]+)"', page)
+    assert other is not None
+    # This device's own handle, which the page never offers (this device leaves by Log out or
+    # Sign out everywhere).
+    handles = app.state.service.session_handles
+    this_device = handles.handle("sid-1")
+    assert handles.handle("sid-2") == other.group(1) and this_device != other.group(1)
+
+    own = await browser.post(
+        "/portal/security/sessions/end", data={"csrf_token": csrf_from(page), "session": this_device}
+    )
+    assert own.status_code == 400 and "That session has already ended." in own.text
+    no_csrf = await browser.post(
+        "/portal/security/sessions/end", data={"csrf_token": "wrong", "session": other.group(1)}
+    )
+    assert no_csrf.status_code == 403
+    browser.cookies.delete("portal_session")
+    signed_out = await browser.post(
+        "/portal/security/sessions/end", data={"csrf_token": csrf_from(page), "session": other.group(1)}
+    )
+    assert (signed_out.status_code, signed_out.headers["location"]) == (303, "/portal/login")
+    assert fake_security.ended == []

@@ -152,6 +152,43 @@ async def test_revoke_by_auth_mfa_and_the_portal(call: Call) -> None:
     assert (await call("portal", "/internal/users/revoke", {"user_id": "u1"})).json() == {"ended": 1}
 
 
+async def test_the_portal_lists_a_users_sessions_and_ends_one_only_for_its_owner(
+    call: Call, clock: FrozenClock
+) -> None:
+    laptop = await call(
+        "auth",
+        "/internal/sso-sessions",
+        {
+            "user_id": "u1",
+            "username": "alice",
+            "amr": ["pwd", "otp"],
+            "device": "Chrome on Windows",
+            "address": "203.0.113.7",
+        },
+    )
+    assert laptop.status_code == 201
+    clock.advance(60)
+    phone = await start_sso(call)
+
+    listed = (await call("portal", "/internal/users/sessions", {"user_id": "u1"})).json()["sessions"]
+    assert [(s["sid"], s["device"], s["address"]) for s in listed] == [
+        (laptop.json()["sid"], "Chrome on Windows", "203.0.113.7"),
+        (phone["sid"], "", ""),
+    ]
+    assert set(listed[0]) == {"sid", "auth_time", "expires_at", "device", "address"}
+    assert (await call("portal", "/internal/users/sessions", {"user_id": "u2"})).json() == {"sessions": []}
+
+    # Oldest sign-in first. Another user's id with alice's sid ends nothing.
+    end = "/internal/users/sessions/end"
+    assert (await call("portal", end, {"user_id": "u2", "sid": phone["sid"]})).json() == {"ended": False}
+    lookup = await call("auth", "/internal/sso-sessions/lookup", {"session_id": phone["session_id"]})
+    assert lookup.status_code == 200
+    assert (await call("portal", end, {"user_id": "u1", "sid": phone["sid"]})).json() == {"ended": True}
+    lookup = await call("auth", "/internal/sso-sessions/lookup", {"session_id": phone["session_id"]})
+    assert lookup.status_code == 404
+    assert (await call("portal", end, {"user_id": "u1", "sid": phone["sid"]})).json() == {"ended": False}
+
+
 @pytest.mark.parametrize(
     ("caller", "path"),
     [
@@ -161,6 +198,9 @@ async def test_revoke_by_auth_mfa_and_the_portal(call: Call) -> None:
         ("auth", "/internal/portal-sessions"),
         ("auth", "/internal/portal-sessions/lookup"),
         ("mfa", "/internal/portal-sessions/end"),
+        ("auth", "/internal/users/sessions"),
+        ("auth", "/internal/users/sessions/end"),
+        ("mfa", "/internal/users/sessions/end"),
     ],
 )
 async def test_a_peer_outside_the_allow_list_is_refused(call: Call, caller: str, path: str) -> None:
