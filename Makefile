@@ -17,7 +17,7 @@ CATALOGUE := services/common/locale/fr/LC_MESSAGES/messages
 # axe-core from npm, at the version package-lock.json pins.
 AXE := node_modules/axe-core/axe.min.js
 
-.PHONY: help venv catalogues translations system-deps run up down status lint test bench soak clean
+.PHONY: help venv catalogues gateway-pages translations system-deps run up down status lint test bench soak clean
 
 help:
 	@echo "make run      start the stack in the foreground (Ctrl-C stops it)"
@@ -27,6 +27,7 @@ help:
 	@echo "make soak     customers sign in for SOAK_SECONDS (60) while Redis restarts and a replica dies"
 	@echo "make bench    the speed figures of docs/performance.md (a few minutes; not part of make test)"
 	@echo "make translations  add the new strings for people to the French catalogue (.po), to translate"
+	@echo "make gateway-pages  regenerate nginx's own error pages (gateway/pages) from the template and catalogue"
 	@echo "make clean    stop the stack, remove its state and the caches"
 
 venv: $(VENV_STAMP)
@@ -47,6 +48,11 @@ $(CATALOGUE).mo: $(CATALOGUE).po $(VENV_STAMP)
 
 # Extracts every string of the templates and the code (babel.cfg) and merges the new ones into
 # the .po, empty: fill them in; services/common/tests/test_catalogue.py fails until then.
+# nginx's own error pages, from services/common/templates/gateway_error.html and the catalogue;
+# committed (Kubernetes ships gateway/ as it is), tests/test_gateway_pages.py checks they are current.
+gateway-pages: venv catalogues
+	$(VENV)/bin/python -m devstack.gateway_pages
+
 translations: venv
 	mkdir -p build
 	$(VENV)/bin/pybabel extract --mapping-file babel.cfg --keywords ngettext_now:1,2 --ignore-dirs tests \

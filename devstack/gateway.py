@@ -1,7 +1,11 @@
 """Render gateway/nginx.conf.template for a local nginx."""
 
+import hashlib
+import html
+import os
 import re
 import shutil
+import tempfile
 from pathlib import Path
 from string import Template
 
@@ -12,6 +16,8 @@ PLACEHOLDERS = (
     "MFA_SERVERS",
     "PORTAL_SERVERS",
     "GATEWAY_RUNTIME_DIR",
+    "GATEWAY_PAGES_DIR",
+    "GATEWAY_BRAND_NAME",
 )
 
 
@@ -37,6 +43,45 @@ def render(template: str, values: dict[str, str]) -> str:
     if leftover:
         raise ValueError(f"unknown placeholders in the gateway template: {sorted(set(leftover))}")
     return rendered
+
+
+def brand_for_nginx(brand: str) -> str:
+    """The brand as nginx's sub_filter puts it into the gateway's pages: HTML-escaped, and
+    nothing that would end the config's quoted string."""
+    escaped = html.escape(brand)
+    if "'" in escaped or "\\" in escaped or "\n" in escaped:
+        raise ValueError(f"the brand name cannot go into the gateway's pages: {brand!r}")
+    return escaped
+
+
+# Where a local nginx reads the gateway's pages from: its workers run as nobody, who may not be
+# able to reach a checkout (or a test's temporary directory) at all.
+READABLE_PAGES_ROOT = Path(tempfile.gettempdir()) / "sso-gateway-pages"
+
+
+def readable_pages(source: Path) -> Path:
+    """A copy of the pages in `source` that every user can read, named by its content (so
+    stacks share it and a changed page is a new copy)."""
+    files = sorted(path for path in source.iterdir() if path.is_file())
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    target = READABLE_PAGES_ROOT / digest.hexdigest()[:16]
+    if target.is_dir():
+        return target
+    READABLE_PAGES_ROOT.mkdir(exist_ok=True)
+    if READABLE_PAGES_ROOT.stat().st_uid == os.getuid():
+        READABLE_PAGES_ROOT.chmod(0o755)
+    staging = Path(tempfile.mkdtemp(dir=READABLE_PAGES_ROOT))
+    for path in files:
+        shutil.copyfile(path, staging / path.name)
+        (staging / path.name).chmod(0o644)
+    staging.chmod(0o755)
+    try:
+        staging.rename(target)
+    except OSError:  # another stack made the same copy meanwhile
+        shutil.rmtree(staging)
+    return target
 
 
 def nginx_binary() -> str:

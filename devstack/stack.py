@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from services.common.keys import generate_private_pem, public_pem
+from services.common.settings import Peers
 
 from . import datastores, gateway, processes
 from .ports import free_ports, port_in_use
@@ -399,6 +400,11 @@ class Stack:
                     for name in ROUTED_SERVICES
                 },
                 "GATEWAY_RUNTIME_DIR": str(self.gateway_dir),
+                # The gateway's own error pages, with the brand the services show.
+                "GATEWAY_PAGES_DIR": str(gateway.readable_pages(self.root / "gateway" / "pages")),
+                "GATEWAY_BRAND_NAME": gateway.brand_for_nginx(
+                    self._process_env().get("SSO_BRAND_NAME") or Peers().brand_name
+                ),
             },
         )
         command = [nginx, "-p", str(self.gateway_dir), "-c", str(config)]

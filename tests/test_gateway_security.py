@@ -71,6 +71,8 @@ def echo_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "GATEWAY_LISTEN": f"127.0.0.1:{port}",
         "GATEWAY_RUNTIME_DIR": str(runtime),
         "GATEWAY_REAL_IP": "",
+        "GATEWAY_PAGES_DIR": str(gateway.readable_pages(ROOT / "gateway" / "pages")),
+        "GATEWAY_BRAND_NAME": "Orange Business",
     }
     for name in gateway.PLACEHOLDERS:
         if name.endswith("_SERVERS"):  # one `server` line per replica

@@ -1,13 +1,17 @@
 """The messages a customer can meet, through nginx, in English and French: an expired sign-in or
 set-up (with its Start again button), a locked account, and the gateway's own pages."""
 
+import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import asyncpg
+import httpx
 import pytest
 from playwright.sync_api import Browser, Page
 
@@ -371,3 +375,224 @@ def test_in_chromium_the_lock_message_shows_the_local_time(
         assert_accessible(page)
     finally:
         context.close()
+
+
+# nginx's own pages: 429 from its rate limit, and a service that is down
+
+
+GATEWAY = {
+    "en": {
+        "too_many": "Too many requests",
+        "unavailable": "Temporarily unavailable",
+        "back": "Back to the customer portal",
+    },
+    "fr": {
+        "too_many": "Trop de demandes",
+        "unavailable": "Temporairement indisponible",
+        "back": "Retour au portail client",
+    },
+}
+UNAVAILABLE = {
+    "en": "Sign-in is unavailable right now. Please try again in a minute.",
+    "fr": "La connexion est indisponible pour le moment. Veuillez réessayer dans une minute.",
+}
+
+
+def rate_limited(http: httpx.Client) -> httpx.Response:
+    """POSTs from one address past the gateway's burst (cheap ones, refused at once): its first 429."""
+
+    def post(_: int) -> httpx.Response:
+        return http.post("/mfa/verify", data={"code": "1"})
+
+    with ThreadPoolExecutor(max_workers=40) as pool:
+        answers = list(pool.map(post, range(120)))
+    limited = [answer for answer in answers if answer.status_code == 429]
+    assert limited, [answer.status_code for answer in answers]
+    return limited[0]
+
+
+@contextmanager
+def sustained_burst(gateway_url: str) -> Iterator[None]:
+    """POSTs from 127.0.0.1 (the browser's address) past the gateway's burst, kept up meanwhile:
+    nginx forgets refused requests, so the bucket is full only while the pressure lasts."""
+    stop = threading.Event()
+
+    def press() -> None:
+        with httpx.Client(base_url=gateway_url) as http:
+            while not stop.is_set():
+                http.post("/mfa/verify", data={"code": "1"})
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        for _ in range(16):
+            pool.submit(press)
+        try:
+            with httpx.Client(base_url=gateway_url) as http:
+                deadline = time.monotonic() + 30
+                while http.post("/mfa/verify", data={"code": "1"}).status_code != 429:
+                    assert time.monotonic() < deadline, "the gateway never limited the burst"
+            yield
+        finally:
+            stop.set()
+
+
+def assert_gateway_page(response: httpx.Response, language: str, heading: str, brand: str) -> Answer:
+    page = Answer(response)
+    html = page.soup.find("html")
+    assert html is not None and html.get("lang") == language, response.text[:300]
+    assert page.soup.find("h1").get_text(strip=True) == GATEWAY[language][heading]
+    assert page.soup.find("a", class_="button").get_text(strip=True) == GATEWAY[language]["back"]
+    # The product's layout: its stylesheet (served by the gateway itself) and brand header.
+    assert page.soup.find("link", rel="stylesheet")["href"] == "/.gateway/style.css"
+    assert page.soup.find("header", class_="brand").get_text(strip=True) == brand
+    assert response.headers["content-type"].startswith("text/html")
+    return page
+
+
+@pytest.mark.parametrize(
+    ("cookie", "accept_language", "language"),
+    [
+        (None, "en-GB,en;q=0.9", "en"),
+        (None, FRENCH, "fr"),
+        (None, "de-DE,de;q=0.9,fr;q=0.8,en;q=0.7", "fr"),
+        (None, "", "en"),
+        ("fr", "en-GB,en;q=0.9", "fr"),  # the switch's cookie outweighs the browser
+        ("en", FRENCH, "en"),
+    ],
+)
+def test_the_gateways_429_is_in_the_customers_language_with_its_retry_after(
+    stack: Stack, cookie: str | None, accept_language: str, language: str
+) -> None:
+    customer = Customer(stack.gateway_url)
+    try:
+        customer.http.headers["accept-language"] = accept_language
+        if cookie is not None:
+            customer.http.cookies.set("lang", cookie, domain="127.0.0.1", path="/")
+        limited = rate_limited(customer.http)
+        assert limited.headers["retry-after"] == "1"
+        assert_gateway_page(limited, language, "too_many", "Orange Business")
+        css = customer.http.get("/.gateway/style.css")
+        assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
+    finally:
+        customer.close()
+
+
+def test_a_services_own_429_keeps_its_retry_after(stack: Stack, customers: Callable[[str], Customer]) -> None:
+    account = add_user(stack)
+    first_login(customers("en"), account)
+    customer = customers("en")
+    page = to_code_page(customer, account)
+    for _ in range(6):
+        answer = customer.enter_code(page, wrong_code_for(account.secret))
+    assert answer.status == 429
+    # mfa's own wait, not the gateway's one second.
+    assert answer.response.headers.get_list("retry-after") == [answer.response.headers["retry-after"]]
+    assert 50 <= int(answer.response.headers["retry-after"]) <= 60
+
+
+@pytest.fixture(scope="module")
+def outage_stack(make_stack: Callable[..., Stack]) -> Stack:
+    """A stack of this module's own, whose services are stopped one by one; its brand is a setting."""
+    return make_stack(SSO_BRAND_NAME="Acme Telecom")
+
+
+def test_service_unavailable_is_told_in_both_languages_by_every_service_and_by_the_gateway(
+    outage_stack: Stack,
+) -> None:
+    stack = outage_stack
+    signed_in: dict[str, Customer] = {}
+    at_code_page: dict[str, tuple[Customer, Answer]] = {}
+    at_set_up: dict[str, tuple[Customer, Answer]] = {}
+    try:
+        for language in LANGUAGES:
+            account = add_user(stack)
+            signed_in[language] = _customer(stack, language)
+            first_login(signed_in[language], account)
+            waiting = _customer(stack, language)
+            at_code_page[language] = (waiting, to_code_page(waiting, account))
+            newcomer = _customer(stack, language)
+            at_set_up[language] = (newcomer, to_code_page(newcomer, add_user(stack)))
+
+        # The session service down: the portal and auth answer with their own calm page.
+        stack.stop_service("session")
+        for language, customer in signed_in.items():
+            portal = Answer(customer.http.get("/", follow_redirects=False))
+            auth = Answer(customer.http.get("/portal/login"))
+            for page, path in ((portal, "/"), (auth, "/auth/authorize")):
+                assert (page.status, page.path) == (503, path), (page.status, page.path, page.text[:200])
+                assert UNAVAILABLE[language] in page.text
+                assert page.soup.find("html").get("lang") == language
+                assert "Acme Telecom" in page.soup.find("header", class_="brand").get_text()
+
+        # auth down: mfa cannot have the code counted, so it checks none and says so; and the
+        # gateway answers for auth itself (nginx's 502) with its own page.
+        stack.stop_service("auth")
+        for language, (customer, page) in at_code_page.items():
+            code = customer.enter_code(page, "123456")
+            assert (code.status, code.path) == (503, "/mfa/verify"), (code.status, code.path, code.text[:200])
+            assert UNAVAILABLE[language] in code.text and code.soup.find("html").get("lang") == language
+            assert "Acme Telecom" in code.soup.find("header", class_="brand").get_text()
+            assert code.soup.find("link", rel="stylesheet")["href"] == "/mfa/static/style.css"
+        for language, (customer, page) in at_set_up.items():
+            done = customer.enter_setup_code(page, totp_now(page.by_id("totp-secret").replace(" ", "")))
+            # A set-up needs no count from auth: it is the Continue page (auth) that is down.
+            assert done.status == 503, (done.status, done.path, done.text[:200])
+            assert_gateway_page(done.response, language, "unavailable", "Acme Telecom")
+            assert UNAVAILABLE[language] in done.text
+            login = customer.http.get("/auth/login")
+            assert login.status_code == 503
+            assert_gateway_page(login, language, "unavailable", "Acme Telecom")
+
+        # The portal down too: the landing page is the gateway's.
+        stack.stop_service("portal")
+        for language, customer in signed_in.items():
+            landing = customer.http.get("/")
+            assert landing.status_code == 503
+            assert_gateway_page(landing, language, "unavailable", "Acme Telecom")
+            assert UNAVAILABLE[language] in landing.text
+            assert "Traceback" not in landing.text
+    finally:
+        others = [customer for customer, _page in [*at_code_page.values(), *at_set_up.values()]]
+        for customer in [*signed_in.values(), *others]:
+            customer.close()
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize(
+    ("device", "language"),
+    [(DESKTOP, "en"), (PHONE, "fr"), (DESKTOP, "fr"), (PHONE, "en")],
+    ids=["desktop-en", "phone-fr", "desktop-fr", "phone-en"],
+)
+def test_in_chromium_the_gateways_429_and_unavailable_pages_are_the_products_pages(
+    stack: Stack, outage_stack: Stack, browser: Browser, device: dict[str, Any], language: str
+) -> None:
+    words, label = GATEWAY[language], f"{'phone' if device is PHONE else 'desktop'}-{language}"
+    context, page = _open(browser, device, language)
+    try:
+        # 429: the browser's address goes past the gateway's POST burst, then sends the username form.
+        page.goto(stack.gateway_url + "/portal/login")
+        page.get_by_label(WORDS[language]["username"]).fill("nobody-at-all")
+        with (
+            sustained_burst(stack.gateway_url),
+            page.expect_response(lambda answer: answer.url.endswith("/auth/login/username")) as sent,
+        ):
+            page.get_by_role("button", name=WORDS[language]["log_in"]).click()
+        assert sent.value.status == 429 and sent.value.headers["retry-after"] == "1"
+        assert page.locator("h1").inner_text() == words["too_many"]
+        assert page.locator("html").get_attribute("lang") == language
+        # Styled by the product's stylesheet: the brand bar is the product's, not a bare page.
+        assert page.locator("header.brand").evaluate("e => getComputedStyle(e).display") == "flex"
+        keep_screenshot(page, f"{label}-gateway-429")
+        assert_accessible(page)
+
+        # A service down: nginx's 502 is the product's "unavailable" page, in the same language.
+        outage_stack.stop_service("portal")
+        answer = page.goto(outage_stack.gateway_url + "/")
+        assert answer is not None and answer.status == 503
+        assert page.locator("h1").inner_text() == words["unavailable"]
+        assert UNAVAILABLE[language] in page.get_by_role("alert").inner_text()
+        assert "Acme Telecom" in page.locator("header.brand").inner_text()
+        keep_screenshot(page, f"{label}-gateway-unavailable")
+        assert_accessible(page)
+    finally:
+        context.close()
+        time.sleep(2.5)  # the burst drains (10 r/s): the next test's browser is on the same address

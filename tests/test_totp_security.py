@@ -330,6 +330,8 @@ def test_the_gateway_template_takes_one_service_name_as_in_kubernetes(tmp_path: 
         "MFA_SERVERS": "server localhost:8102;",
         "PORTAL_SERVERS": "server localhost:8104;",
         "GATEWAY_RUNTIME_DIR": str(tmp_path),
+        "GATEWAY_PAGES_DIR": str(gateway.readable_pages(ROOT / "gateway" / "pages")),
+        "GATEWAY_BRAND_NAME": "Orange Business",
     }
     config = gateway.write_config(ROOT / "gateway" / "nginx.conf.template", tmp_path, values)
     text = config.read_text()

@@ -14,11 +14,12 @@ from typing import Any
 import pytest
 
 from devstack import free_ports
-from devstack.gateway import PLACEHOLDERS, nginx_binary
+from devstack.gateway import PLACEHOLDERS, nginx_binary, readable_pages
 
 from .manifests import OVERLAYS, ROOT, build, find, find_prefixed, image_pinned, pod_template
 
 TEMPLATE = ROOT / "gateway" / "nginx.conf.template"
+PAGES = ROOT / "gateway" / "pages"
 _direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
@@ -35,6 +36,19 @@ def gateway_container(objects: list[dict[str, Any]]) -> dict[str, Any]:
 def test_the_configmap_is_the_template_in_gateway_byte_for_byte(objects: list[dict[str, Any]]) -> None:
     shipped = find_prefixed(objects, "ConfigMap", "gateway-nginx")["data"]["nginx.conf.template"]
     assert shipped.encode() == TEMPLATE.read_bytes()
+
+
+def test_the_pages_configmap_is_gateway_pages_file_for_file(objects: list[dict[str, Any]]) -> None:
+    shipped = find_prefixed(objects, "ConfigMap", "gateway-pages")["data"]
+    on_disk = {path.name: path.read_text() for path in PAGES.iterdir()}
+    assert shipped == on_disk
+    spec = pod_template(find(objects, "Deployment", "gateway"))["spec"]
+    name = find_prefixed(objects, "ConfigMap", "gateway-pages")["metadata"]["name"]
+    volume = next(v for v in spec["volumes"] if v.get("configMap", {}).get("name") == name)
+    container = gateway_container(objects)
+    mount = next(m for m in container["volumeMounts"] if m["name"] == volume["name"])
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["GATEWAY_PAGES_DIR"] == mount["mountPath"] and mount["readOnly"] is True
 
 
 def test_the_gateway_mounts_that_configmap_and_reads_the_template_from_it(
@@ -85,12 +99,20 @@ def _run_start_script(
     template = tmp_path / "template" / "nginx.conf.template"
     template.parent.mkdir()
     template.write_text(find_prefixed(objects, "ConfigMap", "gateway-nginx")["data"]["nginx.conf.template"])
+    pages = tmp_path / "pages"
+    pages.mkdir()
+    for name, content in find_prefixed(objects, "ConfigMap", "gateway-pages")["data"].items():
+        (pages / name).write_text(content)
     runtime = tmp_path / "runtime"
     for name in ("AUTH_SERVERS", "MFA_SERVERS", "PORTAL_SERVERS"):
         hosts = re.findall(r"server ([a-z-]+):(\d+);", env[name])
         assert [host for host, _port in hosts] == [name.split("_")[0].lower()], env[name]
         env[name] = re.sub(r"server [a-z-]+:", "server 127.0.0.1:", env[name])
-    env.update(GATEWAY_TEMPLATE=str(template), GATEWAY_RUNTIME_DIR=str(runtime))
+    env.update(
+        GATEWAY_TEMPLATE=str(template),
+        GATEWAY_RUNTIME_DIR=str(runtime),
+        GATEWAY_PAGES_DIR=str(readable_pages(pages)),  # nginx's workers run as nobody here
+    )
     if listen is not None:
         env["GATEWAY_LISTEN"] = listen
     shim = tmp_path / "bin"
@@ -152,6 +174,15 @@ def test_the_running_gateway_exposes_no_probe_or_metrics_path(
             with pytest.raises(urllib.error.HTTPError) as refused:
                 _direct.open(f"http://127.0.0.1:{port}{path}", timeout=5)
             assert refused.value.code == 404, path
+        # nginx's own page, from the ConfigMap gateway-pages, in the customer's language.
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/metrics", headers={"Cookie": "lang=fr"})
+        with pytest.raises(urllib.error.HTTPError) as french:
+            _direct.open(request, timeout=5)
+        body = french.value.read().decode()
+        assert '<html lang="fr">' in body and "Page introuvable" in body and "Orange Business" in body
+        assert "@SSO_BRAND_NAME@" not in body
+        with _direct.open(f"http://127.0.0.1:{port}/.gateway/style.css", timeout=5) as css:
+            assert css.headers["content-type"].startswith("text/css") and b".card" in css.read()
     finally:
         process.send_signal(signal.SIGQUIT)  # the nginx image's stop signal: graceful
         process.communicate(timeout=15)
