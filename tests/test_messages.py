@@ -398,14 +398,21 @@ UNAVAILABLE = {
 }
 
 
-def rate_limited(http: httpx.Client) -> httpx.Response:
-    """POSTs from one address past the gateway's burst (cheap ones, refused at once): its first 429."""
+def rate_limited(customer: Customer) -> httpx.Response:
+    """POSTs from the customer's address past the gateway's burst (cheap ones, refused at once),
+    each thread with a client of its own: its first 429, with the customer's cookies and language."""
 
-    def post(_: int) -> httpx.Response:
-        return http.post("/mfa/verify", data={"code": "1"})
+    def burst(_: int) -> list[httpx.Response]:
+        with httpx.Client(
+            base_url=customer.gateway_url,
+            transport=httpx.HTTPTransport(local_address=customer.ip),
+            headers=customer.http.headers,
+            cookies=customer.http.cookies,
+        ) as http:
+            return [http.post("/mfa/verify", data={"code": "1"}) for _ in range(8)]
 
-    with ThreadPoolExecutor(max_workers=40) as pool:
-        answers = list(pool.map(post, range(120)))
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        answers = [answer for answers in pool.map(burst, range(16)) for answer in answers]
     limited = [answer for answer in answers if answer.status_code == 429]
     assert limited, [answer.status_code for answer in answers]
     return limited[0]
@@ -467,7 +474,7 @@ def test_the_gateways_429_is_in_the_customers_language_with_its_retry_after(
         customer.http.headers["accept-language"] = accept_language
         if cookie is not None:
             customer.http.cookies.set("lang", cookie, domain="127.0.0.1", path="/")
-        limited = rate_limited(customer.http)
+        limited = rate_limited(customer)
         assert limited.headers["retry-after"] == "1"
         assert_gateway_page(limited, language, "too_many", "Orange Business")
         css = customer.http.get("/.gateway/style.css")
