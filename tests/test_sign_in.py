@@ -18,7 +18,7 @@ from services.session.store import ref_of
 
 from .customer import Customer
 from .external_tools import decode_qr, totp_now
-from .flows import Account, add_user, first_login, mfa_csrf_token, sign_in_to_code_page
+from .flows import Account, add_user, first_login, mfa_csrf_token, portal_refuses_soon, sign_in_to_code_page
 
 
 @pytest.fixture
@@ -218,7 +218,7 @@ def test_a_disabled_user_cannot_sign_in_and_loses_their_sessions(
     result = stack.ssoctl("user", "disable", account.name)
     assert result.returncode == 0, result.stderr
 
-    assert signed_in.get("/portal/").path == "/"
+    assert portal_refuses_soon(signed_in)
     page = signed_in.start_login()
     assert page.path == "/auth/login", "the SSO session must be gone too"
 

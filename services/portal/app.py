@@ -27,7 +27,7 @@ from .security import AccountSecurity, ServiceAccountSecurity, SessionHandles
 from .security_routes import security_router
 from .settings import Settings
 from .state import PortalState, SupportState
-from .store import PortalSessions, SessionServicePortalSessions
+from .store import PortalSessions, RecentlyCheckedPortalSessions, SessionServicePortalSessions
 from .support import ACTIVITY_AUDIENCE, SupportActivity, SupportDesk
 from .support_routes import support_router
 
@@ -94,8 +94,13 @@ async def open_state(
             pages=pages,
             oidc=oidc_login("/portal/callback"),
             sessions=sessions
-            or SessionServicePortalSessions(
-                SessionClient(ServiceClient(http, signer, peers.session_url, "session"))
+            or RecentlyCheckedPortalSessions(
+                SessionServicePortalSessions(
+                    SessionClient(ServiceClient(http, signer, peers.session_url, "session"))
+                ),
+                clock,
+                max_age=settings.session_check_seconds,
+                max_entries=settings.session_check_entries,
             ),
             logout_audit=LogoutAudit(AuthInternalClient(ServiceClient(http, signer, peers.auth_url, "auth"))),
             clock=clock,

@@ -101,7 +101,8 @@ async def login_callback(
 
 @router.get("/portal/")
 async def portal_home(request: Request, state: State, session_id: SessionCookie = None) -> Response:
-    session = await live_session(state, session_id)
+    # The one page that may show a session checked up to 1 s ago (PORTAL_SESSION_CHECK_SECONDS).
+    session = None if session_id is None else await state.sessions.find_recent(session_id)
     if session is None:
         response = redirect("/")
         return forget_session(state, response) if session_id is not None else response

@@ -20,6 +20,11 @@ class Settings(ServiceSettings):
     # and needs a fresh sign-in after this long without a request.
     support_max_seconds: int = Field(default=8 * 3600, gt=0)
     support_idle_seconds: int = Field(default=15 * 60, gt=0)
+    # The portal page may show a session checked this long ago (issue 11: never more than 1 s,
+    # so a session ended elsewhere is refused within 1 s); 0 asks the session service every time.
+    # Per process, at most this many sessions (services/portal/store.py).
+    session_check_seconds: float = Field(default=1.0, ge=0, le=1)
+    session_check_entries: int = Field(default=10_000, ge=1)
 
     @property
     def oidc_issuer(self) -> str:

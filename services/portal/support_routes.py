@@ -269,6 +269,9 @@ async def support_action(
         user_agent=user_agent(request),
     )
     user = await desk_of(state).desk.act(chosen, name, origin)
+    # Reset, disable and end sessions end the customer's sessions: this process's portal pages
+    # know at once (the others within PORTAL_SESSION_CHECK_SECONDS).
+    state.sessions.forget(user.user_id)
     target = f"/support/customer?{urlencode({'name': user.username, 'done': chosen.value})}"
     return keep_alive(state, RedirectResponse(target, status_code=303), staff)
 

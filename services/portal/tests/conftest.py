@@ -107,6 +107,7 @@ class FakeSessions:
     sessions: dict[str, PortalSession] = field(default_factory=dict)
     ended: list[str] = field(default_factory=list)
     revoked_users: list[str] = field(default_factory=list)
+    forgotten: list[str] = field(default_factory=list)
     down: bool = False
 
     def _check(self) -> None:
@@ -128,6 +129,12 @@ class FakeSessions:
         self._check()
         session = self.sessions.get(session_id)
         return session if session is not None and session.sid in self.live_sids else None
+
+    async def find_recent(self, session_id: str) -> PortalSession | None:
+        return await self.find(session_id)
+
+    def forget(self, user_id: str) -> None:
+        self.forgotten.append(user_id)
 
     async def end(self, session_id: str) -> bool:
         self._check()
