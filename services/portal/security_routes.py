@@ -112,6 +112,8 @@ async def security_change_password(
     if changed.outcome != "changed":
         status_code, message = PASSWORD_REFUSALS[changed.outcome]
         return await security_view(request, state, session, status_code=status_code, password_error=message)
+    # The customer's other sessions have ended: this process's portal pages know at once.
+    state.sessions.forget(session.user_id)
     return with_notice(state, "password_changed")
 
 
@@ -142,6 +144,8 @@ async def security_end_session(
         return await security_view(request, state, current, status_code=400, sessions_error=NO_SUCH_SESSION)
     if not await security.end_session_of(current.user_id, chosen.sid):
         return await security_view(request, state, current, status_code=400, sessions_error=NO_SUCH_SESSION)
+    # That device's portal sessions have ended: this process's portal pages know at once.
+    state.sessions.forget(current.user_id)
     return with_notice(state, "session_ended")
 
 
