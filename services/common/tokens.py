@@ -15,6 +15,9 @@ from .keys import SigningKey
 log = logging.getLogger(__name__)
 
 LEEWAY_SECONDS = 5
+# Tokens each verifier remembers having verified (a step token is read by its page and again by
+# its form's POST): a few hundred bytes each, only genuine tokens, dropped at exp.
+VERIFIED_TOKENS_MAX = 4096
 
 
 class InvalidToken(Exception):
@@ -156,8 +159,26 @@ class TokenVerifier:
         self.algorithms = algorithms
         self.clock = clock or SystemClock()
         self.required = required
+        # token -> (kid, issuer, the key that verified it, its claims)
+        self._verified: dict[str, tuple[str, str, jwt.PyJWK, dict[str, Any]]] = {}
 
     async def verify(self, token: str) -> dict[str, Any]:
+        """The claims of a genuine, live token meant for this audience; InvalidToken otherwise.
+
+        A token verified before (the very same string) is not decoded again: it passes while it
+        is live by this verifier's clock and its kid still finds the same key (a key the issuer
+        withdrew stops it, as it would stop a fresh check). The caller's own checks (stage,
+        browser binding, single use) run on every use either way.
+        """
+        known = self._verified.get(token)
+        if known is not None:
+            kid, issuer, key, claims = known
+            if not self.expired(claims["exp"]) and await self.keys.key_for(kid, issuer) is key:
+                return dict(claims)
+            del self._verified[token]
+        return await self._verify_signed(token)
+
+    async def _verify_signed(self, token: str) -> dict[str, Any]:
         try:
             # Header and claims read once, unverified, only to pick the key: the decode below
             # checks the signature and the claims.
@@ -195,7 +216,17 @@ class TokenVerifier:
         # exp is checked against the injected clock, not the wall clock, so tests can freeze time.
         if not isinstance(claims.get("exp"), int) or self.expired(claims["exp"]):
             raise InvalidToken("token expired")
-        return claims
+        self._remember(token, (kid, claimed_issuer, key, claims))
+        return dict(claims)
+
+    def _remember(self, token: str, verified: tuple[str, str, jwt.PyJWK, dict[str, Any]]) -> None:
+        if len(self._verified) >= VERIFIED_TOKENS_MAX:
+            self._verified = {
+                t: seen for t, seen in self._verified.items() if not self.expired(seen[3]["exp"])
+            }
+            if len(self._verified) >= VERIFIED_TOKENS_MAX:
+                self._verified.clear()
+        self._verified[token] = verified
 
     def expired(self, exp: int) -> bool:
         """Whether a token with this exp is past it (by more than the leeway) on this verifier's clock."""
