@@ -165,7 +165,12 @@ async def enter_password(browser: Browser, account: Account) -> None:
 async def set_up_authenticator(browser: Browser, account: Account) -> None:
     account.secret = browser.current().text("totp-secret").replace(" ", "")
     page = await browser.submit("/mfa/setup", code=totp_now(account.secret))
-    page.expect("/auth/login/complete")
+    page.expect("/mfa/recovery-codes")
+
+
+async def save_recovery_codes(browser: Browser, account: Account) -> None:
+    """The codes shown once after the set-up: ticked as saved, on to the Continue page."""
+    (await browser.submit("/mfa/recovery-codes/saved", saved="yes")).expect("/auth/login/complete")
 
 
 async def enter_code(browser: Browser, account: Account) -> None:
@@ -189,6 +194,7 @@ FIRST_SIGN_IN: list[tuple[str, Step]] = [
     ("username", enter_username),
     ("password", enter_password),
     ("set-up", set_up_authenticator),
+    ("recovery codes", save_recovery_codes),
     ("continue", press_continue),
 ]
 LATER_SIGN_IN: list[tuple[str, Step]] = [

@@ -56,6 +56,11 @@ class Page:
         assert element is not None, f"no #{element_id} on {self.path}"
         return str(element["href"])
 
+    def recovery_codes(self) -> list[str]:
+        listed = self.soup.find(id="recovery-codes")
+        assert listed is not None, f"no recovery codes on {self.path}: {self.text[:300]}"
+        return [item.get_text(strip=True) for item in listed.find_all("li")]
+
     def qr_png(self) -> bytes:
         image = self.soup.find("img", src=lambda src: bool(src) and src.startswith("data:image/png;base64,"))
         assert image is not None, f"no QR image on {self.path}"
@@ -72,6 +77,8 @@ class Customer:
             follow_redirects=True,
             timeout=30.0,
         )
+        # The recovery codes this customer was shown last (enter_setup_code keeps them).
+        self.recovery_codes: list[str] = []
 
     def close(self) -> None:
         self.http.close()
@@ -112,8 +119,25 @@ class Customer:
     def enter_password(self, page: Page, password: str) -> Page:
         return self.submit(page, "/auth/login/password", password=password)
 
-    def enter_setup_code(self, page: Page, code: str) -> Page:
-        return self.submit(page, "/mfa/setup", code=code)
+    def enter_setup_code(self, page: Page, code: str, *, save_codes: bool = True) -> Page:
+        """The set-up code; when it is right, the recovery codes shown once are kept in
+        `recovery_codes` and ticked as saved (save_codes=False: stops at their page)."""
+        page = self.submit(page, "/mfa/setup", code=code)
+        if save_codes and (page.status, page.path) == (200, "/mfa/recovery-codes"):
+            return self.save_recovery_codes(page)
+        return page
+
+    def save_recovery_codes(self, page: Page) -> Page:
+        """Keeps the codes the page shows, ticks "I have saved these codes" and goes on."""
+        assert page.path == "/mfa/recovery-codes", f"expected the recovery codes, got {page.path}"
+        self.recovery_codes = page.recovery_codes()
+        return self.submit(page, "/mfa/recovery-codes/saved", saved="yes")
+
+    def enter_recovery_code(self, page: Page, code: str) -> Page:
+        """From the code page: "Use a recovery code", then the code."""
+        form = self.get(page.link("use-recovery-code"))
+        assert (form.status, form.path) == (200, "/mfa/recovery"), form.text[:300]
+        return self.submit(form, "/mfa/recovery", recovery_code=code)
 
     def enter_code(self, page: Page, code: str) -> Page:
         return self.submit(page, "/mfa/verify", code=code)

@@ -4,7 +4,7 @@ import secrets
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from devstack.stack import Stack
 
@@ -22,6 +22,8 @@ class Account:
     name: str
     password: str = PASSWORD
     secret: str = ""
+    # The recovery codes shown at the first set-up.
+    recovery_codes: list[str] = field(default_factory=list)
 
 
 @contextmanager
@@ -68,11 +70,13 @@ def sign_in_to_code_page(customer: Customer, account: Account) -> Page:
 
 
 def first_login(customer: Customer, account: Account) -> Page:
-    """Username, password, set-up with a code from oathtool, Continue: the portal page."""
+    """Username, password, set-up with a code from oathtool, the recovery codes saved, Continue:
+    the portal page."""
     page = sign_in_to_code_page(customer, account)
     account.secret = page.by_id("totp-secret").replace(" ", "")
     page = customer.enter_setup_code(page, totp_now(account.secret))
     assert page.status == 200, page.text[:300]
+    account.recovery_codes = customer.recovery_codes
     return customer.press_continue(page)
 
 

@@ -33,6 +33,9 @@ WORDS = {
         "log_out": "Log out",
         "everywhere": "Sign out everywhere",
         "security": "Security: two-factor authentication, password and sessions",
+        "saved": "I have saved these codes",
+        "use_recovery": "Use a recovery code",
+        "recovery_code": "Recovery code",
     },
     "fr-FR": {
         "login": "Connexion",
@@ -44,6 +47,9 @@ WORDS = {
         "log_out": "Se déconnecter",
         "everywhere": "Se déconnecter partout",
         "security": "Sécurité : double authentification, mot de passe et sessions",
+        "saved": "J'ai enregistré ces codes",
+        "use_recovery": "Utiliser un code de secours",
+        "recovery_code": "Code de secours",
     },
 }
 
@@ -91,6 +97,16 @@ def test_every_page_of_the_guide_passes_axe(stack: Stack, browser: Browser, devi
         check("set-up-wrong-code")
         page.get_by_label(words["code"]).fill(totp_now(secret))
         page.get_by_role("button", name=words["continue"]).click()
+        page.locator("#recovery-codes").wait_for()
+        check("recovery-codes")
+        codes = page.locator("#recovery-codes li").all_inner_texts()
+        page.get_by_role("button", name=words["continue"]).click()  # not ticked: the browser asks
+        page.evaluate("document.getElementById('saved').removeAttribute('required')")
+        page.get_by_role("button", name=words["continue"]).click()  # the server asks too
+        page.get_by_role("alert").wait_for()
+        check("recovery-codes-not-ticked")
+        page.get_by_label(words["saved"]).check()
+        page.get_by_role("button", name=words["continue"]).click()
         page.locator("#continue").wait_for()
         check("continue")
         page.locator("#continue").click()
@@ -116,6 +132,17 @@ def test_every_page_of_the_guide_passes_axe(stack: Stack, browser: Browser, devi
         page.get_by_role("button", name=words["continue"]).click()
         page.get_by_role("alert").wait_for()
         check("code-wrong")
+        page.get_by_role("link", name=words["use_recovery"]).click()
+        page.get_by_label(words["recovery_code"]).wait_for()
+        check("recovery-code")
+        page.get_by_label(words["recovery_code"]).fill("2222-2222-2222")
+        page.get_by_role("button", name=words["continue"]).click()
+        page.get_by_role("alert").wait_for()
+        check("recovery-code-wrong")
+        page.get_by_label(words["recovery_code"]).fill(codes[0].lower().replace("-", ""))
+        page.get_by_role("button", name=words["continue"]).click()
+        page.locator("#recovery-codes-left").wait_for()
+        check("continue-after-recovery-code")
 
         # The calm pages: an expired step and a page that does not exist.
         page.goto(stack.gateway_url + "/auth/login")
@@ -126,7 +153,7 @@ def test_every_page_of_the_guide_passes_axe(stack: Stack, browser: Browser, devi
         check("signed-out")
     finally:
         context.close()
-    assert len(checked) == 15
+    assert len(checked) == 21
 
 
 def test_axe_fails_a_page_that_is_not_accessible(browser: Browser) -> None:

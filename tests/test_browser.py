@@ -57,6 +57,10 @@ def test_first_login_then_logout_and_back_in_without_a_prompt(stack: Stack, page
     page.get_by_label("6-digit code from your app").fill(totp_now(secret))
     page.get_by_role("button", name="Continue").click()
 
+    # The recovery codes, shown once: ticked as saved.
+    page.get_by_label("I have saved these codes").check()
+    page.get_by_role("button", name="Continue").click()
+
     page.get_by_role("link", name="Continue").click()
     assert page.url == stack.gateway_url + "/portal/"
     assert name in page.locator("main").inner_text()
@@ -156,6 +160,8 @@ def test_support_staff_reset_a_customers_2fa_in_the_browser(stack: Stack, page: 
     page.get_by_role("button", name="Continue").click()
     secret = page.locator("#totp-secret").inner_text().strip().replace(" ", "")
     page.get_by_label("6-digit code from your app").fill(totp_now(secret))
+    page.get_by_role("button", name="Continue").click()
+    page.get_by_label("I have saved these codes").check()
     page.get_by_role("button", name="Continue").click()
     page.get_by_role("link", name="Continue").click()
     assert page.url == stack.gateway_url + "/support/"

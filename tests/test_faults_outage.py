@@ -181,8 +181,11 @@ def test_the_last_step_waits_out_a_redis_outage(
     try:
         setup = sign_in_to_code_page(customer, account)
         secret = setup.by_id("totp-secret").replace(" ", "")
+        codes = customer.enter_setup_code(setup, totp_now(secret), save_codes=False)
         accepted = customer.http.post(
-            "/mfa/setup", data={**setup.form("/mfa/setup"), "code": totp_now(secret)}, follow_redirects=False
+            "/mfa/recovery-codes/saved",
+            data={**codes.form("/mfa/recovery-codes/saved"), "saved": "yes"},
+            follow_redirects=False,
         )
         assert (accepted.status_code, accepted.headers["location"]) == (303, "/auth/login/complete")
 

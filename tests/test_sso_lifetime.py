@@ -18,6 +18,8 @@ def test_after_the_lifetime_login_asks_for_everything_again(make_stack: Callable
     try:
         started = time.monotonic()
         portal = first_login(customer, account)
+        # The SSO session began within first_login (at the Continue page): by now at the latest.
+        signed_in = time.monotonic()
         assert portal.path == "/portal/"
 
         # Use keeps nothing alive: log out of the portal and straight back in, twice.
@@ -26,7 +28,7 @@ def test_after_the_lifetime_login_asks_for_everything_again(make_stack: Callable
             assert customer.start_login().path == "/portal/"
         assert time.monotonic() - started < LIFETIME_SECONDS, "the machine was too slow to test the lifetime"
 
-        time.sleep(LIFETIME_SECONDS + 1 - (time.monotonic() - started))
+        time.sleep(LIFETIME_SECONDS + 1 - (time.monotonic() - signed_in))
         # The portal session never outlives the SSO session that made it.
         assert customer.get("/portal/").path == "/"
         page = customer.start_login()

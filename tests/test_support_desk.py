@@ -82,12 +82,14 @@ def test_support_resets_a_customers_2fa_and_their_next_sign_in_sets_up_again(
 
     page = open_customer(desk, account.name)
     assert text_of(page, "mfa-state").startswith("Set up since")
+    assert text_of(page, "recovery-codes") == "10 of 10 left"
     assert text_of(page, "lock-state") == "Not locked"
     assert page.soup.select("#sessions tbody tr"), "the customer's SSO session is listed"
     assert len(page.soup.select("#audit tbody tr")) <= 50
 
     done = act(desk, page, "reset_mfa", "ticket 812: new phone")
     assert text_of(done, "mfa-state").startswith("Not set up")
+    assert text_of(done, "recovery-codes") == "None: no authenticator is set up"
     assert text_of(done, "sessions") == "No active session."
     assert owner.get("/portal/").path == "/", "the customer's sessions ended"
     assert sign_in_to_code_page(customers(), account).soup.find(id="totp-secret") is not None

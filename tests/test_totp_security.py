@@ -304,6 +304,7 @@ def test_every_code_outcome_is_audited_without_the_code(
     assert [(row["event"], row["outcome"]) for row in rows] == [
         ("enrollment", "started"),
         ("enrollment", "confirmed"),
+        ("recovery_codes_created", "enrollment"),
         ("sign_in.otp", "invalid"),
         ("sign_in.otp", "clock_skew"),
         ("sign_in.otp", "ok"),

@@ -251,7 +251,15 @@ async def sign_in_complete(request: Request, state: State) -> HTMLResponse:
     log.info("sign-in complete user_id=%s enrolled=%s", user.id, bool(step.claims.get("enrolled")))
     continue_url = "/auth/authorize?" + AuthorizeRequest.from_claims(step.authz).query()
     # No language switch here: this page consumed its step, so showing it again would say expired.
-    response = state.pages.render(request, "continue.html", continue_url=continue_url, language_links=[])
+    # Set by mfa when a recovery code signed in: the Continue page says how many remain.
+    codes_left = step.claims.get("recovery_codes_left")
+    response = state.pages.render(
+        request,
+        "continue.html",
+        continue_url=continue_url,
+        recovery_codes_left=codes_left if isinstance(codes_left, int) and codes_left >= 0 else None,
+        language_links=[],
+    )
     set_cookie(
         response,
         SSO_COOKIE,

@@ -142,7 +142,7 @@ class MfaStatus(Contract):
     enrolled: bool
     enrolled_since: datetime | None = None
     setup_pending: bool = False
-    # Recovery codes do not exist yet; None until they do.
+    # Unused recovery codes (0 without an authenticator); None from an mfa that predates them.
     recovery_codes_left: int | None = None
 
 

@@ -28,7 +28,7 @@ class AdminStore(AuditStore, Protocol):
 
     async def audit_rows(self, user_id: str, limit: int = 1000) -> list[dict[str, Any]]: ...
 
-    async def credential_status(self, user_id: str, now: datetime) -> tuple[datetime | None, bool]: ...
+    async def credential_status(self, user_id: str, now: datetime) -> tuple[datetime | None, bool, int]: ...
 
 
 class MfaAdmin:
@@ -38,13 +38,19 @@ class MfaAdmin:
         self.audit = AuditTrail(store, clock)
 
     async def status(self, user_id: str) -> MfaStatus:
-        since, pending = await self.store.credential_status(
+        since, pending, codes_left = await self.store.credential_status(
             user_id, datetime.fromtimestamp(self.clock.now(), UTC)
         )
-        return MfaStatus(enrolled=since is not None, enrolled_since=since, setup_pending=pending)
+        return MfaStatus(
+            enrolled=since is not None,
+            enrolled_since=since,
+            setup_pending=pending,
+            recovery_codes_left=codes_left,
+        )
 
     async def reset(self, request: ResetMfa) -> MfaReset:
-        """Forgets the user's authenticator (and any set-up in progress); the next sign-in sets up anew.
+        """Forgets the user's authenticator, its recovery codes and any set-up in progress; the next
+        sign-in sets up anew.
 
         Ending the user's sessions is the caller's next call (the session service's admin API).
         """

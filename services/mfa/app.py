@@ -24,6 +24,7 @@ from .admin_routes import admin_router
 from .audit import AuditTrail
 from .enrollment import Enrollment
 from .login_step import LoginSteps
+from .recovery_codes import RecoveryCodeHasher, RecoveryCodes, recovery_code_key
 from .routes import internal, router
 from .secret_box import SecretBox
 from .settings import Settings
@@ -56,19 +57,21 @@ async def open_state(settings: Settings, pages: Pages, signing_key: SigningKey) 
             auth = AuthInternalClient(
                 ServiceClient(http, TokenIssuer(signing_key, "mfa", clock), settings.peers.auth_url, "auth")
             )
+            box = SecretBox(settings.encryption_key_bytes())
+            throttle = AuthThrottle(auth)
             yield MfaState(
                 settings=settings,
                 pages=pages,
                 enrollment=Enrollment(
                     store,
-                    SecretBox(settings.encryption_key_bytes()),
+                    box,
                     TotpVerifier(
                         settings.totp_issuer,
                         settings.totp_window_steps,
                         skew_steps=settings.clock_skew_hint_steps,
                     ),
                     clock,
-                    AuthThrottle(auth),
+                    throttle,
                     enrollment_ttl_seconds=settings.enrollment_ttl_seconds,
                 ),
                 login_steps=LoginSteps(
@@ -78,6 +81,13 @@ async def open_state(settings: Settings, pages: Pages, signing_key: SigningKey) 
                     settings.step_token_ttl_seconds,
                 ),
                 audit=AuditTrail(store, clock),
+                recovery=RecoveryCodes(
+                    store,
+                    RecoveryCodeHasher(recovery_code_key(settings.encryption_key_bytes())),
+                    box,
+                    clock,
+                    throttle,
+                ),
                 readiness_checks={"postgres": postgres_check(pool)},
                 admin=MfaAdmin(store, clock),
                 # The portal's support desk, on the endpoints its contract opens to it.

@@ -15,6 +15,11 @@ from .store import AuditEvent
 SIGN_IN_OTP = "sign_in.otp"
 ENROLLMENT = "enrollment"
 MFA_RESET = "mfa.reset"
+# Recovery codes: a set made (outcome: enrollment, renewed), one spent (ok), one refused
+# (invalid, locked). Never the code itself.
+RECOVERY_CODES_CREATED = "recovery_codes_created"
+RECOVERY_CODE_USED = "recovery_code_used"
+RECOVERY_CODE_FAILED = "recovery_code_failed"
 
 
 @dataclass(frozen=True)

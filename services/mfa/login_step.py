@@ -69,20 +69,25 @@ class LoginSteps:
             raise StepReplayed(user, claims["jti"], detail="step token replayed")
         return OtpStep(user, claims["authz"], claims["jti"], claims["exp"], account, device)
 
-    async def complete(self, step: OtpStep, binding: str, enrolled: bool) -> str:
-        """Consumes the otp step (once only) and issues the `complete` step for auth."""
+    async def complete(
+        self, step: OtpStep, binding: str, enrolled: bool, recovery_codes_left: int | None = None
+    ) -> str:
+        """Consumes the otp step (once only) and issues the `complete` step for auth.
+
+        recovery_codes_left: set when a recovery code signed in (a one-time password too, so the
+        amr stays `otp`), for the Continue page to say how many remain.
+        """
         if not await self.consumed.consume(step.jti, step.expires_at):
             raise StepReplayed(step.user, step.jti, detail="step token replayed")
-        return self.issuer.issue(
-            "auth",
-            self.ttl_seconds,
-            {
-                "stage": "complete",
-                "bnd": binding,
-                "authz": step.authz,
-                "sub": step.user.id,
-                "preferred_username": step.user.username,
-                "amr": ["pwd", "otp"],
-                "enrolled": enrolled,
-            },
-        )
+        claims: dict[str, Any] = {
+            "stage": "complete",
+            "bnd": binding,
+            "authz": step.authz,
+            "sub": step.user.id,
+            "preferred_username": step.user.username,
+            "amr": ["pwd", "otp"],
+            "enrolled": enrolled,
+        }
+        if recovery_codes_left is not None:
+            claims["recovery_codes_left"] = recovery_codes_left
+        return self.issuer.issue("auth", self.ttl_seconds, claims)

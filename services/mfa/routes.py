@@ -3,7 +3,7 @@
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from markupsafe import Markup
 
 from services.common.errors import Forbidden, NotFound, ServiceError
@@ -34,6 +34,8 @@ router = APIRouter(prefix="/mfa")
 
 WRONG_CODE = _("That code didn't work. Enter the code your app shows now.")
 CODE_ALREADY_USED = _("That code has already been used. Wait for the next code in your app.")
+WRONG_RECOVERY_CODE = _("That recovery code didn't work. Check it and try again.")
+TICK_SAVED = _("Tick “I have saved these codes” to go on.")
 
 
 class SetupExpired(ServiceError):
@@ -71,7 +73,9 @@ def clock_skew_hint(skew: ClockSkew) -> str:
 
 # Generous limits: a calm 400 for junk, while "123 456" still reaches the check.
 CodeField = Annotated[str, Form(max_length=32)]
+RecoveryCodeField = Annotated[str, Form(max_length=64)]
 CsrfField = Annotated[str, Form(max_length=128)]
+TickField = Annotated[str, Form(max_length=16)]
 
 
 def origin_of(request: Request) -> Origin:
@@ -123,10 +127,43 @@ def code_page(
     )
 
 
+def recovery_codes_page(
+    request: Request, state: MfaState, codes: list[str], status_code: int = 200, error: Text | None = None
+) -> HTMLResponse:
+    return state.pages.render(
+        request,
+        "recovery_codes.html",
+        status_code=status_code,
+        codes=codes,
+        download_action="/mfa/recovery-codes/download",
+        error=error,
+    )
+
+
+def recovery_page(
+    request: Request, state: MfaState, status_code: int = 200, error: Text | None = None
+) -> HTMLResponse:
+    return state.pages.render(
+        request,
+        "recovery.html",
+        status_code=status_code,
+        error=error,
+        local_time=isinstance(error, Markup),
+    )
+
+
+def recovery_codes_file(codes: list[str]) -> PlainTextResponse:
+    """One code per line, as a download: no script runs, nothing for the CSP to block."""
+    return PlainTextResponse(
+        "".join(f"{code}\n" for code in codes),
+        headers={"content-disposition": 'attachment; filename="recovery-codes.txt"'},
+    )
+
+
 async def complete_login(
-    request: Request, state: MfaState, step: OtpStep, enrolled: bool
+    request: Request, state: MfaState, step: OtpStep, enrolled: bool, recovery_codes_left: int | None = None
 ) -> RedirectResponse:
-    token = await state.login_steps.complete(step, browser_binding(request), enrolled)
+    token = await state.login_steps.complete(step, browser_binding(request), enrolled, recovery_codes_left)
     response = RedirectResponse("/auth/login/complete", status_code=303)
     set_cookie(
         response,
@@ -139,11 +176,14 @@ async def complete_login(
 
 
 @router.get("/", response_class=HTMLResponse)
-async def mfa_start(request: Request, state: State) -> HTMLResponse:
+async def mfa_start(request: Request, state: State) -> Response:
     step = await read_step(request, state)
     setup = await state.enrollment.start_or_resume(step.user, origin_of(request), browser_binding(request))
     if isinstance(setup, PendingSetup):
         return setup_page(request, state, setup)
+    if await state.recovery.displayed(step.user, step.jti) is not None:
+        # Back from the recovery codes of this very set-up: they still wait for the tick.
+        return RedirectResponse("/mfa/recovery-codes", status_code=303)
     return code_page(request, state)
 
 
@@ -156,7 +196,10 @@ async def mfa_setup_confirm(
     origin, browser = origin_of(request), browser_binding(request)
     outcome = await state.enrollment.confirm(step.user, typed_code(code), origin, browser)
     if outcome is Outcome.OK:
-        return await complete_login(request, state, step, enrolled=True)
+        # The first set-up: its recovery codes are shown once before the Continue page.
+        codes = await state.recovery.issue(step.user, origin, why="enrollment")
+        await state.recovery.hold_for_display(step.user, step.jti, codes, step.expires_at)
+        return RedirectResponse("/mfa/recovery-codes", status_code=303)
     if outcome is Outcome.ALREADY_ENROLLED:
         raise AlreadyEnrolled(detail=f"set-up posted by enrolled user_id={step.user.id}")
     if outcome is Outcome.SETUP_EXPIRED:
@@ -199,6 +242,77 @@ async def mfa_verify(
     else:
         error = WRONG_CODE
     return code_page(request, state, status_code=401, error=error)
+
+
+@router.get("/recovery-codes", response_class=HTMLResponse)
+async def mfa_recovery_codes_show(request: Request, state: State) -> Response:
+    step = await read_step(request, state)
+    codes = await state.recovery.displayed(step.user, step.jti)
+    if codes is None:
+        return RedirectResponse("/mfa/", status_code=303)
+    return recovery_codes_page(request, state, codes)
+
+
+@router.post("/recovery-codes/download")
+async def mfa_recovery_codes_download(request: Request, state: State, csrf_token: CsrfField = "") -> Response:
+    check_csrf(request, csrf_token)
+    step = await read_step(request, state)
+    codes = await state.recovery.displayed(step.user, step.jti)
+    if codes is None:
+        return RedirectResponse("/mfa/", status_code=303)
+    return recovery_codes_file(codes)
+
+
+@router.post("/recovery-codes/saved")
+async def mfa_recovery_codes_saved(
+    request: Request, state: State, saved: TickField = "", csrf_token: CsrfField = ""
+) -> Response:
+    check_csrf(request, csrf_token)
+    step = await read_step(request, state)
+    if saved != "yes":
+        codes = await state.recovery.displayed(step.user, step.jti)
+        if codes is None:
+            return RedirectResponse("/mfa/", status_code=303)
+        return recovery_codes_page(request, state, codes, status_code=400, error=TICK_SAVED)
+    if not await state.recovery.end_display(step.user, step.jti):
+        return RedirectResponse("/mfa/", status_code=303)
+    return await complete_login(request, state, step, enrolled=True)
+
+
+@router.get("/recovery", response_class=HTMLResponse)
+async def mfa_recovery_start(request: Request, state: State) -> Response:
+    step = await read_step(request, state)
+    if not await state.enrollment.is_enrolled(step.user):
+        return RedirectResponse("/mfa/", status_code=303)
+    return recovery_page(request, state)
+
+
+@router.post("/recovery")
+async def mfa_recovery_verify(
+    request: Request, state: State, recovery_code: RecoveryCodeField = "", csrf_token: CsrfField = ""
+) -> Response:
+    check_csrf(request, csrf_token)
+    step = await read_step(request, state)
+    if step.account is None:
+        raise StepExpired(detail=f"otp step token without account for user_id={step.user.id}")
+    if not await state.enrollment.is_enrolled(step.user):
+        return RedirectResponse("/mfa/", status_code=303)
+    outcome = await state.recovery.sign_in(
+        step.user, step.account, recovery_code, origin_of(request), step.device
+    )
+    if outcome.locked_seconds is not None:
+        # The same lock, and the same answer, as for codes from the app.
+        page = recovery_page(
+            request,
+            state,
+            status_code=429,
+            error=lock_message(outcome.locked_seconds, state.enrollment.clock.now()),
+        )
+        page.headers.update(retry_after(outcome.locked_seconds))
+        return page
+    if not outcome.ok:
+        return recovery_page(request, state, status_code=401, error=WRONG_RECOVERY_CODE)
+    return await complete_login(request, state, step, enrolled=False, recovery_codes_left=outcome.left)
 
 
 # internal: what the portal asks of mfa for the customer's own Security page (services.contracts.mfa)

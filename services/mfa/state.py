@@ -14,6 +14,7 @@ from .admin import MfaAdmin
 from .audit import AuditTrail
 from .enrollment import Enrollment
 from .login_step import LoginSteps
+from .recovery_codes import RecoveryCodes
 from .settings import Settings
 
 
@@ -26,6 +27,7 @@ class MfaState:
     enrollment: Enrollment
     login_steps: LoginSteps
     audit: AuditTrail
+    recovery: RecoveryCodes
     # What /readyz asks (services.common.health): the Postgres pool, on a real store.
     readiness_checks: dict[str, Check] = field(default_factory=dict)
     # The admin API (services.contracts.admin) and who may call it; None: not served (route tests).

@@ -133,11 +133,84 @@ class MfaStore:
         )
 
     async def delete_user(self, user_id: str) -> bool:
-        """Removes the authenticator and any set-up in progress; True if there was either."""
+        """Removes the authenticator, its recovery codes and any set-up in progress; True if there
+        was an authenticator or a set-up."""
         async with self.pool.acquire() as connection, connection.transaction():
             credentials = await connection.execute("DELETE FROM totp_credential WHERE user_id = $1", user_id)
             pending = await connection.execute("DELETE FROM pending_enrollment WHERE user_id = $1", user_id)
+            await connection.execute("DELETE FROM recovery_code WHERE user_id = $1", user_id)
+            await connection.execute("DELETE FROM recovery_code_display WHERE user_id = $1", user_id)
             return _deleted(credentials) + _deleted(pending) > 0
+
+    async def replace_recovery_codes(self, user_id: str, digests: list[bytes], now: datetime) -> None:
+        """The user's new set; the old one (used or not) is gone in the same transaction."""
+        async with self.pool.acquire() as connection, connection.transaction():
+            await connection.execute("DELETE FROM recovery_code WHERE user_id = $1", user_id)
+            await connection.executemany(
+                "INSERT INTO recovery_code (user_id, code_hash, created_at) VALUES ($1, $2, $3)",
+                [(user_id, digest, now) for digest in digests],
+            )
+
+    async def use_recovery_code(self, user_id: str, digest: bytes, now: datetime) -> int | None:
+        """Spends the code (once: the row lock makes a racing second UPDATE find used_at set);
+        how many unused ones are left, or None if it was not an unused code of the user."""
+        async with self.pool.acquire() as connection, connection.transaction():
+            spent = await connection.fetchval(
+                "UPDATE recovery_code SET used_at = $3 "
+                "WHERE user_id = $1 AND code_hash = $2 AND used_at IS NULL RETURNING user_id",
+                user_id,
+                digest,
+                now,
+            )
+            if spent is None:
+                return None
+            left: int = await connection.fetchval(
+                "SELECT count(*) FROM recovery_code WHERE user_id = $1 AND used_at IS NULL", user_id
+            )
+            return left
+
+    async def recovery_codes_left(self, user_id: str) -> int:
+        left: int = await self.pool.fetchval(
+            "SELECT count(*) FROM recovery_code WHERE user_id = $1 AND used_at IS NULL", user_id
+        )
+        return left
+
+    async def hold_recovery_display(
+        self, user_id: str, step_jti: str, sealed: bytes, expires_at: datetime, now: datetime
+    ) -> None:
+        """Keeps the sealed codes for their one display; expired displays of anyone go first."""
+        async with self.pool.acquire() as connection, connection.transaction():
+            await connection.execute("DELETE FROM recovery_code_display WHERE expires_at <= $1", now)
+            await connection.execute(
+                "INSERT INTO recovery_code_display (user_id, step_jti, sealed_codes, expires_at) "
+                "VALUES ($1, $2, $3, $4) ON CONFLICT (user_id, step_jti) DO UPDATE "
+                "SET sealed_codes = EXCLUDED.sealed_codes, expires_at = EXCLUDED.expires_at",
+                user_id,
+                step_jti,
+                sealed,
+                expires_at,
+            )
+
+    async def recovery_display(self, user_id: str, step_jti: str, now: datetime) -> bytes | None:
+        sealed = await self.pool.fetchval(
+            "SELECT sealed_codes FROM recovery_code_display "
+            "WHERE user_id = $1 AND step_jti = $2 AND expires_at > $3",
+            user_id,
+            step_jti,
+            now,
+        )
+        return None if sealed is None else bytes(sealed)
+
+    async def end_recovery_display(self, user_id: str, step_jti: str, now: datetime) -> bool:
+        """Deletes the display; True only for the one request that found it live."""
+        ended = await self.pool.fetchval(
+            "DELETE FROM recovery_code_display WHERE user_id = $1 AND step_jti = $2 "
+            "RETURNING expires_at > $3",
+            user_id,
+            step_jti,
+            now,
+        )
+        return bool(ended)
 
     async def add_audit_event(self, event: AuditEvent) -> None:
         await self.pool.execute(
@@ -164,12 +237,16 @@ class MfaStore:
         )
         return [dict(row) for row in rows]
 
-    async def credential_status(self, user_id: str, now: datetime) -> tuple[datetime | None, bool]:
-        """When the user's authenticator was bound (None: none is), and whether a set-up is pending."""
+    async def credential_status(self, user_id: str, now: datetime) -> tuple[datetime | None, bool, int]:
+        """When the user's authenticator was bound (None: none is), whether a set-up is pending,
+        and how many unused recovery codes the user has."""
         row = await self.pool.fetchrow(
             "SELECT (SELECT created_at FROM totp_credential WHERE user_id = $1) AS enrolled_since, "
-            "EXISTS (SELECT 1 FROM pending_enrollment WHERE user_id = $1 AND expires_at > $2) AS pending",
+            "EXISTS (SELECT 1 FROM pending_enrollment WHERE user_id = $1 AND expires_at > $2) AS pending, "
+            "(SELECT count(*) FROM recovery_code WHERE user_id = $1 AND used_at IS NULL) AS codes_left",
             user_id,
             now,
         )
-        return (row["enrolled_since"], bool(row["pending"])) if row else (None, False)
+        if row is None:
+            return None, False, 0
+        return row["enrolled_since"], bool(row["pending"]), int(row["codes_left"])

@@ -116,6 +116,9 @@ class SoakCustomer:
         assert code is not None
         page = self.patient(lambda: self.browser.submit(setup, "/mfa/setup", code=code[0]))
         self.used_step = code[1]
+        if page.path == "/mfa/recovery-codes" and page.status == 200:
+            codes = page
+            page = self.patient(lambda: self.browser.submit(codes, "/mfa/recovery-codes/saved", saved="yes"))
         if self.finish(page):
             self.enrolled = True
             with self.tally.lock:

@@ -352,6 +352,29 @@ async def test_the_complete_step_makes_the_sso_session_and_the_continue_page(har
     assert harness.store.outcomes("sign_in.complete") == ["ok"]
 
 
+@pytest.mark.parametrize(
+    ("left", "said", "make_new"),
+    [
+        (None, None, False),
+        (9, "You signed in with a recovery code. You have 9 recovery codes left.", False),
+        (2, "You signed in with a recovery code. You have 2 recovery codes left.", True),
+        (1, "You signed in with a recovery code. You have 1 recovery code left.", True),
+        (0, "You signed in with a recovery code. You have 0 recovery codes left.", True),
+    ],
+)
+async def test_the_continue_page_says_how_many_recovery_codes_are_left(
+    harness: Harness, left: int | None, said: str | None, make_new: bool
+) -> None:
+    claims: dict[str, Any] = {} if left is None else {"recovery_codes_left": left}
+    harness.set_step(harness.complete_step(**claims))
+    page = await harness.browser.get("/auth/login/complete")
+    assert page.status_code == 200
+    assert ('id="recovery-codes-left"' in page.text) is (said is not None)
+    if said is not None:
+        assert said in page.text
+    assert ("Make new ones on the Security page of the customer portal." in page.text) is make_new
+
+
 async def test_a_complete_step_is_used_once_and_only_from_mfa(harness: Harness) -> None:
     step = harness.complete_step()
     harness.set_step(step)

@@ -15,6 +15,9 @@ class InMemoryStore:
         self.pending: dict[tuple[str, str], tuple[bytes, datetime]] = {}
         self.consumed: dict[str, datetime] = {}
         self.replays_reported: set[str] = set()
+        # user_id -> {code hash: used_at or None}
+        self.recovery_codes: dict[str, dict[bytes, datetime | None]] = {}
+        self.displays: dict[tuple[str, str], tuple[bytes, datetime]] = {}
 
     async def get_credential(self, user_id: str) -> TotpCredential | None:
         return self.credentials.get(user_id)
@@ -75,10 +78,44 @@ class InMemoryStore:
         return True
 
     async def delete_user(self, user_id: str) -> bool:
+        self.recovery_codes.pop(user_id, None)
+        self.displays = {key: shown for key, shown in self.displays.items() if key[0] != user_id}
         removed = self.credentials.pop(user_id, None) is not None
         pending = len(self.pending)
         self.pending = {key: setup for key, setup in self.pending.items() if key[0] != user_id}
         return len(self.pending) < pending or removed
+
+    async def replace_recovery_codes(self, user_id: str, digests: list[bytes], now: datetime) -> None:
+        self.recovery_codes[user_id] = dict.fromkeys(digests)
+
+    async def use_recovery_code(self, user_id: str, digest: bytes, now: datetime) -> int | None:
+        codes = self.recovery_codes.get(user_id, {})
+        if digest not in codes or codes[digest] is not None:
+            return None
+        codes[digest] = now
+        return await self.recovery_codes_left(user_id)
+
+    async def recovery_codes_left(self, user_id: str) -> int:
+        return sum(1 for used in self.recovery_codes.get(user_id, {}).values() if used is None)
+
+    async def hold_recovery_display(
+        self, user_id: str, step_jti: str, sealed: bytes, expires_at: datetime, now: datetime
+    ) -> None:
+        self.displays = {key: shown for key, shown in self.displays.items() if shown[1] > now}
+        self.displays[(user_id, step_jti)] = (sealed, expires_at)
+
+    async def recovery_display(self, user_id: str, step_jti: str, now: datetime) -> bytes | None:
+        shown = self.displays.get((user_id, step_jti))
+        return shown[0] if shown is not None and shown[1] > now else None
+
+    async def end_recovery_display(self, user_id: str, step_jti: str, now: datetime) -> bool:
+        shown = self.displays.pop((user_id, step_jti), None)
+        return shown is not None and shown[1] > now
+
+    async def credential_status(self, user_id: str, now: datetime) -> tuple[datetime | None, bool, int]:
+        pending = any(until > now for until in (setup[1] for setup in self.pending_of(user_id)))
+        since = now if user_id in self.credentials else None
+        return since, pending, await self.recovery_codes_left(user_id)
 
     async def add_audit_event(self, event: AuditEvent) -> None:
         self.audit.append(event)

@@ -27,6 +27,7 @@ from services.mfa.app import create_app
 from services.mfa.audit import AuditTrail
 from services.mfa.enrollment import Enrollment
 from services.mfa.login_step import LoginSteps
+from services.mfa.recovery_codes import RecoveryCodeHasher, RecoveryCodes, recovery_code_key
 from services.mfa.secret_box import SecretBox
 from services.mfa.settings import Settings
 from services.mfa.state import MfaState
@@ -115,20 +116,22 @@ async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
         verifier = TokenVerifier(
             PeerKeys({"auth": StaticKeys({"keys": [auth_key.public_jwk()]})}), {"auth"}, "mfa", clock=clock
         )
+        box = SecretBox(settings.encryption_key_bytes())
         yield MfaState(
             settings,
             pages,
-            Enrollment(
-                store,
-                SecretBox(settings.encryption_key_bytes()),
-                TotpVerifier("Orange Business"),
-                clock,
-                throttle,
-            ),
+            Enrollment(store, box, TotpVerifier("Orange Business"), clock, throttle),
             LoginSteps(
                 TokenIssuer(signing_key, "mfa", clock), verifier, ConsumedStepTokens(store, clock), 600
             ),
             AuditTrail(store, clock),
+            RecoveryCodes(
+                store,
+                RecoveryCodeHasher(recovery_code_key(settings.encryption_key_bytes())),
+                box,
+                clock,
+                throttle,
+            ),
         )
 
     app = create_app(settings, state_opener=fake_state)
@@ -245,10 +248,13 @@ async def test_a_code_for_an_expired_set_up_gets_the_start_again_page(harness: H
     assert harness.store.credentials == {}
 
 
-async def test_a_right_setup_code_hands_back_to_auth(harness: Harness) -> None:
+async def test_a_right_setup_code_hands_back_to_auth_once_the_codes_are_saved(harness: Harness) -> None:
     step = harness.otp_step()
     secret = shown_secret(await harness.get(step))
-    response = await harness.post("/mfa/setup", step, code=harness.code(secret))
+    shown = await harness.post("/mfa/setup", step, code=harness.code(secret))
+    assert (shown.status_code, shown.headers["location"]) == (303, "/mfa/recovery-codes")
+    assert "set-cookie" not in shown.headers, "the otp step goes on only once the codes are saved"
+    response = await harness.post("/mfa/recovery-codes/saved", step, saved="yes")
     assert response.status_code == 303
     assert response.headers["location"] == "/auth/login/complete"
     cookie = response.headers["set-cookie"]
@@ -300,6 +306,7 @@ async def test_a_used_step_token_cannot_be_replayed(harness: Harness) -> None:
     step = harness.otp_step()
     secret = shown_secret(await harness.get(step))
     assert (await harness.post("/mfa/setup", step, code=harness.code(secret))).status_code == 303
+    assert (await harness.post("/mfa/recovery-codes/saved", step, saved="yes")).status_code == 303
     harness.clock.advance(30)
     replay = await harness.post("/mfa/verify", step, code=harness.code(secret))
     assert replay.status_code == 400
@@ -346,6 +353,7 @@ async def enrolled_secret(harness: Harness) -> str:
     step = harness.otp_step()
     secret = shown_secret(await harness.get(step))
     assert (await harness.post("/mfa/setup", step, code=harness.code(secret))).status_code == 303
+    assert (await harness.post("/mfa/recovery-codes/saved", step, saved="yes")).status_code == 303
     harness.clock.advance(30)
     return secret
 
