@@ -35,6 +35,7 @@ WORDS = {
         "set_up_expired": "Your set-up has expired: the QR code you scanned no longer works.",
         "step_expired": "Your sign-in has expired. Please start again from the customer portal.",
         "start_again": "Start again",
+        "saved": "I have saved these codes",
         "username": "Username",
         "log_in": "Log in",
         "password": "Password",
@@ -47,6 +48,7 @@ WORDS = {
         "set_up_expired": "Votre configuration a expiré : le QR code que vous avez scanné ne fonctionne plus.",
         "step_expired": "Votre connexion a expiré. Recommencez depuis le portail client.",
         "start_again": "Recommencer",
+        "saved": "J'ai enregistré ces codes",
         "username": "Nom d'utilisateur",
         "log_in": "Se connecter",
         "password": "Mot de passe",
@@ -215,6 +217,8 @@ def test_in_chromium_the_expired_set_up_button_starts_again_and_ends_at_the_port
         page.get_by_role("link", name=words["start_again"]).click()
         secret = _sign_in_to_set_up(stack, page, account, words)
         page.get_by_label(words["code"]).fill(totp_now(secret))
+        page.get_by_role("button", name=words["continue"]).click()
+        page.get_by_label(words["saved"]).check()  # the recovery codes, shown once
         page.get_by_role("button", name=words["continue"]).click()
         page.get_by_role("link", name=words["continue"]).click()
         assert page.url == stack.gateway_url + "/portal/"

@@ -18,6 +18,7 @@ from .flows import Account, add_user, first_login, sign_in_to_code_page
 
 WRONG_RECOVERY = "That recovery code didn't work. Check it and try again."
 WRONG = "That code didn't work. Enter the code your app shows now."
+LOCKED = "Too many attempts: sign-in to this account is paused."
 EXPIRED = "Your sign-in has expired. Please start again from the customer portal."
 CODE_PATTERN = r"^[2-9A-HJKMNP-Z]{4}-[2-9A-HJKMNP-Z]{4}-[2-9A-HJKMNP-Z]{4}$"
 
@@ -181,11 +182,14 @@ def test_wrong_recovery_codes_count_against_the_same_lockout_as_wrong_codes(
         page = customer.enter_recovery_code(customer.get("/mfa/"), f"2222-3333-444{attempt + 5}")
         assert (page.status, error_of(page)) == (401, WRONG_RECOVERY)
 
+    # Locked for every other browser, with the lock's message, for a recovery code as for a code.
     other = customers()
     locked = sign_in_with_recovery_code(other, account, account.recovery_codes[0])
-    assert (locked.status, error_of(locked)) == (401, WRONG_RECOVERY)
+    assert (locked.status, locked.path) == (429, "/mfa/recovery")
+    assert error_of(locked).startswith(LOCKED)
     also_locked = other.enter_code(other.get("/mfa/"), totp_now(account.secret, 1))
-    assert (also_locked.status, error_of(also_locked)) == (401, WRONG)
+    assert (also_locked.status, also_locked.path) == (429, "/mfa/verify")
+    assert error_of(also_locked).startswith(LOCKED)
     assert shown_user(stack, account.name)["locked"] is True
     audit = stack.ssoctl("audit", account.name).stdout
     assert "recovery_code_failed locked" in audit
