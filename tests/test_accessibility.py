@@ -153,7 +153,7 @@ def test_every_page_of_the_guide_passes_axe(stack: Stack, browser: Browser, devi
         check("signed-out")
     finally:
         context.close()
-    assert len(checked) == 21
+    assert len(checked) == 20
 
 
 def test_axe_fails_a_page_that_is_not_accessible(browser: Browser) -> None:

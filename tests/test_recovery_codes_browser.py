@@ -35,6 +35,10 @@ WORDS = {
         "left": "You signed in with a recovery code. You have 9 recovery codes left.",
         "expired": "Your sign-in has expired.",
         "everywhere": "Sign out everywhere",
+        "security": "Security",
+        "new_codes": "New recovery codes",
+        "done": "Done: back to Security",
+        "left_after_renewal": "You have 10 unused recovery codes",
     },
     "fr-FR": {
         "login": "Connexion",
@@ -52,6 +56,10 @@ WORDS = {
         "left": "Vous vous êtes connecté avec un code de secours. Il vous reste 9 codes de secours.",
         "expired": "Votre connexion a expiré.",
         "everywhere": "Se déconnecter partout",
+        "security": "Sécurité",
+        "new_codes": "Nouveaux codes de secours",
+        "done": "Terminé : retour à Sécurité",
+        "left_after_renewal": "Il vous reste 10 codes de secours",
     },
 }
 
@@ -140,6 +148,23 @@ def test_codes_shown_once_after_the_set_up_then_one_signs_in(
         keep_screenshot(page, f"{label}-continue")
         page.locator("#continue").click()
         page.wait_for_url("**/portal/")
+
+        # The Security page: new codes after a code from the app, shown once, with Download.
+        page.goto(stack.gateway_url + "/portal/security")
+        page.locator("#recovery-totp").fill(totp_now(secret, 1))
+        page.get_by_role("button", name=words["new_codes"]).click()
+        page.locator("#recovery-codes").wait_for()
+        renewed = [code.strip() for code in page.locator("#recovery-codes li").all_inner_texts()]
+        assert len(set(renewed)) == 10 and not set(renewed) & set(codes)
+        assert_accessible(page)
+        keep_screenshot(page, f"{label}-new-codes")
+        with page.expect_download() as download_info:
+            page.get_by_role("button", name=words["download"]).click()
+        download_info.value.save_as(downloaded)
+        assert downloaded.read_text().splitlines() == renewed
+        assert page.get_by_role("button", name=words["print"]).is_visible()
+        page.get_by_role("link", name=words["done"]).click()
+        assert words["left_after_renewal"] in page.locator("#recovery-codes-left").inner_text()
         assert csp_violations == []
     finally:
         context.close()
