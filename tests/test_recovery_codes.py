@@ -269,3 +269,54 @@ def test_no_log_line_holds_a_recovery_code(stack: Stack, customers: Callable[[],
     for code in account.recovery_codes:
         for form in (code, code.replace("-", ""), code.lower(), code.replace("-", "").lower()):
             assert form not in logs
+
+
+# The Security page: how many are left, and new ones
+
+
+def new_codes_page(customer: Customer, account: Account, code: str) -> Page:
+    page = customer.get("/portal/security")
+    assert (page.status, page.path) == (200, "/portal/security"), page.text[:300]
+    return customer.submit(page, "/portal/security/recovery-codes", code=code)
+
+
+def test_the_security_page_counts_the_codes_and_makes_new_ones_once(
+    stack: Stack, customers: Callable[[], Customer]
+) -> None:
+    account = add_user(stack)
+    customer = customers()
+    first_login(customer, account)
+    old = account.recovery_codes
+    assert sign_in_with_recovery_code(customers(), account, old[0]).status == 200
+    page = customer.get("/portal/security")
+    assert page.by_id("recovery-codes-left").startswith("You have 9 unused recovery codes")
+
+    wrong = "000000" if totp_now(account.secret, 1) != "000000" else "111111"
+    refused = new_codes_page(customer, account, wrong)
+    assert (refused.status, refused.by_id("recovery-error")) == (401, WRONG)
+
+    shown = new_codes_page(customer, account, totp_now(account.secret, 1))
+    assert (shown.status, shown.path) == (200, "/portal/security/recovery-codes"), shown.text[:300]
+    codes = shown.recovery_codes()
+    assert len(set(codes)) == 10 and not set(codes) & set(old)
+    assert all(re.match(CODE_PATTERN, code) for code in codes)
+    download = customer.submit(shown, "/portal/security/recovery-codes/download")
+    assert download.response.headers["content-type"].startswith("text/plain")
+    assert download.response.text.splitlines() == codes
+
+    # A reload sends the same code again: refused as used, no codes shown.
+    csrf = shown.form("/portal/security/recovery-codes/download")["csrf_token"]
+    resent = {"csrf_token": csrf, "code": totp_now(account.secret, 1)}
+    again = Page(customer.http.post("/portal/security/recovery-codes", data=resent))
+    assert again.status == 401 and "already been used" in again.text
+    assert not any(code in again.response.text for code in codes)
+    assert customer.get("/portal/security").by_id("recovery-codes-left").startswith("You have 10 unused")
+
+    # The old set is gone, the new one signs in.
+    refused_old = sign_in_with_recovery_code(customers(), account, old[1])
+    assert (refused_old.status, error_of(refused_old)) == (401, WRONG_RECOVERY)
+    assert sign_in_with_recovery_code(customers(), account, codes[0]).status == 200
+    audit = stack.ssoctl("audit", account.name).stdout
+    assert "recovery_codes_created renewed" in audit
+    logs = "".join(path.read_text() for path in (stack.state / "logs").glob("*.log"))
+    assert not any(code in logs or code.replace("-", "") in logs for code in codes)

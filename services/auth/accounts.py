@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from uuid import UUID
 
 from services.common.errors import BadRequest, Conflict, NotFound
+from services.contracts.auth import account_key
 
 from .passwords import Passwords
 from .store import AuthStore, User
@@ -28,8 +29,8 @@ class SignIn:
 
 
 def username_key(name: str) -> str:
-    """The form names are compared in: NFKC, trimmed, case-folded."""
-    return unicodedata.normalize("NFKC", name).strip().casefold()
+    """The form names are compared in: NFKC, trimmed, case-folded (the throttle's account, too)."""
+    return account_key(name)
 
 
 class Accounts:

@@ -3,6 +3,7 @@
 docs/architecture.md, "Sign-in throttling" and "Audit".
 """
 
+import unicodedata
 from typing import Annotated, Literal
 
 from pydantic import Field, StrictBool, StringConstraints
@@ -10,6 +11,11 @@ from pydantic import Field, StrictBool, StringConstraints
 from .endpoint import Contract, ContractClient, Endpoint
 
 Ip = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+def account_key(username: str) -> str:
+    """CodeAttempt.account: the username key auth counts on (NFKC, trimmed, case-folded)."""
+    return unicodedata.normalize("NFKC", username).strip().casefold()
 
 
 class CodeAttempt(Contract):

@@ -22,10 +22,16 @@ from services.common.web import (
     user_agent,
 )
 from services.contracts.admin import MfaStatus, UserRef
-from services.contracts.mfa import OWN_MFA_STATUS
+from services.contracts.auth import account_key
+from services.contracts.mfa import (
+    OWN_MFA_STATUS,
+    RENEW_RECOVERY_CODES,
+    RecoveryCodesRenewed,
+    RenewRecoveryCodes,
+)
 
 from .audit import SIGN_IN_OTP, Origin
-from .enrollment import ClockSkew, Locked, Outcome, PendingSetup
+from .enrollment import ClockSkew, Locked, Outcome, PendingSetup, User
 from .login_step import OtpStep, StepReplayed
 from .qr import qr_data_uri
 from .state import MfaState, State
@@ -335,3 +341,27 @@ async def own_mfa_status(
         raise NotFound(detail="this app serves no authenticator status")
     # The support desk's rules, so the customer and the desk read the authenticator alike.
     return await state.admin.status(body.user_id)
+
+
+@internal.post(RENEW_RECOVERY_CODES.path)
+async def own_recovery_codes_renew(
+    body: RenewRecoveryCodes, state: State, caller: Annotated[str, Depends(calling_service)]
+) -> RecoveryCodesRenewed:
+    """New recovery codes for the Security page, after a current code checked as at sign-in."""
+    RENEW_RECOVERY_CODES.allow(caller)
+    user, origin = User(body.user_id, body.username), Origin(body.ip, body.user_agent)
+    # No device: the portal's browser carries no device cookie of auth's (Path=/auth/login).
+    outcome = await state.enrollment.verify(user, account_key(body.username), typed_code(body.code), origin)
+    if outcome is Outcome.OK:
+        return RecoveryCodesRenewed(
+            outcome="renewed", codes=await state.recovery.issue(user, origin, why="renewed")
+        )
+    if isinstance(outcome, Locked):
+        return RecoveryCodesRenewed(outcome="locked", locked_seconds=outcome.seconds)
+    if isinstance(outcome, ClockSkew):
+        return RecoveryCodesRenewed(outcome="clock_skew", skew_seconds=outcome.seconds)
+    if outcome is Outcome.NOT_ENROLLED:
+        return RecoveryCodesRenewed(outcome="not_enrolled")
+    if outcome is Outcome.CODE_ALREADY_USED:
+        return RecoveryCodesRenewed(outcome="code_already_used")
+    return RecoveryCodesRenewed(outcome="wrong_code")

@@ -22,6 +22,7 @@ from services.contracts.session import SessionClient
 
 from .audit import LogoutAudit
 from .oidc_login import LOGIN_TRANSACTION_AUDIENCE, OidcLogin, TokenEndpoint
+from .recovery_routes import recovery_router
 from .routes import router
 from .security import AccountSecurity, ServiceAccountSecurity, SessionHandles
 from .security_routes import security_router
@@ -150,5 +151,6 @@ def create_app(settings: Settings | None = None, *, state_opener: StateOpener = 
     )
     app.include_router(router)
     app.include_router(security_router)
+    app.include_router(recovery_router)
     app.include_router(support_router)
     return app

@@ -15,7 +15,7 @@ from babel.dates import format_datetime
 from services.common.i18n import _
 from services.contracts.admin import MfaStatus
 from services.contracts.auth import AuthInternalClient, ChangePassword, PasswordChanged
-from services.contracts.mfa import MfaClient
+from services.contracts.mfa import MfaClient, RecoveryCodesRenewed, RenewRecoveryCodes
 from services.contracts.session import SessionClient, UserSession
 
 
@@ -29,6 +29,8 @@ class AccountSecurity(Protocol):
     async def sessions_of(self, user_id: str) -> list[UserSession]: ...
 
     async def end_session_of(self, user_id: str, sid: str) -> bool: ...
+
+    async def renew_recovery_codes(self, request: RenewRecoveryCodes) -> RecoveryCodesRenewed: ...
 
 
 class ServiceAccountSecurity:
@@ -50,6 +52,9 @@ class ServiceAccountSecurity:
 
     async def end_session_of(self, user_id: str, sid: str) -> bool:
         return await self.sessions.end_session_of(user_id, sid)
+
+    async def renew_recovery_codes(self, request: RenewRecoveryCodes) -> RecoveryCodesRenewed:
+        return await self.mfa.renew_recovery_codes(request)
 
 
 class SessionHandles:

@@ -158,6 +158,7 @@ async def security_view(
     notice: Text | None = None,
     password_error: Text | None = None,
     sessions_error: Text | None = None,
+    recovery_error: Text | None = None,
 ) -> HTMLResponse:
     """The page as it is now: every part read from its owner at each request."""
     security = security_of(state)
@@ -182,6 +183,7 @@ async def security_view(
         password_error=password_error,
         sessions_error=sessions_error,
         sessions=sessions,
+        recovery_error=recovery_error,
         local_time=True,
         mfa=mfa,
         mfa_since=moment(mfa.enrolled_since, language) if mfa.enrolled_since else None,

@@ -15,6 +15,7 @@ from services.common.clock import FrozenClock
 from services.common.i18n import current_language
 from services.contracts.admin import MfaStatus
 from services.contracts.auth import ChangePassword, PasswordChanged, PasswordChangeOutcome
+from services.contracts.mfa import RecoveryCodesRenewed, RenewRecoveryCodes
 from services.contracts.session import UserSession
 from services.portal.app import create_app, open_state
 from services.portal.security import device_text, moment
@@ -70,6 +71,17 @@ class FakeSecurity:
     async def end_session_of(self, user_id: str, sid: str) -> bool:
         self.ended.append((user_id, sid))
         return True
+
+    renewed: RecoveryCodesRenewed = field(
+        default_factory=lambda: RecoveryCodesRenewed(
+            outcome="renewed", codes=[f"ABCD-EFGH-JK{c}{c}" for c in "23456789AB"]
+        )
+    )
+    renewals: list[RenewRecoveryCodes] = field(default_factory=list)
+
+    async def renew_recovery_codes(self, request: RenewRecoveryCodes) -> RecoveryCodesRenewed:
+        self.renewals.append(request)
+        return self.renewed
 
 
 @pytest.fixture
