@@ -49,7 +49,8 @@ $(CATALOGUE).mo: $(CATALOGUE).po $(VENV_STAMP)
 # Extracts every string of the templates and the code (babel.cfg) and merges the new ones into
 # the .po, empty: fill them in; services/common/tests/test_catalogue.py fails until then.
 # nginx's own error pages, from services/common/templates/gateway_error.html and the catalogue;
-# committed (Kubernetes ships gateway/ as it is), tests/test_gateway_pages.py checks they are current.
+# committed (Kubernetes ships gateway/ as it is); `make lint` and tests/test_gateway_pages.py fail
+# when they are not current (a change to style.css, base.html or the catalogue needs this).
 gateway-pages: venv catalogues
 	$(VENV)/bin/python -m devstack.gateway_pages
 
@@ -95,6 +96,7 @@ lint: venv catalogues
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy services devstack bench
+	$(VENV)/bin/python -m devstack.gateway_pages --check
 
 # pytest exits 5 when it collected no tests: a run that tested nothing must not pass.
 test: system-deps venv lint catalogues $(AXE)

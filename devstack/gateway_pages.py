@@ -60,6 +60,30 @@ def write_pages(directory: Path = PAGES_DIR) -> list[Path]:
     return written
 
 
-if __name__ == "__main__":
-    for path in write_pages(Path(sys.argv[1]) if len(sys.argv) > 1 else PAGES_DIR):
+def stale_pages(directory: Path = PAGES_DIR) -> list[str]:
+    """The files of `directory` that differ from what the template, catalogue and stylesheet make now."""
+    expected = render_pages()
+    on_disk = {path.name: path.read_text() for path in directory.iterdir() if path.is_file()}
+    return sorted(
+        name for name in expected.keys() | on_disk.keys() if expected.get(name) != on_disk.get(name)
+    )
+
+
+def main(arguments: list[str]) -> int:
+    # `--check` (make lint): fail when a change to style.css, a template or the catalogue was not
+    # carried into gateway/pages, which Kubernetes ships as it is.
+    if arguments[:1] == ["--check"]:
+        stale = stale_pages()
+        if stale:
+            print(
+                f"gateway/pages is not current, run `make gateway-pages`: {', '.join(stale)}", file=sys.stderr
+            )
+            return 1
+        return 0
+    for path in write_pages(Path(arguments[0]) if arguments else PAGES_DIR):
         print(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

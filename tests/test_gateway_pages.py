@@ -1,15 +1,11 @@
 """nginx's own error pages (gateway/pages) are what the template and the catalogue make now."""
 
-from devstack.gateway_pages import BRAND_PLACEHOLDER, PAGES, PAGES_DIR, render_pages
+from devstack.gateway_pages import BRAND_PLACEHOLDER, PAGES, render_pages, stale_pages
 from services.common.i18n import LANGUAGES
 
 
 def test_the_committed_pages_are_current() -> None:
-    expected = render_pages()
-    on_disk = {path.name: path.read_text() for path in PAGES_DIR.iterdir()}
-    stale = sorted(
-        name for name in expected.keys() | on_disk.keys() if expected.get(name) != on_disk.get(name)
-    )
+    stale = stale_pages()
     assert not stale, f"gateway/pages is not current: run `make gateway-pages` ({stale})"
 
 
