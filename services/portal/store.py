@@ -101,6 +101,7 @@ class RecentlyCheckedPortalSessions:
       session of that user), a new sign-in (which may end the user's oldest portal sessions),
       and the support desk's actions on a customer (`forget`).
       A lookup under way while something is forgotten is not remembered.
+    - A session this process has just made is remembered as checked when its start was sent.
     - `find` (landing page, callback, log-out buttons, support desk) always asks.
     """
 
@@ -124,8 +125,18 @@ class RecentlyCheckedPortalSessions:
         self._forgets = 0
 
     async def create(self, signed_in: SignedIn) -> NewPortalSession | None:
+        """The new session is remembered as checked when its start was sent: the portal page the
+        callback sends the browser to need not ask straight away. The session service made it
+        under that very SSO session, user and name (its lookup would answer the same), and it
+        counts as a check sent then, so an end elsewhere after it is still seen within the bound.
+        """
         self._forget_user(signed_in.user_id)
-        return await self.inner.create(signed_in)
+        sent_at, forgets = self.ticks(), self._forgets
+        created = await self.inner.create(signed_in)
+        if created is not None and self.max_age > 0 and forgets == self._forgets:
+            made = PortalSession(signed_in.user_id, signed_in.username, signed_in.sid, created.expires_at)
+            self._remember(_cache_key(created.session_id), _Checked(made, sent_at))
+        return created
 
     async def find(self, session_id: str) -> PortalSession | None:
         return await self._lookup(_cache_key(session_id), session_id)

@@ -31,10 +31,11 @@ class SessionService:
     pause: asyncio.Event | None = None
 
     async def create(self, signed_in: SignedIn) -> NewPortalSession | None:
-        self.live[f"new-{len(self.live)}"] = PortalSession(
-            signed_in.user_id, signed_in.username, signed_in.sid, 2**40
-        )
-        return NewPortalSession(f"new-{len(self.live) - 1}", 2**40)
+        session_id = f"new-{len(self.live)}"
+        self.live[session_id] = PortalSession(signed_in.user_id, signed_in.username, signed_in.sid, 2**40)
+        if self.pause is not None:
+            await self.pause.wait()
+        return NewPortalSession(session_id, 2**40)
 
     async def find(self, session_id: str) -> PortalSession | None:
         self.lookups.append(session_id)
@@ -215,3 +216,39 @@ async def test_plain_find_always_asks_and_zero_turns_the_memory_off() -> None:
     await off.find_recent("cookie-1")
     await off.find_recent("cookie-1")
     assert service.lookups == ["cookie-1"] * 2 and len(off) == 0
+
+
+async def test_a_session_just_made_is_remembered_from_when_its_start_was_sent() -> None:
+    cache, service, ticks, _ = made()
+    created = await cache.create(SignedIn("user-1", "alice", "sid-1"))
+    assert created is not None
+    assert await cache.find_recent(created.session_id) == service.live[created.session_id]
+    assert service.lookups == [], "the page after the callback asks nothing"
+
+    # Ended elsewhere right after: refused once a second has passed since the start was sent.
+    del service.live[created.session_id]
+    ticks.now += 0.999
+    assert await cache.find_recent(created.session_id) is not None
+    ticks.now += 0.001
+    assert await cache.find_recent(created.session_id) is None
+    assert service.lookups == [created.session_id]
+
+
+async def test_a_session_made_while_something_is_forgotten_or_with_no_memory_is_asked_for() -> None:
+    cache, service, _, _ = made()
+    service.pause = asyncio.Event()
+    creating = asyncio.create_task(cache.create(SignedIn("user-1", "alice", "sid-1")))
+    await asyncio.sleep(0)
+    await cache.end_every_session_of("user-1")
+    service.pause.set()
+    created = await creating
+    service.pause = None
+    assert created is not None
+    assert await cache.find_recent(created.session_id) is None, "asked: ended meanwhile"
+    assert service.lookups == [created.session_id]
+
+    off, service, _, _ = made(max_age=0)
+    created = await off.create(SignedIn("user-1", "alice", "sid-1"))
+    assert created is not None
+    assert await off.find_recent(created.session_id) is not None
+    assert service.lookups == [created.session_id]
