@@ -19,7 +19,14 @@ from devstack.ports import port_answers
 
 from .customer import Customer
 from .external_tools import totp_now
-from .flows import PASSWORD, Account, add_user, first_login, sign_in_to_code_page
+from .flows import (
+    PASSWORD,
+    PORTAL_SESSION_CHECK_SECONDS,
+    Account,
+    add_user,
+    first_login,
+    sign_in_to_code_page,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -248,6 +255,9 @@ def stack_without_sessions(make_stack: Callable[..., Stack]) -> Iterator[tuple[S
     portal = first_login(customer, account)
     assert portal.path == "/portal/" and account.name in portal.text  # the control, while it runs
     own.stop_service("session")
+    # The portal page may trust a check it made up to PORTAL_SESSION_CHECK_SECONDS ago (the
+    # documented bound); past it, every page must ask the stopped session service.
+    time.sleep(PORTAL_SESSION_CHECK_SECONDS + 0.2)
     try:
         yield own, customer, account.name, account.secret
     finally:
