@@ -31,7 +31,7 @@ from .audit import AuditLog
 from .clients import Clients
 from .device_cookies import DeviceCookies
 from .login_flow import LoginFlow
-from .oidc import Provider
+from .oidc import Provider, oidc_jwks
 from .password_change import PasswordChanges
 from .passwords import Passwords
 from .routes import internal, router
@@ -73,7 +73,7 @@ def build_state(
     )
     accounts = Accounts(store, passwords)
     audit = AuditLog(store)
-    clients = Clients(store)
+    clients = Clients(store, clock, settings.client_uris_cache_seconds)
     throttle = Throttle(throttle_store, settings)
     service_tokens = TokenIssuer(signing_key, "auth", clock)
     step_verifier = TokenVerifier(
@@ -87,7 +87,7 @@ def build_state(
         audience="auth",
         clock=clock,
     )
-    public_jwks = jwks(oidc_key, settings.oidc_published_key_files)
+    public_jwks = oidc_jwks(oidc_key, settings.oidc_published_key_files)
     sso_sessions = SsoSessions(
         SessionClient(ServiceClient(http, service_tokens, settings.peers.session_url, "session"))
     )
@@ -98,7 +98,7 @@ def build_state(
         store=store,
         accounts=accounts,
         clients=clients,
-        provider=Provider(settings, store, oidc_key, clock, sso_sessions),
+        provider=Provider(settings, store, clients, oidc_key, clock, sso_sessions),
         flow=LoginFlow(
             service_tokens,
             step_verifier,
@@ -110,7 +110,8 @@ def build_state(
             StaticKeys(public_jwks),
             issuers={settings.issuer},
             audience=f"{settings.issuer}/userinfo",
-            algorithms=("RS256",),
+            # Access tokens are ES256, with the key derived from the OIDC key (oidc.access_token_key).
+            algorithms=("ES256",),
             clock=clock,
         ),
         public_jwks=public_jwks,

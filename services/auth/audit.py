@@ -44,3 +44,12 @@ class AuditLog:
         )
         log.info("audit %s %s user_id=%s operator=%s", event, outcome, user_id, operator)
         count_audit_event(event, outcome)
+
+    async def record_for_account(self, event: str, outcome: str, actor: Actor, username_key: str) -> None:
+        """A row naming the account with this key if there is one, else no user (people type
+        passwords into name fields: an unknown name is never written down)."""
+        user_id = await self.store.record_audit_for_account(
+            event, outcome, username_key, actor.ip, actor.user_agent
+        )
+        log.info("audit %s %s user_id=%s operator=%s", event, outcome, user_id, None)
+        count_audit_event(event, outcome)

@@ -8,15 +8,18 @@ import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlencode
 
 import jwt
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from services.common.clock import Clock, random_token
-from services.common.keys import SigningKey
+from services.common.keys import SigningKey, derived_secret, jwks, public_jwk, thumbprint
 from services.common.tokens import InvalidToken, TokenVerifier
 
+from .clients import Clients
 from .settings import Settings
 from .sso_sessions import SsoSession
 from .store import AuthorizationCode, AuthStore, Client
@@ -94,6 +97,43 @@ def _hash_code(code: str) -> str:
     return hashlib.sha256(code.encode()).hexdigest()
 
 
+# The order of P-256's group (FIPS 186-4, D.1.2.3).
+P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+
+
+def access_token_key(oidc_key: SigningKey) -> SigningKey:
+    """The ES256 key that signs access tokens, derived from the OIDC key.
+
+    Only auth verifies access tokens (its /userinfo; OIDC clients treat them as opaque), so they
+    need not be RS256, which costs ten times the CPU of ES256 to sign. Derived like the device
+    cookie's secret (services.common.keys.derived_secret): nothing more to mount, every replica
+    derives the same key, and a new OIDC key brings a new one. 320 bits reduced mod n-1, plus 1
+    (FIPS 186-4, B.4.1): a uniform private scalar. Its public half is in auth's JWKS.
+    """
+    extra_bits = (
+        derived_secret(oidc_key, "access-token-es256/1")
+        + derived_secret(oidc_key, "access-token-es256/2")[:8]
+    )
+    scalar = int.from_bytes(extra_bits, "big") % (P256_ORDER - 1) + 1
+    private_key = ec.derive_private_key(scalar, ec.SECP256R1())
+    return SigningKey(private_key, thumbprint(public_jwk(private_key.public_key())), "ES256")
+
+
+def oidc_jwks(
+    oidc_key: SigningKey, published_key_files: list[Path] | tuple[Path, ...] = ()
+) -> dict[str, Any]:
+    """auth's public JWKS: the OIDC key, the access-token key derived from it, the published
+    keys, and the access-token key of each published key given as a private key (the previous
+    key during a rotation: docs/operations.md), so its access tokens stay good to their end."""
+    keys: list[dict[str, Any]] = jwks(oidc_key, published_key_files)["keys"]
+    keys.append(access_token_key(oidc_key).public_jwk())
+    for path in published_key_files:
+        data = path.read_bytes()
+        if b"PRIVATE KEY" in data:
+            keys.append(access_token_key(SigningKey.from_pem(data)).public_jwk())
+    return {"keys": keys}
+
+
 class SessionEnder(Protocol):
     async def end(self, *, session_id: str | None = None, sid: str | None = None) -> None: ...
 
@@ -103,13 +143,16 @@ class Provider:
         self,
         settings: Settings,
         store: AuthStore,
+        clients: Clients,
         oidc_key: SigningKey,
         clock: Clock,
         sso_sessions: SessionEnder,
     ) -> None:
         self.settings = settings
         self.store = store
+        self.clients = clients
         self.oidc_key = oidc_key
+        self.access_key = access_token_key(oidc_key)
         self.clock = clock
         self.sso_sessions = sso_sessions
         self.issuer = settings.issuer
@@ -119,7 +162,8 @@ class Provider:
     async def validate_authorize(self, params: Mapping[str, str]) -> AuthorizeRequest:
         if any(len(value) > MAX_PARAM_LENGTH for value in params.values()):
             raise AuthorizeError("invalid_request", "a parameter is too long")
-        client = await self.store.client(params.get("client_id", ""))
+        # The registered URIs, at most settings.client_uris_cache_seconds old (docs/security.md).
+        client = await self.clients.registered_uris(params.get("client_id", ""))
         if client is None:
             raise AuthorizeError("invalid_client", "unknown client")
         redirect_uri = params.get("redirect_uri", "")
@@ -223,7 +267,7 @@ class Provider:
         common = {"iss": self.issuer, "sub": str(code.user_id), "iat": now}
         # Profile claims only for clients that asked for the profile scope.
         profile = {"preferred_username": code.username} if "profile" in code.scope.split() else {}
-        id_token = self._sign(
+        id_token = self._sign_id_token(
             {
                 **common,
                 "aud": client.client_id,
@@ -237,7 +281,7 @@ class Provider:
                 **({"nonce": code.nonce} if code.nonce else {}),
             }
         )
-        access_token = self._sign(
+        access_token = self._sign_access_token(
             {
                 **common,
                 "aud": f"{self.issuer}/userinfo",
@@ -246,8 +290,7 @@ class Provider:
                 "jti": access_jti,
                 "scope": code.scope,
                 **profile,
-            },
-            typ="at+jwt",
+            }
         )
         return {
             "access_token": access_token,
@@ -269,12 +312,22 @@ class Provider:
             )
         await self.sso_sessions.end(sid=code.sid)
 
-    def _sign(self, claims: dict[str, Any], typ: str = "JWT") -> str:
+    def _sign_id_token(self, claims: dict[str, Any]) -> str:
+        # RS256: the one algorithm every OIDC client must accept for id_tokens.
         return jwt.encode(
             claims,
             self.oidc_key.private_key,
             algorithm="RS256",
-            headers={"kid": self.oidc_key.kid, "typ": typ},
+            headers={"kid": self.oidc_key.kid, "typ": "JWT"},
+        )
+
+    def _sign_access_token(self, claims: dict[str, Any]) -> str:
+        # ES256: only auth's /userinfo reads it (RFC 9068 allows any asymmetric algorithm).
+        return jwt.encode(
+            claims,
+            self.access_key.private_key,
+            algorithm="ES256",
+            headers={"kid": self.access_key.kid, "typ": "at+jwt"},
         )
 
     # userinfo and logout

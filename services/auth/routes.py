@@ -146,9 +146,9 @@ def _render_step(
     request: Request, state: AuthState, step: Step, error: Text | None = None, status_code: int = 200
 ) -> HTMLResponse:
     pages = state.pages
-    restart_url = "/auth/authorize?" + AuthorizeRequest.from_claims(step.authz).query()
     if step.stage == "username":
         return pages.render(request, "username.html", status_code, error=error)
+    restart_url = "/auth/authorize?" + AuthorizeRequest.from_claims(step.authz).query()
     return pages.render(
         request,
         "password.html",
@@ -399,7 +399,7 @@ async def _post_logout_target(
     """The allow-listed place to send the browser after logout; never an open redirect."""
     if not uri:
         return None
-    client = await state.store.client(client_id) if client_id else None
+    client = await state.clients.registered_uris(client_id) if client_id else None
     if client is None or uri not in client.post_logout_redirect_uris:
         raise BadRequest(_("This sign-out link is not valid."), detail="post_logout_redirect_uri not allowed")
     if not logout_state:

@@ -39,6 +39,10 @@ class Settings(ServiceSettings, RedisSettings, AdminApiSettings):
     step_token_ttl_seconds: int = 600
     id_token_ttl_seconds: int = 300
     access_token_ttl_seconds: int = 300
+    # How long a process remembers a client's registered redirect URIs (authorize, logout) before
+    # asking Postgres again: a URI removed from a client stops being accepted within this bound.
+    # Never the client's secret, which the token endpoint checks against Postgres every time.
+    client_uris_cache_seconds: float = Field(default=5, ge=0, le=60)
     # How often expired codes, revoked tokens and consumed step tokens are deleted.
     cleanup_interval_seconds: int = Field(default=60, ge=1)
 

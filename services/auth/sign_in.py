@@ -25,14 +25,7 @@ class SignInSteps:
 
     async def username_given(self, login_name: str, actor: Actor) -> None:
         # Only a name that is an account goes into the audit: people type passwords into name fields.
-        known = await self.accounts.lookup(login_name)
-        await self.audit.record(
-            "sign_in.username",
-            "submitted",
-            actor,
-            user_id=known.id if known else None,
-            username=known.username if known else None,
-        )
+        await self.audit.record_for_account("sign_in.username", "submitted", actor, username_key(login_name))
 
     async def check_password(
         self, login_name: str, password: str, actor: Actor, device: str | None = None

@@ -246,6 +246,24 @@ class AuthStore:
             reason,
         )
 
+    async def record_audit_for_account(
+        self, event: str, outcome: str, username_key: str, ip: str, user_agent: str
+    ) -> str | None:
+        """An audit row naming the account with this key, or no account when there is none; the
+        user id it named. One statement: the lookup rides along with the insert."""
+        user_id: str | None = await self.pool.fetchval(
+            "INSERT INTO audit_event (event, outcome, user_id, username, ip, user_agent) "
+            "SELECT $1, $2, users.id::text, users.username, $4, $5 "
+            "FROM (SELECT 1) AS one LEFT JOIN users ON users.username_key = $3 "
+            "RETURNING user_id",
+            event,
+            outcome,
+            username_key,
+            ip,
+            user_agent,
+        )
+        return user_id
+
     async def audit_rows(self, user_id: str, limit: int) -> list[dict[str, object]]:
         """The user's newest `limit` rows, oldest first."""
         rows = await self.pool.fetch(

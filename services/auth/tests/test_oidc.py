@@ -6,13 +6,15 @@ from uuid import uuid4
 
 import jwt
 import pytest
+from cryptography.hazmat.primitives import serialization
 
-from services.auth.oidc import AuthorizeError, Provider, TokenError
+from services.auth.clients import Clients
+from services.auth.oidc import AuthorizeError, Provider, TokenError, access_token_key, oidc_jwks
 from services.auth.settings import Settings
 from services.auth.sso_sessions import SsoSession
 from services.auth.store import Client
 from services.common.clock import FrozenClock
-from services.common.keys import SigningKey, generate_private_pem, jwks
+from services.common.keys import SigningKey, generate_private_pem
 from services.common.tokens import StaticKeys, TokenVerifier
 
 from .fakes import FakeAuthStore
@@ -64,7 +66,8 @@ def provider(
         oidc_key_file=tmp_path / "unused-oidc.pem",
         issuer_url="https://sso.example/auth",
     )
-    return Provider(settings, store, oidc_key, clock, ended)  # type: ignore[arg-type]
+    clients = Clients(store, clock, settings.client_uris_cache_seconds)  # type: ignore[arg-type]
+    return Provider(settings, store, clients, oidc_key, clock, ended)  # type: ignore[arg-type]
 
 
 def authorize_params(**overrides: str) -> dict[str, str]:
@@ -188,10 +191,10 @@ async def test_userinfo_without_the_profile_scope_tells_only_the_subject(
     provider: Provider, store: FakeAuthStore, oidc_key: SigningKey, clock: FrozenClock
 ) -> None:
     verifier = TokenVerifier(
-        StaticKeys(jwks(oidc_key)),
+        StaticKeys(oidc_jwks(oidc_key)),
         issuers={"https://sso.example/auth"},
         audience="https://sso.example/auth/userinfo",
-        algorithms=("RS256",),
+        algorithms=("ES256",),
         clock=clock,
     )
     answers = {}
@@ -280,3 +283,81 @@ async def test_max_age_asks_for_a_sign_in_no_older_than_it(provider: Provider) -
     )
     assert (await provider.validate_authorize(authorize_params())).accepts_sign_in_at(0, now=10**9)
     assert "max_age" not in fresh.query(), "coming back signed in must not ask again"
+
+
+async def test_the_access_token_is_es256_with_its_own_published_key_and_the_id_token_stays_rs256(
+    provider: Provider, store: FakeAuthStore, oidc_key: SigningKey
+) -> None:
+    tokens = await provider.exchange_code(store.clients["app"], token_form(await _code(provider)))
+    published = {jwk["kid"]: jwk for jwk in oidc_jwks(oidc_key)["keys"]}
+    id_header = jwt.get_unverified_header(tokens["id_token"])
+    access_header = jwt.get_unverified_header(tokens["access_token"])
+    assert (id_header["alg"], id_header["kid"]) == ("RS256", oidc_key.kid)
+    assert (access_header["alg"], access_header["typ"]) == ("ES256", "at+jwt")
+    assert access_header["kid"] != oidc_key.kid
+    assert published[access_header["kid"]]["alg"] == "ES256"
+    claims = jwt.decode(
+        tokens["access_token"],
+        jwt.PyJWK(published[access_header["kid"]]).key,
+        algorithms=["ES256"],
+        audience="https://sso.example/auth/userinfo",
+        options={"verify_exp": False},
+    )
+    assert claims["client_id"] == "app"
+    # An access token is no id_token: signed by another key, for another audience.
+    with pytest.raises(jwt.PyJWTError):
+        jwt.decode(tokens["access_token"], oidc_key.private_key.public_key(), algorithms=["RS256"])
+
+
+def test_the_access_token_key_is_the_same_on_every_replica_and_new_with_a_new_oidc_key(
+    oidc_key: SigningKey, tmp_path: Path
+) -> None:
+    again = SigningKey.from_pem(
+        oidc_key.private_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    assert access_token_key(again).public_jwk() == access_token_key(oidc_key).public_jwk()
+    other = SigningKey.from_pem(generate_private_pem("rsa"))
+    assert access_token_key(other).kid != access_token_key(oidc_key).kid
+    # During a rotation the previous key, published as a private key, keeps its access tokens good.
+    previous = tmp_path / "previous.pem"
+    previous.write_bytes(generate_private_pem("rsa"))
+    kids = {jwk["kid"] for jwk in oidc_jwks(oidc_key, [previous])["keys"]}
+    assert access_token_key(SigningKey.from_pem(previous.read_bytes())).kid in kids
+    assert len(kids) == 4
+
+
+async def test_a_clients_redirect_uris_are_remembered_a_few_seconds_only(
+    provider: Provider, store: FakeAuthStore, clock: FrozenClock
+) -> None:
+    await provider.validate_authorize(authorize_params())
+    store.clients["app"] = Client("app", "hash", ["https://app.example/other"], [])
+    # Within the bound the URIs read a moment ago still count ...
+    assert (await provider.validate_authorize(authorize_params())).redirect_uri == REDIRECT
+    clock.advance(provider.settings.client_uris_cache_seconds)
+    # ... past it, the client as it is now.
+    with pytest.raises(AuthorizeError) as refused:
+        await provider.validate_authorize(authorize_params())
+    assert refused.value.redirect is None
+    assert (
+        await provider.validate_authorize(authorize_params(redirect_uri="https://app.example/other"))
+    ).state
+
+
+async def test_a_client_registered_again_counts_at_once_in_this_process(
+    provider: Provider, store: FakeAuthStore
+) -> None:
+    await provider.validate_authorize(authorize_params())
+    await provider.clients.register("app", ["https://app.example/new"], [], replace=True)
+    with pytest.raises(AuthorizeError):
+        await provider.validate_authorize(authorize_params())
+    assert await provider.validate_authorize(authorize_params(redirect_uri="https://app.example/new"))
+
+
+async def test_the_secret_check_never_uses_remembered_uris(provider: Provider, store: FakeAuthStore) -> None:
+    await provider.validate_authorize(authorize_params())
+    secret = await provider.clients.register("app", [REDIRECT], [], replace=True)
+    assert await provider.clients.authenticate("app", secret) is not None
+    await provider.clients.register("app", [REDIRECT], [], replace=True)
+    assert await provider.clients.authenticate("app", secret) is None
