@@ -84,7 +84,15 @@ def build_app(
                 finally:
                     readiness.stop("shutting down")
 
-    app = FastAPI(title=f"sso-{name}", lifespan=lifespan_with_readiness, docs_url=None, redoc_url=None)
+    app = FastAPI(
+        title=f"sso-{name}",
+        lifespan=lifespan_with_readiness,
+        docs_url=None,
+        redoc_url=None,
+        # We export Prometheus metrics and JSON logs, no OpenTelemetry: with FastAPI's native
+        # telemetry on, it asks the global providers on every request whether one was set up.
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
+    )
     app.state.readiness = readiness
     app.state.settings = settings
     app.state.pages = pages

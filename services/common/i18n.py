@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-from starlette.requests import Request
+from starlette.datastructures import QueryParams
+from starlette.requests import Request, cookie_parser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 LOCALE_DIR = Path(__file__).parent / "locale"
@@ -136,6 +137,24 @@ def language_links(request: Request, fallback_url: str) -> list[dict[str, str]]:
     ]
 
 
+def first_header(scope: Scope, name: bytes) -> str | None:
+    """The first value of a request header (as Request.headers.get gives it), or None."""
+    for key, value in scope["headers"]:
+        if key == name:
+            text: str = value.decode("latin-1")
+            return text
+    return None
+
+
+def scope_cookies(scope: Scope) -> dict[str, str]:
+    """The request's cookies, as Request.cookies reads them, without building a Request."""
+    cookies: dict[str, str] = {}
+    for key, value in scope["headers"]:
+        if key == b"cookie":
+            cookies.update(cookie_parser(value.decode("latin-1")))
+    return cookies
+
+
 class LanguageMiddleware:
     """Sets the request's language; `?lang=xx` on a GET also keeps it in the `lang` cookie."""
 
@@ -147,15 +166,19 @@ class LanguageMiddleware:
         if scope["type"] != "http" or scope["path"].startswith("/internal/"):
             await self.app(scope, receive, send)
             return
-        request = Request(scope)
-        chosen = request.query_params.get(LANGUAGE_PARAMETER) if scope["method"] == "GET" else None
+        query_string = scope["query_string"]
+        chosen = (
+            QueryParams(query_string).get(LANGUAGE_PARAMETER)
+            if query_string and scope["method"] == "GET"
+            else None
+        )
         if chosen not in LANGUAGES:
             chosen = None
-        cookie = request.cookies.get(LANGUAGE_COOKIE)
+        cookie = scope_cookies(scope).get(LANGUAGE_COOKIE)
         language = (
             chosen
             or (cookie if cookie in LANGUAGES else None)
-            or negotiate(request.headers.get("accept-language", ""))
+            or negotiate(first_header(scope, b"accept-language") or "")
             or DEFAULT_LANGUAGE
         )
         token = current_language.set(language)
@@ -166,7 +189,7 @@ class LanguageMiddleware:
                     f"{LANGUAGE_COOKIE}={chosen}; Path=/; Max-Age={LANGUAGE_COOKIE_MAX_AGE}; "
                     "HttpOnly; SameSite=Lax" + ("; Secure" if self.secure_cookies else "")
                 )
-                message["headers"] = [*message.get("headers", []), (b"set-cookie", value.encode())]
+                message["headers"] = [*message.get("headers", ()), (b"set-cookie", value.encode())]
             await send(message)
 
         try:

@@ -74,7 +74,8 @@ class InputGuard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if not clean_urlencoded(scope.get("query_string", b"")):
+        query_string = scope.get("query_string", b"")
+        if query_string and not clean_urlencoded(query_string):
             await self._refuse(scope, receive, send, "query string not UTF-8 or with NUL")
             return
         media_type = _media_type(scope)

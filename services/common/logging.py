@@ -7,6 +7,7 @@ import re
 import sys
 import time
 import uuid
+from collections.abc import Iterable
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -34,7 +35,11 @@ class JsonFormatter(logging.Formatter):
         entry.update(getattr(record, "fields", {}))
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+        return _ENCODER.encode(entry)
+
+
+# What json.dumps(entry, default=str) builds on every call, built once.
+_ENCODER = json.JSONEncoder(default=str)
 
 
 def configure_logging(service: str, level: str = "INFO") -> None:
@@ -49,6 +54,21 @@ def configure_logging(service: str, level: str = "INFO") -> None:
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    # No field of JsonFormatter's needs the caller's file and line, the thread or the process:
+    # not looking them up on every record is the logging HOWTO's "Optimization".
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
+
+
+def _request_id_header(headers: Iterable[tuple[bytes, bytes]]) -> str:
+    """The last X-Request-ID of the request (as dict(headers) would keep it), or ""."""
+    incoming = b""
+    for name, value in headers:
+        if name == b"x-request-id":
+            incoming = value
+    return incoming.decode("latin-1")
 
 
 class RequestContextMiddleware:
@@ -61,7 +81,7 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
+        incoming = _request_id_header(scope["headers"])
         request_id = incoming if REQUEST_ID_PATTERN.match(incoming) else uuid.uuid4().hex
         token = request_id_var.set(request_id)
         started = time.perf_counter()
@@ -71,8 +91,7 @@ class RequestContextMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+                message["headers"] = [*message.get("headers", ()), (b"x-request-id", request_id.encode())]
             await send(message)
 
         try:

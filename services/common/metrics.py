@@ -91,6 +91,21 @@ def route_of(scope: Scope) -> str:
     return root_path if root_path else "unmatched"
 
 
+# REQUEST_DURATION's children by (method, route, status): labels() validates and locks each call.
+# Bounded as the labels are (route templates, not paths); REGISTRY keeps the same children anyway.
+_request_durations: dict[tuple[str, str, int], Histogram] = {}
+
+
+def request_duration(method: str, route: str, status: int) -> Histogram:
+    key = (method, route, status)
+    child = _request_durations.get(key)
+    if child is None:
+        child = _request_durations[key] = REQUEST_DURATION.labels(
+            method=method, route=route, status=str(status)
+        )
+    return child
+
+
 class MetricsMiddleware:
     """Times every request by route template, method and status."""
 
@@ -113,6 +128,4 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_with_status)
         finally:
-            REQUEST_DURATION.labels(
-                method=scope["method"], route=route_of(scope), status=str(status)
-            ).observe(time.perf_counter() - started)
+            request_duration(scope["method"], route_of(scope), status).observe(time.perf_counter() - started)

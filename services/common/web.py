@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .clock import random_token
 from .errors import Forbidden
-from .i18n import Text, current_language, gettext_now, language_links, ngettext_now
+from .i18n import Text, current_language, gettext_now, language_links, ngettext_now, scope_cookies
 from .i18n import _ as _  # re-exported: the pages' modules take `_` from here
 
 COMMON_DIR = Path(__file__).parent
@@ -32,6 +32,7 @@ SECURITY_HEADERS = [
     (b"x-frame-options", b"DENY"),
     (b"cache-control", b"no-store"),
 ]
+SECURITY_HEADER_NAMES = frozenset(name for name, _value in SECURITY_HEADERS)
 
 
 def browser_cookie_name(secure: bool) -> str:
@@ -82,13 +83,13 @@ class BrowserMiddleware:
         self.csrf_secret = csrf_secret
         self.secure_cookies = secure_cookies
         self.issuer = issuer
+        self.cookie_name = browser_cookie_name(secure_cookies)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"].startswith("/internal/"):
             await self.app(scope, receive, send)
             return
-        request = Request(scope)
-        browser_id = request.cookies.get(browser_cookie_name(self.secure_cookies), "")
+        browser_id = scope_cookies(scope).get(self.cookie_name, "")
         if len(browser_id) > 128:
             browser_id = ""
         new_id = None
@@ -99,7 +100,7 @@ class BrowserMiddleware:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = [h for h in message.get("headers", []) if h[0] not in dict(SECURITY_HEADERS)]
+                headers = [h for h in message.get("headers", ()) if h[0] not in SECURITY_HEADER_NAMES]
                 headers += SECURITY_HEADERS
                 if new_id is not None:
                     headers.append((b"set-cookie", browser_cookie(new_id, self.secure_cookies).encode()))
