@@ -325,3 +325,37 @@ def test_the_security_page_counts_the_codes_and_makes_new_ones_once(
     assert "recovery_codes_created renewed" in audit
     logs = "".join(path.read_text() for path in (stack.state / "logs").glob("*.log"))
     assert not any(code in logs or code.replace("-", "") in logs for code in codes)
+
+
+# A right recovery code, and a renewal's right code, clear the code failures as a sign-in's does.
+
+
+def wrong_codes(customers: Callable[[], Customer], account: Account, count: int) -> list[int]:
+    """`count` wrong codes from a browser unknown to the account: the answers' statuses."""
+    attacker = customers()
+    page = sign_in_to_code_page(attacker, account)
+    wrong = f"{(int(totp_now(account.secret, 1)) + 123_457) % 1_000_000:06d}"
+    return [attacker.enter_code(page, wrong).status for _ in range(count)]
+
+
+def test_a_recovery_code_sign_in_clears_the_code_failures(
+    stack: Stack, customers: Callable[[], Customer]
+) -> None:
+    account = enrolled(stack, customers)
+    assert wrong_codes(customers, account, 4) == [401] * 4
+    page = sign_in_with_recovery_code(customers(), account, account.recovery_codes[0])
+    assert (page.status, page.path) == (200, "/auth/login/complete"), page.text[:300]
+    assert wrong_codes(customers, account, 6) == [401] * 5 + [429]
+
+
+def test_new_recovery_codes_on_the_security_page_clear_the_code_failures(
+    stack: Stack, customers: Callable[[], Customer]
+) -> None:
+    account = add_user(stack)
+    customer = customers()
+    first_login(customer, account)
+    assert wrong_codes(customers, account, 4) == [401] * 4
+    # No complete step follows a renewal: mfa tells auth at once (/internal/attempts/succeeded).
+    shown = new_codes_page(customer, account, totp_now(account.secret, 1))
+    assert (shown.status, shown.path) == (200, "/portal/security/recovery-codes"), shown.text[:300]
+    assert wrong_codes(customers, account, 6) == [401] * 5 + [429]

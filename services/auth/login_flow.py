@@ -7,8 +7,11 @@ cookie, and consumed when its step succeeds, so it cannot be replayed or skipped
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import ValidationError
+
 from services.common.step_tokens import ConsumedStepTokens, StepExpired, verified_step_claims
 from services.common.tokens import TokenIssuer, TokenVerifier
+from services.contracts.auth import CLEAR_THROTTLE_CLAIM, CodeAttempt
 
 # Which service may issue each stage that auth accepts.
 STAGE_ISSUERS = {"username": "auth", "password": "auth", "complete": "mfa"}
@@ -23,6 +26,20 @@ class Step:
     def authz(self) -> dict[str, str]:
         authz: dict[str, str] = self.claims["authz"]
         return authz
+
+    def accepted_code(self) -> CodeAttempt | None:
+        """A complete step's `clear_throttle` claim: the browser whose right code mfa accepted,
+        whose OTP failure counts go once the step is consumed. None when there is none (a set-up
+        code, never counted). A claim that is there but not in the contract: StepExpired."""
+        claim = self.claims.get(CLEAR_THROTTLE_CLAIM)
+        if claim is None:
+            return None
+        try:
+            return CodeAttempt.model_validate(claim)
+        except ValidationError as error:
+            raise StepExpired(
+                detail=f"{self.stage} step token with a malformed {CLEAR_THROTTLE_CLAIM}"
+            ) from error
 
 
 class LoginFlow:

@@ -226,6 +226,10 @@ async def sign_in_complete(request: Request, state: State) -> HTMLResponse:
     user = await state.accounts.active_user(_user_id(step))
     if user is None:
         raise BadRequest(INVALID_CREDENTIALS, detail="user disabled or removed during sign-in")
+    # The step's own claim, signed by mfa, says whose counts to clear; nothing the request says.
+    accepted = step.accepted_code()
+    if accepted is not None and accepted.account != username_key(user.username):
+        raise StepExpired(detail="complete step clearing another account's failure counts")
     # The session first, then the step is used up: when the session service is briefly away
     # (a 503), the customer's try again still finds the step unused. A second use of the step
     # loses the race to consume and ends the session it made.
@@ -241,6 +245,9 @@ async def sign_in_complete(request: Request, state: State) -> HTMLResponse:
     except StepExpired:
         await state.sso_sessions.end(session_id=session_id)
         raise
+    if accepted is not None:
+        # Only now, once: a replayed step lost the race to consume, and clears nothing.
+        await state.sign_in.code_step_completed(accepted)
     previous = request.cookies.get(SSO_COOKIE)
     if previous:
         # A fresh id at every sign-in: an id planted before sign-in is worth nothing after it.

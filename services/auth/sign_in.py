@@ -1,13 +1,18 @@
 """The rules of the password step and of sign-in attempts: throttled, audited, enumeration-safe."""
 
+import logging
 from dataclasses import dataclass
 
+from services.common.errors import REDIS_OUTAGES
 from services.common.metrics import LOCKOUTS
+from services.contracts.auth import CodeAttempt
 
 from .accounts import Accounts, username_key
 from .audit import Actor, AuditLog
 from .store import User
 from .throttle import AttemptKind, Throttle, Verdict
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -66,7 +71,16 @@ class SignInSteps:
         return verdict
 
     async def code_accepted(self, account: str, actor: Actor, device: str | None = None) -> None:
+        """mfa's word that a code was right, outside sign-in (/internal/attempts/succeeded)."""
         await self.throttle.succeeded(AttemptKind.OTP, account, actor.ip, device)
+
+    async def code_step_completed(self, accepted: CodeAttempt) -> None:
+        """The sign-in's right code, from the complete step auth has just consumed: that browser's
+        OTP failure counts go. The sign-in goes on if Redis does not answer; the counts stay."""
+        try:
+            await self.throttle.succeeded(AttemptKind.OTP, accepted.account, accepted.ip, accepted.device)
+        except REDIS_OUTAGES:
+            log.error("could not clear the failure counts of a completed sign-in; they stay")
 
     async def _address_noisy(self, verdict: Verdict, known: User | None, actor: Actor) -> None:
         # Said once per window, for the alert; the attempt itself goes on to its check.

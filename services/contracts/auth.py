@@ -26,6 +26,13 @@ class CodeAttempt(Contract):
     device: str | None = Field(default=None, min_length=1, max_length=64)
 
 
+# The `complete` step token's claim (mfa → auth) after a right code at sign-in: a CodeAttempt,
+# the browser whose OTP failure counts auth clears when it consumes that step. In place of
+# ATTEMPT_SUCCEEDED, which is left for right codes that end in no complete step (a renewal of
+# recovery codes). A set-up code, never counted, carries none.
+CLEAR_THROTTLE_CLAIM = "clear_throttle"
+
+
 class AttemptDecision(Contract):
     # Only a plain true lets a code be checked: "yes" or 1 is an answer outside the contract.
     allowed: StrictBool
@@ -110,6 +117,7 @@ class AuthInternalClient(ContractClient):
         )
 
     async def attempt_succeeded(self, account: str, ip: str, device: str | None = None) -> None:
+        """A right code outside sign-in; a sign-in's is cleared from its complete step instead."""
         await self.expect(
             ATTEMPT_SUCCEEDED, lambda: CodeAttempt(kind="otp", account=account, ip=ip, device=device)
         )

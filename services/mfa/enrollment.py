@@ -151,12 +151,21 @@ class Enrollment:
         return Outcome.OK
 
     async def verify(
-        self, user: User, account: str, code: str, origin: Origin, device: str | None = None
+        self,
+        user: User,
+        account: str,
+        code: str,
+        origin: Origin,
+        device: str | None = None,
+        *,
+        clear_now: bool,
     ) -> Outcome | ClockSkew | Locked:
         """Checks a code from the user's bound authenticator; each step is good once.
 
         auth counts the attempt first (per account and IP, on every replica) and may refuse
         it: then the code is not even looked at, and the answer is Locked with auth's wait.
+        clear_now: a right code is told to auth at once, which clears the failure counts; at
+        sign-in (False) the complete step tells it instead, when auth consumes that step.
         """
         credential = await self.store.get_credential(user.id)
         if credential is None:
@@ -193,7 +202,8 @@ class Enrollment:
             log.warning("totp verify refused for user_id=%s: code already used", user.id)
             await self._record(SIGN_IN_OTP, "replayed", user, origin)
             return Outcome.CODE_ALREADY_USED
-        await self.throttle.succeeded(account, origin.ip, device)
+        if clear_now:
+            await self.throttle.succeeded(account, origin.ip, device)
         log.info("totp verify succeeded for user_id=%s", user.id)
         await self._record(SIGN_IN_OTP, "ok", user, origin)
         return Outcome.OK

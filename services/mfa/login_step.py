@@ -9,6 +9,7 @@ from typing import Any
 
 from services.common.step_tokens import ConsumedStepTokens, StepExpired, verified_step_claims
 from services.common.tokens import TokenIssuer, TokenVerifier
+from services.contracts.auth import CLEAR_THROTTLE_CLAIM, CodeAttempt
 
 from .enrollment import User
 
@@ -70,13 +71,25 @@ class LoginSteps:
         return OtpStep(user, claims["authz"], claims["jti"], claims["exp"], account, device)
 
     async def complete(
-        self, step: OtpStep, binding: str, enrolled: bool, recovery_codes_left: int | None = None
+        self,
+        step: OtpStep,
+        binding: str,
+        enrolled: bool,
+        recovery_codes_left: int | None = None,
+        code_accepted_from: str | None = None,
     ) -> str:
         """Consumes the otp step (once only) and issues the `complete` step for auth.
 
         recovery_codes_left: set when a recovery code signed in (a one-time password too, so the
         amr stays `otp`), for the Continue page to say how many remain.
+        code_accepted_from: the address a counted code (from the app, or a recovery code) was
+        accepted from. The token then names the browser whose OTP failure counts auth clears when
+        it consumes the step (`clear_throttle`, services.contracts.auth); None for a set-up code,
+        which auth never counted.
         """
+        if code_accepted_from is not None and step.account is None:
+            # The routes check no code without an account; a step without one clears nothing.
+            raise StepExpired(detail=f"otp step token without account for user_id={step.user.id}")
         if not await self.consumed.consume(step.jti, step.expires_at):
             raise StepReplayed(step.user, step.jti, detail="step token replayed")
         claims: dict[str, Any] = {
@@ -90,4 +103,9 @@ class LoginSteps:
         }
         if recovery_codes_left is not None:
             claims["recovery_codes_left"] = recovery_codes_left
+        if code_accepted_from is not None and step.account is not None:
+            accepted = CodeAttempt(
+                kind="otp", account=step.account, ip=code_accepted_from, device=step.device
+            )
+            claims[CLEAR_THROTTLE_CLAIM] = accepted.model_dump()
         return self.issuer.issue("auth", self.ttl_seconds, claims)

@@ -164,7 +164,8 @@ class RecoveryCodes:
         self, user: User, account: str, typed: str, origin: Origin, device: str | None = None
     ) -> RecoverySignIn:
         """Spends the code if it is one of the user's unused ones. Counted by auth as a code attempt,
-        so wrong recovery codes and wrong TOTP codes share one lockout."""
+        so wrong recovery codes and wrong TOTP codes share one lockout. A right one is not told to
+        auth here: the complete step that follows it clears the failure counts (LoginSteps)."""
         decision = await self.throttle.admit(account, origin.ip, device)
         if not decision.allowed:
             log.warning("recovery code refused for user_id=%s: sign-in locked by auth", user.id)
@@ -181,7 +182,6 @@ class RecoveryCodes:
             log.info("recovery code wrong for user_id=%s", user.id)
             await self._record(RECOVERY_CODE_FAILED, "invalid", user, origin)
             return RecoverySignIn(ok=False)
-        await self.throttle.succeeded(account, origin.ip, device)
         log.info("recovery code used for user_id=%s; %d left", user.id, left)
         await self._record(RECOVERY_CODE_USED, "ok", user, origin)
         return RecoverySignIn(ok=True, left=left)

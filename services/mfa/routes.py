@@ -167,9 +167,23 @@ def recovery_codes_file(codes: list[str]) -> PlainTextResponse:
 
 
 async def complete_login(
-    request: Request, state: MfaState, step: OtpStep, enrolled: bool, recovery_codes_left: int | None = None
+    request: Request,
+    state: MfaState,
+    step: OtpStep,
+    enrolled: bool,
+    recovery_codes_left: int | None = None,
+    *,
+    counted_code: bool,
 ) -> RedirectResponse:
-    token = await state.login_steps.complete(step, browser_binding(request), enrolled, recovery_codes_left)
+    """counted_code: a code auth counted was right, so auth clears its failure counts when it
+    consumes the complete step; False for the set-up's code, which is never counted."""
+    token = await state.login_steps.complete(
+        step,
+        browser_binding(request),
+        enrolled,
+        recovery_codes_left,
+        code_accepted_from=client_ip(request) if counted_code else None,
+    )
     response = RedirectResponse("/auth/login/complete", status_code=303)
     set_cookie(
         response,
@@ -226,11 +240,12 @@ async def mfa_verify(
     if step.account is None:
         # auth throttles by account: without one, no code is checked (see the contract).
         raise StepExpired(detail=f"otp step token without account for user_id={step.user.id}")
+    # auth clears the failure counts when it consumes the complete step, not at a call now.
     outcome = await state.enrollment.verify(
-        step.user, step.account, typed_code(code), origin_of(request), step.device
+        step.user, step.account, typed_code(code), origin_of(request), step.device, clear_now=False
     )
     if outcome is Outcome.OK:
-        return await complete_login(request, state, step, enrolled=False)
+        return await complete_login(request, state, step, enrolled=False, counted_code=True)
     if outcome is Outcome.NOT_ENROLLED:
         return RedirectResponse("/mfa/", status_code=303)
     if isinstance(outcome, Locked):
@@ -282,7 +297,7 @@ async def mfa_recovery_codes_saved(
         return recovery_codes_page(request, state, codes, status_code=400, error=TICK_SAVED)
     if not await state.recovery.end_display(step.user, step.jti):
         return RedirectResponse("/mfa/", status_code=303)
-    return await complete_login(request, state, step, enrolled=True)
+    return await complete_login(request, state, step, enrolled=True, counted_code=False)
 
 
 @router.get("/recovery", response_class=HTMLResponse)
@@ -318,7 +333,9 @@ async def mfa_recovery_verify(
         return page
     if not outcome.ok:
         return recovery_page(request, state, status_code=401, error=WRONG_RECOVERY_CODE)
-    return await complete_login(request, state, step, enrolled=False, recovery_codes_left=outcome.left)
+    return await complete_login(
+        request, state, step, enrolled=False, recovery_codes_left=outcome.left, counted_code=True
+    )
 
 
 # internal: what the portal asks of mfa for the customer's own Security page (services.contracts.mfa)
@@ -351,7 +368,10 @@ async def own_recovery_codes_renew(
     RENEW_RECOVERY_CODES.allow(caller)
     user, origin = User(body.user_id, body.username), Origin(body.ip, body.user_agent)
     # No device: the portal's browser carries no device cookie of auth's (Path=/auth/login).
-    outcome = await state.enrollment.verify(user, account_key(body.username), typed_code(body.code), origin)
+    # No complete step follows: auth is told of a right code now (/internal/attempts/succeeded).
+    outcome = await state.enrollment.verify(
+        user, account_key(body.username), typed_code(body.code), origin, clear_now=True
+    )
     if outcome is Outcome.OK:
         return RecoveryCodesRenewed(
             outcome="renewed", codes=await state.recovery.issue(user, origin, why="renewed")

@@ -1,7 +1,9 @@
 """Sign-in throttling lives in auth (docs/architecture.md, "Sign-in throttling"); mfa asks it.
 
-Before a code is checked, auth counts the attempt and says whether it may be checked at all;
-after a right code, auth clears the account's failure counts.
+Before a code is checked, auth counts the attempt and says whether it may be checked at all.
+After a right code auth clears the browser's failure counts: at sign-in when it consumes the
+complete step (the `clear_throttle` claim, login_step.py); elsewhere (a renewal of recovery
+codes) when told so here.
 """
 
 import logging

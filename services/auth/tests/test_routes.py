@@ -517,6 +517,79 @@ async def test_a_right_code_resets_the_accounts_failures(harness: Harness) -> No
     assert all(answer.json()["allowed"] is True for answer in answers)
 
 
+# A sign-in's right code: the complete step names the browser whose counts auth clears.
+
+CODE_ATTEMPT = {"kind": "otp", "account": "alice", "ip": "203.0.113.9"}
+
+
+async def code_attempts_allowed(
+    harness: Harness, count: int, attempt: dict[str, Any] = CODE_ATTEMPT
+) -> list[bool]:
+    answers = [await internal_post(harness, "/internal/attempts/begin", attempt, "mfa") for _ in range(count)]
+    return [answer.json()["allowed"] for answer in answers]
+
+
+async def test_loading_the_complete_step_clears_the_code_failures_it_names(harness: Harness) -> None:
+    assert await code_attempts_allowed(harness, 4) == [True] * 4
+    harness.set_step(harness.complete_step(clear_throttle={**CODE_ATTEMPT, "device": None}))
+    assert (await harness.browser.get("/auth/login/complete")).status_code == 200
+    # Back to zero: five more attempts in the window, and the sixth locks.
+    assert await code_attempts_allowed(harness, 6) == [True] * 5 + [False]
+
+
+async def test_a_complete_step_without_the_claim_clears_nothing(harness: Harness) -> None:
+    assert await code_attempts_allowed(harness, 4) == [True] * 4
+    harness.set_step(harness.complete_step())
+    assert (await harness.browser.get("/auth/login/complete")).status_code == 200
+    assert await code_attempts_allowed(harness, 2) == [True, False]
+
+
+async def test_a_known_browsers_complete_step_clears_that_browsers_counts_only(harness: Harness) -> None:
+    # The step's claim says which browser, not the request (which carries no device cookie here).
+    known = {**CODE_ATTEMPT, "device": "device-1"}
+    assert await code_attempts_allowed(harness, 4, known) == [True] * 4
+    assert await code_attempts_allowed(harness, 4) == [True] * 4
+    harness.set_step(harness.complete_step(clear_throttle=known))
+    assert (await harness.browser.get("/auth/login/complete")).status_code == 200
+    assert await code_attempts_allowed(harness, 5, known) == [True] * 5
+    assert await code_attempts_allowed(harness, 2) == [True, False], "the unknown browsers' stay"
+
+
+async def test_a_replayed_complete_step_clears_nothing_more(harness: Harness) -> None:
+    step = harness.complete_step(clear_throttle=CODE_ATTEMPT)
+    harness.set_step(step)
+    assert (await harness.browser.get("/auth/login/complete")).status_code == 200
+    assert await code_attempts_allowed(harness, 4) == [True] * 4
+    harness.set_step(step)
+    replay = await harness.browser.get("/auth/login/complete")
+    assert replay.status_code == 400 and EXPIRED in replay.text
+    assert await code_attempts_allowed(harness, 2) == [True, False]
+
+
+@pytest.mark.parametrize(
+    "forged",
+    [
+        {"issuer": "auth"},  # auth's own key, claiming the stage only mfa may mint
+        {"clear_throttle": {**CODE_ATTEMPT, "account": "bob"}},  # another account's counts
+        {"clear_throttle": {**CODE_ATTEMPT, "kind": "password"}},
+        {"clear_throttle": {"account": "alice"}},
+        {"clear_throttle": "alice"},
+    ],
+)
+async def test_a_forged_or_malformed_complete_step_clears_nothing(
+    harness: Harness, forged: dict[str, Any]
+) -> None:
+    claims = {"clear_throttle": CODE_ATTEMPT, **forged}
+    issuer = claims.pop("issuer", "mfa")
+    key = harness.auth_key if issuer == "auth" else None
+    assert await code_attempts_allowed(harness, 4) == [True] * 4
+    harness.set_step(harness.complete_step(issuer_key=key, issuer=issuer, **claims))
+    refused = await harness.browser.get("/auth/login/complete")
+    assert refused.status_code == 400 and EXPIRED in refused.text
+    assert harness.peers.sso == {}, "no session either"
+    assert await code_attempts_allowed(harness, 2) == [True, False]
+
+
 async def test_the_portal_and_only_the_portal_records_logouts(harness: Harness) -> None:
     entry = {
         "event": "logout",

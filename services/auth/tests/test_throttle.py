@@ -8,9 +8,12 @@ from pathlib import Path
 import pytest
 import redis.asyncio as redis
 
+from services.auth.audit import Actor
 from services.auth.settings import Settings
+from services.auth.sign_in import SignInSteps
 from services.auth.throttle import AttemptKind, Throttle
 from services.auth.throttle_store import ThrottleStore
+from services.contracts.auth import CodeAttempt
 
 IP = "127.0.0.9"
 
@@ -181,3 +184,19 @@ async def test_unlock_lifts_a_temporary_lock(client: redis.Redis, prefix: str, t
     assert await throttle.unlock("alice")
     assert (await throttle.begin(AttemptKind.OTP, "alice", IP)).allowed
     assert not await throttle.unlock("bob")
+
+
+async def test_a_completed_sign_in_goes_on_when_its_counts_cannot_be_cleared(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A Redis that does not answer: the sign-in goes on, its failure counts stay, and it says so.
+    gone = redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.5)
+    try:
+        steps = SignInSteps(None, make_throttle(gone, "{gone:}", tmp_path), None)  # type: ignore[arg-type]
+        accepted = CodeAttempt(kind="otp", account="alice", ip=IP)
+        await steps.code_step_completed(accepted)
+        assert "could not clear the failure counts" in caplog.text
+        with pytest.raises(redis.ConnectionError):
+            await steps.code_accepted("alice", Actor(ip=IP, user_agent=""))  # mfa's call is told
+    finally:
+        await gone.aclose()

@@ -48,8 +48,11 @@ def account_of(user: User) -> str:
     return user.username.casefold()
 
 
-async def verify(enrollment: Enrollment, user: User, code: str) -> Outcome | ClockSkew | Locked:
-    return await enrollment.verify(user, account_of(user), code, HERE)
+async def verify(
+    enrollment: Enrollment, user: User, code: str, clear_now: bool = False
+) -> Outcome | ClockSkew | Locked:
+    """As at sign-in (clear_now=False: the complete step clears the counts), unless told otherwise."""
+    return await enrollment.verify(user, account_of(user), code, HERE, clear_now=clear_now)
 
 
 def code_for(secret: str, clock: FrozenClock, steps: int = 0) -> str:
@@ -226,6 +229,17 @@ async def test_each_attempt_is_counted_with_account_and_ip_before_the_check(
     assert await verify(enrollment, ALICE, wrong_code(secret, clock)) is Outcome.WRONG_CODE
     assert throttle.calls == [("begin", "alice", HERE.ip)]
     assert await verify(enrollment, ALICE, code_for(secret, clock)) is Outcome.OK
+    # At sign-in auth is not told of the right code: it clears the counts from the complete step.
+    assert throttle.calls[1:] == [("begin", "alice", HERE.ip)]
+
+
+async def test_a_right_code_outside_sign_in_is_told_to_auth_at_once(
+    enrollment: Enrollment, throttle: FakeThrottle, clock: FrozenClock
+) -> None:
+    secret = await enrolled(enrollment, clock)
+    assert await verify(enrollment, ALICE, wrong_code(secret, clock), clear_now=True) is Outcome.WRONG_CODE
+    assert throttle.calls == [("begin", "alice", HERE.ip)]
+    assert await verify(enrollment, ALICE, code_for(secret, clock), clear_now=True) is Outcome.OK
     assert throttle.calls[1:] == [("begin", "alice", HERE.ip), ("succeeded", "alice", HERE.ip)]
 
 
@@ -255,7 +269,7 @@ async def test_while_auth_refuses_even_the_right_code_is_not_checked(
     for _ in range(3):
         assert await verify(enrollment, ALICE, wrong_code(secret, clock)) is Outcome.WRONG_CODE
     code = code_for(secret, clock)
-    assert await verify(enrollment, ALICE, code) == Locked(840)
+    assert await verify(enrollment, ALICE, code, clear_now=True) == Locked(840)
     assert ("succeeded", "alice", HERE.ip) not in throttle.calls
     # The code was never looked at, so its step is still unused once auth lets attempts in.
     used_before = store.credentials[ALICE.id].last_used_step
@@ -264,13 +278,14 @@ async def test_while_auth_refuses_even_the_right_code_is_not_checked(
     assert store.credentials[ALICE.id].last_used_step == (used_before or 0) + 1
 
 
-async def test_a_right_code_clears_the_failure_count(
+async def test_a_right_code_told_at_once_clears_the_failure_count(
     enrollment: Enrollment, throttle: FakeThrottle, clock: FrozenClock
 ) -> None:
     secret = await enrolled(enrollment, clock)
     for _ in range(2):
         await verify(enrollment, ALICE, wrong_code(secret, clock))
-    assert await verify(enrollment, ALICE, code_for(secret, clock)) is Outcome.OK
+    # As for a renewal of recovery codes; at sign-in the complete step clears them (at auth).
+    assert await verify(enrollment, ALICE, code_for(secret, clock), clear_now=True) is Outcome.OK
     clock.advance(30)
     for _ in range(2):
         assert await verify(enrollment, ALICE, wrong_code(secret, clock)) is Outcome.WRONG_CODE
@@ -318,7 +333,7 @@ async def test_a_code_further_off_is_just_wrong(
 
 
 async def test_a_code_that_earned_a_hint_never_signs_in_later(
-    enrollment: Enrollment, store: InMemoryStore, clock: FrozenClock
+    enrollment: Enrollment, store: InMemoryStore, throttle: FakeThrottle, clock: FrozenClock
 ) -> None:
     secret = await enrolled(enrollment, clock)
     ahead = code_for(secret, clock, steps=4)
@@ -332,6 +347,7 @@ async def test_a_code_that_earned_a_hint_never_signs_in_later(
     # ...while the next step's code signs in, and the refused step is forgotten once past.
     clock.advance(30)
     assert await verify(enrollment, ALICE, code_for(secret, clock)) is Outcome.OK
+    throttle.unlock("alice")  # as auth does when it consumes the complete step
     clock.advance(30)
     assert isinstance(await verify(enrollment, ALICE, code_for(secret, clock, steps=5)), ClockSkew)
     assert len(store.credentials[ALICE.id].hinted_steps) == 1
@@ -371,6 +387,7 @@ async def test_sign_in_outcomes_are_audited(
     code = code_for(secret, clock)
     await verify(enrollment, ALICE, wrong_code(secret, clock))
     await verify(enrollment, ALICE, code)
+    throttle.unlock("alice")  # as auth does when it consumes the complete step
     await verify(enrollment, ALICE, code)
     await verify(enrollment, ALICE, code_for(secret, clock, steps=3))
     throttle.failures["alice"] = 99

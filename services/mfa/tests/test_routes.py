@@ -279,6 +279,8 @@ async def test_a_right_setup_code_hands_back_to_auth_once_the_codes_are_saved(ha
     assert (claims["sub"], claims["preferred_username"]) == ("user-alice", "alice")
     assert claims["amr"] == ["pwd", "otp"]
     assert claims["enrolled"] is True
+    # The set-up code was never counted by auth: the complete step clears no failure counts.
+    assert "clear_throttle" not in claims and harness.throttle.calls == []
     assert jwt.get_unverified_header(token)["kid"] == harness.mfa_key.kid
 
 
@@ -386,17 +388,29 @@ async def test_a_locked_account_is_told_how_long_to_wait_after_the_password(harn
 
 async def test_the_throttle_gets_the_account_claim_and_the_gateways_client_address(harness: Harness) -> None:
     secret = await enrolled_secret(harness)
-    harness.set_step(harness.otp_step(account="alice-key"))
+    harness.set_step(harness.otp_step(account="alice-key", device="device-1"))
     response = await harness.client.post(
         "/mfa/verify",
         data={"csrf_token": CSRF, "code": harness.code(secret)},
         headers={"x-real-ip": "198.51.100.4"},
     )
     assert response.status_code == 303
-    assert harness.throttle.calls == [
-        ("begin", "alice-key", "198.51.100.4"),
-        ("succeeded", "alice-key", "198.51.100.4"),
-    ]
+    # auth is not called after the right code: the complete step names whose counts it clears.
+    assert harness.throttle.calls == [("begin", "alice-key", "198.51.100.4")]
+    token = response.headers["set-cookie"].split(";")[0].removeprefix("login_step=")
+    claims = jwt.decode(
+        token,
+        harness.mfa_key.private_key.public_key(),
+        algorithms=["ES256"],
+        audience="auth",
+        options={"verify_exp": False},
+    )
+    assert claims["clear_throttle"] == {
+        "kind": "otp",
+        "account": "alice-key",
+        "ip": "198.51.100.4",
+        "device": "device-1",
+    }
     assert [row.ip for row in harness.store.audit if row.event == "sign_in.otp"] == ["198.51.100.4"]
 
 

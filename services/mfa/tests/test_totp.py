@@ -5,7 +5,8 @@ import pyotp
 import pytest
 
 from services.common.clock import FrozenClock
-from services.mfa.totp import TotpVerifier
+from services.mfa import totp
+from services.mfa.totp import TotpVerifier, hotp, secret_key
 
 # RFC 6238 appendix B: the ASCII key "12345678901234567890", SHA1, truncated to 6 digits.
 RFC_SECRET = base64.b32encode(b"12345678901234567890").decode()
@@ -104,13 +105,19 @@ def test_check_accepts_only_within_the_window() -> None:
 
 def test_check_does_the_same_work_for_any_code(monkeypatch: pytest.MonkeyPatch) -> None:
     computed: list[int] = []
-    real_at = pyotp.HOTP.at
+    decoded: list[str] = []
+    real_hotp, real_key = totp.hotp, totp.secret_key
 
-    def counting_at(self: pyotp.HOTP, step: int) -> str:
+    def counting_hotp(key: bytes, step: int) -> str:
         computed.append(step)
-        return real_at(self, step)
+        return real_hotp(key, step)
 
-    monkeypatch.setattr(pyotp.HOTP, "at", counting_at)
+    def counting_key(secret: str) -> bytes:
+        decoded.append(secret)
+        return real_key(secret)
+
+    monkeypatch.setattr(totp, "hotp", counting_hotp)
+    monkeypatch.setattr(totp, "secret_key", counting_key)
     counts = []
     for code in (
         code_at_offset(0),
@@ -118,9 +125,48 @@ def test_check_does_the_same_work_for_any_code(monkeypatch: pytest.MonkeyPatch) 
         "000000" if code_at_offset(0) != "000000" else "111111",
     ):
         computed.clear()
+        decoded.clear()
         verifier.check(SECRET, code, clock.now())
-        counts.append(len(computed))
-    assert counts == [21, 21, 21]
+        counts.append((len(computed), len(decoded)))
+    # 21 steps, out to the skew hint's reach either side, and the secret decoded once for them all.
+    assert counts == [(21, 1), (21, 1), (21, 1)]
+
+
+# RFC 4226 appendix D: HOTP of the ASCII key "12345678901234567890" for counters 0 to 9.
+RFC_4226_CODES = [
+    "755224",
+    "287082",
+    "359152",
+    "969429",
+    "338314",
+    "254676",
+    "287922",
+    "162583",
+    "399871",
+    "520489",
+]
+
+
+def test_hotp_gives_the_rfc_4226_vectors() -> None:
+    key = secret_key(RFC_SECRET)
+    assert key == b"12345678901234567890"
+    assert [hotp(key, counter) for counter in range(10)] == RFC_4226_CODES
+
+
+@pytest.mark.parametrize(("now", "code"), [(59, "287082"), (1111111109, "081804"), (2000000000, "279037")])
+def test_oathtool_and_rfc_6238_codes_check_at_their_step(now: int, code: str) -> None:
+    # `oathtool --totp -b -N @2000000000 GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ` says 279037.
+    assert verifier.check(RFC_SECRET, code, now).step == now // 30
+
+
+def test_the_secret_is_read_as_the_apps_read_it() -> None:
+    # Lower case and without padding alike, as pyotp (and the apps) read a base32 secret.
+    unpadded = base64.b32encode(b"0123456789abcdef").decode().rstrip("=")
+    assert secret_key(unpadded.lower()) == secret_key(unpadded) == b"0123456789abcdef"
+    step = int(clock.now() // 30)
+    assert [hotp(secret_key(SECRET), step + n) for n in range(-3, 4)] == [
+        pyotp.HOTP(SECRET).at(step + n) for n in range(-3, 4)
+    ]
 
 
 def test_no_skew_hint_when_the_window_reaches_as_far() -> None:
