@@ -116,11 +116,11 @@ class Sessions:
             created_at=self.clock.now(),
             expires_at=now + ttl,
             ttl_seconds=ttl,
+            # At most a few per SSO session, the newest: a loop of Logins fills no memory.
+            keep=self.max_portal_sessions,
         )
         if not created:
             return None
-        # At most a few per SSO session, the newest: a loop of Logins fills no memory.
-        await self.store.end_oldest_portals(parent.sid, keep=self.max_portal_sessions, newest=session_id)
         return NewPortalSession(session_id, now + ttl)
 
     async def find_portal(self, session_id: str) -> PortalRecord | None:

@@ -6,8 +6,8 @@ neither guessed nor turned back into it; 128 bits keep refs apart among any numb
 (a collision among a billion is about 1 in 10^21). An SSO session's ref is also its public
 name, the `sid` of its id_tokens: one name, so no index from sid to session is needed.
 
-Keys, under the prefix as one hash tag ("{sso:}", one Cluster slot, so every transaction below
-stays atomic), each small enough for Redis's compact encodings (docs/performance.md):
+Keys, under the prefix as one hash tag ("{sso:}", one Cluster slot, so every transaction and
+script below stays atomic), each small enough for Redis's compact encodings (docs/performance.md):
 - s:<sid>      hash: the SSO session (one-letter fields, below) and one field p<ref> per
                portal session made from it (its creation time, microseconds). TTL: the
                session's lifetime, never extended.
@@ -24,7 +24,6 @@ session made before the upgrade is as good as gone (docs/operations.md, "Upgrade
 import base64
 import hashlib
 import logging
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,6 +64,62 @@ if redis.call('HINCRBY', KEYS[1], ARGV[1], -1) <= 0 then
   redis.call('HDEL', KEYS[1], ARGV[1])
 end
 return 1
+"""
+
+
+# An SSO session, in one script where a MULTI/EXEC of six commands took eight replies to read.
+# The user's index forgets the sessions that have expired, then takes this one; the newest
+# session lives longest, so the index lives as long as any member.
+# KEYS: the session's hash, the user's index, the live count. ARGV: sid, TTL seconds,
+# auth_time, expires_at, the live count's minute, then the hash's fields and values.
+CREATE_SSO_SCRIPT = """
+redis.call('HSET', KEYS[1], unpack(ARGV, 6))
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[3])
+redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
+redis.call('EXPIRE', KEYS[2], ARGV[2])
+redis.call('HINCRBY', KEYS[3], ARGV[5], 1)
+return 1
+"""
+
+# A portal session, made in one round trip where a WATCH/PTTL/MULTI and a read of the parent
+# took four: only under a parent key that still lives (its PTTL bounds the new key's TTL, which
+# is never extended), then, with a limit, the parent's oldest portal sessions end so that at
+# most that many stay, the new one always among them (oldest by creation time, then field).
+# Scripts run atomically, so no WATCH is needed. Every key it touches is under the store's
+# hash tag (the ended sessions' keys are the prefix ARGV[7] + their ref): one Cluster slot.
+# KEYS: the parent's hash, the new portal key. ARGV: parent sid, ref, expires_at, TTL seconds,
+# creation time (microseconds), how many to keep (0: no limit), the portal keys' prefix.
+# Returns -1 when the parent is gone, otherwise how many older portal sessions ended.
+CREATE_PORTAL_SCRIPT = f"""
+local parent_ttl_ms = redis.call('PTTL', KEYS[1])
+if parent_ttl_ms <= 0 then return -1 end
+local ttl = math.min(tonumber(ARGV[4]), math.ceil(parent_ttl_ms / 1000))
+redis.call('SET', KEYS[2], ARGV[1] .. ' ' .. ARGV[3], 'EX', ttl)
+local own = '{CHILD}' .. ARGV[2]
+redis.call('HSET', KEYS[1], own, ARGV[5])
+local keep = tonumber(ARGV[6])
+if keep <= 0 then return 0 end
+local fields = redis.call('HGETALL', KEYS[1])
+local others = {{}}
+for i = 1, #fields, 2 do
+  local name = fields[i]
+  if #name == {len(CHILD) + REF_LENGTH} and string.sub(name, 1, {len(CHILD)}) == '{CHILD}' and name ~= own then
+    others[#others + 1] = {{tonumber(fields[i + 1]) or 0, name}}
+  end
+end
+if #others < keep then return 0 end
+table.sort(others, function(a, b)
+  if a[1] ~= b[1] then return a[1] < b[1] end
+  return a[2] < b[2]
+end)
+local ending = #others - keep + 1
+for i = 1, ending do
+  local name = others[i][2]
+  redis.call('DEL', ARGV[7] .. string.sub(name, {len(CHILD) + 1}))
+  redis.call('HDEL', KEYS[1], name)
+end
+return ending
 """
 
 
@@ -154,6 +209,8 @@ class SessionStore:
         self.wait_replicas = wait_replicas
         self.wait_timeout_ms = wait_timeout_ms
         self._touch = redis.register_script(TOUCH_SCRIPT)
+        self._create_sso = redis.register_script(CREATE_SSO_SCRIPT)
+        self._create_portal = redis.register_script(CREATE_PORTAL_SCRIPT)
 
     def sso_key(self, sid: str) -> str:
         return f"{self.prefix}s:{sid}"
@@ -213,29 +270,27 @@ class SessionStore:
     ) -> str:
         """Stores the SSO session; returns its sid."""
         sid = ref_of(session_id)
-        sso_key, user_key = self.sso_key(sid), self.user_key(user_id)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(
-                sso_key,
-                mapping={
-                    USER_ID: user_id,
-                    USERNAME: username,
-                    AMR: " ".join(amr),
-                    AUTH_TIME: auth_time,
-                    EXPIRES_AT: expires_at,
-                    LAST_USED: auth_time,
-                    **({DEVICE: device} if device else {}),
-                    **({ADDRESS: address} if address else {}),
-                },
-            )
-            pipe.expire(sso_key, ttl_seconds)
-            # The user's index forgets the sessions that have expired, then takes this one; the
-            # newest session lives longest, so the index lives as long as any member.
-            pipe.zremrangebyscore(user_key, "-inf", auth_time)
-            pipe.zadd(user_key, {sid: expires_at})
-            pipe.expire(user_key, ttl_seconds)
-            pipe.hincrby(self._live_key(), str(_live_bucket(expires_at)), 1)
-            await pipe.execute()
+        fields: dict[str, str | int] = {
+            USER_ID: user_id,
+            USERNAME: username,
+            AMR: " ".join(amr),
+            AUTH_TIME: auth_time,
+            EXPIRES_AT: expires_at,
+            LAST_USED: auth_time,
+            **({DEVICE: device} if device else {}),
+            **({ADDRESS: address} if address else {}),
+        }
+        await self._create_sso(
+            keys=[self.sso_key(sid), self.user_key(user_id), self._live_key()],
+            args=[
+                sid,
+                ttl_seconds,
+                auth_time,
+                expires_at,
+                _live_bucket(expires_at),
+                *(item for field in fields.items() for item in field),
+            ],
+        )
         await self._replicated()
         return sid
 
@@ -327,28 +382,30 @@ class SessionStore:
         expires_at: int,
         ttl_seconds: int,
         created_at: float = 0,
+        keep: int | None = None,
     ) -> bool:
-        """Stores the portal session under its live parent; False when the parent is gone."""
+        """Stores the portal session under its live parent; False when the parent is gone.
+
+        With `keep`, the parent's other portal sessions but the `keep` - 1 newest end in the same
+        script: at most `keep` live, this one among them.
+        """
         ref = ref_of(session_id)
-        parent_key = self.sso_key(parent_sid)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            for _ in range(MAX_ATTEMPTS):
-                try:
-                    await pipe.watch(parent_key)
-                    parent_ttl_ms = await pipe.pttl(parent_key)
-                    if parent_ttl_ms <= 0:
-                        return False
-                    # Never outlive the parent's key, whatever the caller computed.
-                    ttl = min(ttl_seconds, math.ceil(parent_ttl_ms / 1000))
-                    pipe.multi()
-                    pipe.set(self.portal_key(ref), f"{parent_sid} {expires_at}", ex=ttl)
-                    pipe.hset(parent_key, f"{CHILD}{ref}", round(created_at * 1_000_000))
-                    await pipe.execute()
-                except WatchError:
-                    continue
-                await self._replicated()
-                return True
-        raise RuntimeError("SSO session kept changing while a portal session was made")
+        created = await self._create_portal(
+            keys=[self.sso_key(parent_sid), self.portal_key(ref)],
+            args=[
+                parent_sid,
+                ref,
+                expires_at,
+                ttl_seconds,
+                round(created_at * 1_000_000),
+                0 if keep is None else keep,
+                self.portal_key(""),
+            ],
+        )
+        if int(created) < 0:
+            return False
+        await self._replicated()
+        return True
 
     async def get_portal(self, session_id: str) -> PortalLink | None:
         ref = ref_of(session_id)
@@ -358,24 +415,6 @@ class SessionStore:
             return PortalLink(ref, parent_sid, int(expires_at))
         except ValueError:
             return None
-
-    async def end_oldest_portals(self, parent_sid: str, keep: int, newest: str) -> int:
-        """Ends the SSO session's portal sessions but the `keep` newest (`newest`, the session id
-        just made, always stays); returns how many ended."""
-        parent_key = self.sso_key(parent_sid)
-        kept = ref_of(newest)
-        fields = _hash(await self.redis.hgetall(parent_key))
-        children = [(int(created), field) for field, created in fields.items() if _is_child(field)]
-        others = sorted(child for child in children if child[1] != f"{CHILD}{kept}")
-        if len(others) < keep:
-            return 0
-        # The oldest go; they are also the first to expire (all share the parent's lifetime).
-        ending = [field for _created, field in others[: len(others) - keep + 1]]
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.delete(*(self.portal_key(field[len(CHILD) :]) for field in ending))
-            pipe.hdel(parent_key, *ending)
-            await pipe.execute()
-        return len(ending)
 
     async def end_portal(self, session_id: str) -> bool:
         link = await self.get_portal(session_id)

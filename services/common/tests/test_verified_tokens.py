@@ -128,3 +128,22 @@ async def test_what_a_verifier_remembers_is_bounded(monkeypatch: pytest.MonkeyPa
     assert set(check._verified) == set(live)
     await check.verify(issuer.issue("mfa", 60))
     assert len(check._verified) == 1
+
+
+@pytest.mark.parametrize(
+    "token",
+    ["", "a", "a.b", "a.b.c.d", "..", "é.é.é", "bnVsbA.e30.", "W10.e30.", "e30.e30.", "eyJ.e30.x"],
+)
+async def test_a_malformed_token_is_refused_as_invalid(token: str) -> None:
+    with pytest.raises(InvalidToken):
+        await verifier(FrozenClock()).verify(token)
+
+
+async def test_junk_the_key_lookup_reads_past_is_still_refused_by_the_full_decode() -> None:
+    """The header and claims are read leniently, only to pick the key; the decode checks them."""
+    clock = FrozenClock()
+    header, payload, signature = TokenIssuer(KEY, "auth", clock).issue("mfa", 60).split(".")
+    check = verifier(clock)
+    for forged in (f"{header}.{payload[:8]}!{payload[8:]}.{signature}", f"{header}.{payload}==.{signature}"):
+        with pytest.raises(InvalidToken):
+            await check.verify(forged)
