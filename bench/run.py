@@ -25,6 +25,7 @@ from babel.messages.pofile import read_po
 from devstack import datastores, free_ports
 from services.auth.passwords import Passwords
 from services.auth.settings import Settings as AuthSettings
+from services.common.http_client import HttpxPeerClient
 from services.common.keys import SigningKey
 from services.common.service_client import ADMIN_CALLER
 from services.common.tokens import TokenIssuer
@@ -180,7 +181,7 @@ async def add_users(stack: "RunningStack", count: int) -> list[Account]:
     """Through auth's admin API with the stack's admin key, as ssoctl adds them."""
     issuer = TokenIssuer(SigningKey.from_file(stack.admin_key_file), ADMIN_CALLER)
     accounts = []
-    async with httpx.AsyncClient(trust_env=False) as http:
+    async with HttpxPeerClient(httpx.AsyncClient(trust_env=False)) as http:
         api = AdminApi(
             http,
             issuer,

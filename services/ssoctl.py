@@ -19,6 +19,7 @@ import httpx
 from pydantic_settings import SettingsConfigDict
 
 from services.common.errors import ServiceError
+from services.common.http_client import HttpxPeerClient
 from services.common.keys import SigningKey
 from services.common.service_client import ADMIN_CALLER
 from services.common.settings import FileSettings
@@ -246,7 +247,7 @@ def command(args: argparse.Namespace, commands: Commands) -> Callable[[], Awaita
 async def run(args: argparse.Namespace, settings: AdminSettings) -> str:
     issuer = TokenIssuer(admin_key(settings), ADMIN_CALLER)
     # The services are on the operator's own network: a proxy from the environment must not get in between.
-    async with httpx.AsyncClient(trust_env=False) as http:
+    async with HttpxPeerClient(httpx.AsyncClient(trust_env=False)) as http:
         api = AdminApi(
             http,
             issuer,

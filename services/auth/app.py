@@ -7,14 +7,13 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 
 import asyncpg
-import httpx
 from fastapi import FastAPI
 
 from services.common import db
 from services.common.app import build_app, serving
 from services.common.clock import Clock, SystemClock
 from services.common.health import Check, postgres_check, redis_check
-from services.common.http_client import peer_http_client
+from services.common.http_client import PeerClient, peer_http_client
 from services.common.keys import SigningKey, derived_secret, jwks
 from services.common.logging import configure_logging
 from services.common.redis_client import connect_redis
@@ -57,7 +56,7 @@ def build_state(
     signing_key: SigningKey,
     *,
     clock: Clock,
-    http: httpx.AsyncClient,
+    http: PeerClient,
     store: AuthStore,
     throttle_store: ThrottleStore,
     consumed: ConsumedStepTokenRows,

@@ -1,124 +1,194 @@
 """The one pooled HTTP client each service keeps for its calls to its peers.
 
-httpx over httpcore, as everywhere, with one change: httpcore's connections run on plain
-asyncio streams instead of its anyio backend, which wraps every read and write of every call
-in cancel scopes of its own (a third of a call's client CPU, measured in docs/performance.md).
-httpcore still parses HTTP, pools and keeps connections alive, and drops an idle connection the
-peer has closed before reusing it; httpx still maps every failure to its own exceptions, on
-which the service client's retry of idempotent calls relies.
+aiohttp's ClientSession: its HTTP parser is C, and a kept-alive call of a small JSON body costs
+about a third of the client CPU httpx over httpcore did (docs/architecture.md, "Calls between
+services"). The services see only PeerClient: post and get, an answer read whole
+(PeerResponse), and one exception for every call that got no answer (PeerUnreachable), on which
+the service client's retry of idempotent calls and the calm 503s rely.
+
+The same PeerClient runs over an httpx transport where a test fakes the network
+(httpx.MockTransport) and for ssoctl, which is no service.
 """
 
-import asyncio
-import contextlib
-import ssl
-from collections.abc import Iterable, Iterator
-from typing import Any
+import functools
+import json as jsonlib
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any, Self
+from urllib.parse import urlencode
 
-import httpcore
+import aiohttp
 import httpx
-from httpcore._utils import is_socket_readable
 
-SocketOption = tuple[int, int, int] | tuple[int, int, bytes | bytearray] | tuple[int, int, None, int]
-
-
-@contextlib.contextmanager
-def _raising(timeout_error: type[Exception], io_error: type[Exception]) -> Iterator[None]:
-    """asyncio's TimeoutError and OSError (ssl.SSLError too) as httpcore's own, as its backends do."""
-    try:
-        yield
-    except TimeoutError as error:
-        raise timeout_error(str(error)) from error
-    except OSError as error:
-        raise io_error(str(error)) from error
+# What every call waits for at most, each of: a connection (from the pool, or a new one) and
+# each read of the answer, as httpx's per-phase timeouts did; no bound on the whole call.
+DEFAULT_TIMEOUT_SECONDS = 5.0
+# The pool, as httpx's defaults were: at most this many connections at once, an idle one kept
+# this long (the peers, uvicorn, close theirs after 5 s).
+MAX_CONNECTIONS = 100
+KEEPALIVE_SECONDS = 5.0
 
 
-class AsyncioStream(httpcore.AsyncNetworkStream):
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._reader = reader
-        self._writer = writer
+class PeerUnreachable(Exception):
+    """The peer gave no answer: connection refused or reset, a timeout, a broken HTTP answer.
 
-    # The timeout parameters are httpcore's interface (ASYNC109).
-    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:  # noqa: ASYNC109
-        with _raising(httpcore.ReadTimeout, httpcore.ReadError):
-            async with asyncio.timeout(timeout):
-                return await self._reader.read(max_bytes)
+    str() is the name of the underlying error (ClientConnectorError, ServerDisconnectedError,
+    SocketTimeoutError...): what the logs say, never a URL or a body.
+    """
 
-    async def write(self, buffer: bytes, timeout: float | None = None) -> None:  # noqa: ASYNC109
-        if not buffer:
-            return
-        with _raising(httpcore.WriteTimeout, httpcore.WriteError):
-            async with asyncio.timeout(timeout):
-                self._writer.write(buffer)
-                await self._writer.drain()
 
-    async def aclose(self) -> None:
-        self._writer.close()
-        with contextlib.suppress(OSError):
-            await self._writer.wait_closed()
+class PeerResponse:
+    """A peer's answer, read whole."""
 
-    async def start_tls(
+    __slots__ = ("content", "headers", "status_code")
+
+    def __init__(self, status_code: int, content: bytes, headers: Mapping[str, str]) -> None:
+        self.status_code = status_code
+        self.content = content
+        # Case-insensitive, as both aiohttp's and httpx's headers are.
+        self.headers = headers
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", errors="replace")
+
+    def json(self) -> Any:
+        """The body as JSON; ValueError when it is not."""
+        return jsonlib.loads(self.content)
+
+
+def _json_body(value: Any) -> bytes:
+    # As httpx encoded its json= bodies: compact, UTF-8, no NaN.
+    return jsonlib.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+
+
+class PeerClient(ABC):
+    """POST and GET to the peers, over one pool for the life of the process."""
+
+    async def post(
         self,
-        ssl_context: ssl.SSLContext,
-        server_hostname: str | None = None,
-        timeout: float | None = None,  # noqa: ASYNC109
-    ) -> httpcore.AsyncNetworkStream:
-        with _raising(httpcore.ConnectTimeout, httpcore.ConnectError):
-            async with asyncio.timeout(timeout):
-                await self._writer.start_tls(ssl_context, server_hostname=server_hostname)
+        url: str,
+        *,
+        json: Any = None,
+        data: Mapping[str, str] | None = None,
+        content: bytes | str | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float = DEFAULT_TIMEOUT_SECONDS,  # noqa: ASYNC109 (each phase's, not the call's)
+    ) -> PeerResponse:
+        """One of json (sent as application/json), data (a form) or content (as it is)."""
+        sent = dict(headers or {})
+        if json is not None:
+            body = _json_body(json)
+            sent.setdefault("content-type", "application/json")
+        elif data is not None:
+            body = urlencode(data).encode()
+            sent.setdefault("content-type", "application/x-www-form-urlencoded")
+        elif isinstance(content, str):
+            body = content.encode()
+        else:
+            body = content or b""
+        return await self.send("POST", url, body, sent, timeout)
+
+    async def get(
+        self,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        timeout: float = DEFAULT_TIMEOUT_SECONDS,  # noqa: ASYNC109
+    ) -> PeerResponse:
+        return await self.send("GET", url, None, dict(headers or {}), timeout)
+
+    @abstractmethod
+    async def send(
+        self,
+        method: str,
+        url: str,
+        body: bytes | None,
+        headers: dict[str, str],
+        timeout: float,  # noqa: ASYNC109
+    ) -> PeerResponse:
+        """The answer, never following a redirect; PeerUnreachable when there is none."""
+
+    @abstractmethod
+    async def aclose(self) -> None: ...
+
+    async def __aenter__(self) -> Self:
         return self
 
-    def get_extra_info(self, info: str) -> Any:
-        if info == "is_readable":
-            # Readable while idle: the peer closed the connection (or broke the protocol).
-            return is_socket_readable(self._writer.get_extra_info("socket"))
-        if info == "client_addr":
-            return self._writer.get_extra_info("sockname")
-        if info == "server_addr":
-            return self._writer.get_extra_info("peername")
-        if info in ("ssl_object", "socket"):
-            return self._writer.get_extra_info(info)
-        return None
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        await self.aclose()
 
 
-class AsyncioBackend(httpcore.AsyncNetworkBackend):
-    async def connect_tcp(
+@functools.lru_cache(maxsize=16)
+def _timeout(seconds: float) -> aiohttp.ClientTimeout:
+    # connect: waiting for a pooled connection plus opening one; sock_read: each read.
+    return aiohttp.ClientTimeout(total=None, connect=seconds, sock_connect=seconds, sock_read=seconds)
+
+
+class AiohttpPeerClient(PeerClient):
+    """The services' client: aiohttp, kept-alive connections, nothing taken from the environment."""
+
+    def __init__(self) -> None:
+        # Made inside the running event loop (each service's lifespan), as aiohttp requires.
+        self.session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=MAX_CONNECTIONS, keepalive_timeout=KEEPALIVE_SECONDS),
+            # No proxy, no .netrc from the environment: calls go straight to the peers.
+            trust_env=False,
+            # A peer's cookie is never sent to another peer, nor back on a later call.
+            cookie_jar=aiohttp.DummyCookieJar(),
+            timeout=_timeout(DEFAULT_TIMEOUT_SECONDS),
+        )
+
+    async def send(
         self,
-        host: str,
-        port: int,
-        timeout: float | None = None,  # noqa: ASYNC109
-        local_address: str | None = None,
-        socket_options: Iterable[SocketOption] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        with _raising(httpcore.ConnectTimeout, httpcore.ConnectError):
-            async with asyncio.timeout(timeout):
-                reader, writer = await asyncio.open_connection(
-                    host, port, local_addr=(local_address, 0) if local_address else None
-                )
-        socket = writer.get_extra_info("socket")
-        for option in socket_options or ():
-            socket.setsockopt(*option)
-        return AsyncioStream(reader, writer)
+        method: str,
+        url: str,
+        body: bytes | None,
+        headers: dict[str, str],
+        timeout: float,  # noqa: ASYNC109
+    ) -> PeerResponse:
+        try:
+            async with self.session.request(
+                method, url, data=body, headers=headers, timeout=_timeout(timeout), allow_redirects=False
+            ) as response:
+                return PeerResponse(response.status, await response.read(), response.headers)
+        # TimeoutError: aiohttp's own timeouts are TimeoutErrors too (SocketTimeoutError...).
+        except (aiohttp.ClientError, TimeoutError) as error:
+            raise PeerUnreachable(type(error).__name__) from error
 
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(seconds)
-
-
-def peer_transport() -> httpx.AsyncHTTPTransport:
-    """httpx's transport with its default limits, on AsyncioBackend."""
-    transport = httpx.AsyncHTTPTransport()
-    limits = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=5.0)
-    # httpx has no public way to choose httpcore's network backend: its pool is replaced by an
-    # equal one on this backend (tests/test_http_client.py runs it against a real server).
-    transport._pool = httpcore.AsyncConnectionPool(
-        ssl_context=httpx.create_ssl_context(),
-        max_connections=limits.max_connections,
-        max_keepalive_connections=limits.max_keepalive_connections,
-        keepalive_expiry=limits.keepalive_expiry,
-        network_backend=AsyncioBackend(),
-    )
-    return transport
+    async def aclose(self) -> None:
+        await self.session.close()
 
 
-def peer_http_client(transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
-    """transport replaces the network (tests: httpx.MockTransport)."""
-    return httpx.AsyncClient(transport=transport or peer_transport())
+class HttpxPeerClient(PeerClient):
+    """The same client over httpx: tests' fake networks (httpx.MockTransport), and ssoctl."""
+
+    def __init__(self, http: httpx.AsyncClient) -> None:
+        self.http = http
+
+    async def send(
+        self,
+        method: str,
+        url: str,
+        body: bytes | None,
+        headers: dict[str, str],
+        timeout: float,  # noqa: ASYNC109
+    ) -> PeerResponse:
+        try:
+            response = await self.http.request(method, url, content=body, headers=headers, timeout=timeout)
+        except httpx.HTTPError as error:
+            raise PeerUnreachable(type(error).__name__) from error
+        return PeerResponse(response.status_code, response.content, response.headers)
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+
+def peer_http_client(transport: httpx.AsyncBaseTransport | None = None) -> PeerClient:
+    """The process's pooled client; transport replaces the network (tests: httpx.MockTransport)."""
+    if transport is not None:
+        return HttpxPeerClient(httpx.AsyncClient(transport=transport))
+    return AiohttpPeerClient()

@@ -5,12 +5,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import httpx
 import jwt
 from fastapi import Request
 
 from .clock import Clock
 from .errors import DependencyUnavailable, Unauthorized
+from .http_client import PeerClient, PeerResponse, PeerUnreachable
 from .keys import public_jwk_from_pem_file
 from .logging import request_id_var
 from .metrics import dependency_failed
@@ -37,7 +37,7 @@ PROXY_LOST_THE_CALLEE = 502
 
 
 class ServiceClient:
-    def __init__(self, http: httpx.AsyncClient, issuer: TokenIssuer, base_url: str, audience: str) -> None:
+    def __init__(self, http: PeerClient, issuer: TokenIssuer, base_url: str, audience: str) -> None:
         self.http = http
         self.issuer = issuer
         self.base_url = base_url.rstrip("/")
@@ -55,7 +55,7 @@ class ServiceClient:
             self._token_expires = now + SERVICE_TOKEN_TTL_SECONDS
         return self._token
 
-    async def call(self, path: str, payload: dict[str, Any], idempotent: bool = False) -> httpx.Response:
+    async def call(self, path: str, payload: dict[str, Any], idempotent: bool = False) -> PeerResponse:
         """POST payload; returns the response for 2xx and 404, raises DependencyUnavailable otherwise.
 
         An idempotent call is sent once more when the first try never got the callee's answer: a
@@ -65,13 +65,11 @@ class ServiceClient:
         for attempt in (1, 2):
             try:
                 response = await self._post(path, payload)
-            except httpx.HTTPError as error:
+            except PeerUnreachable as error:
                 if idempotent and attempt == 1:
-                    log.warning(
-                        "call to %s%s failed (%s): once more", self.audience, path, type(error).__name__
-                    )
+                    log.warning("call to %s%s failed (%s): once more", self.audience, path, error)
                     continue
-                log.error("call to %s%s failed: %s", self.audience, path, type(error).__name__)
+                log.error("call to %s%s failed: %s", self.audience, path, error)
                 dependency_failed(self.audience)
                 raise DependencyUnavailable(detail=f"{self.audience} unreachable") from error
             if response.status_code == PROXY_LOST_THE_CALLEE and idempotent and attempt == 1:
@@ -84,7 +82,7 @@ class ServiceClient:
             return response
         raise AssertionError("unreachable: the second try returns or raises")
 
-    async def _post(self, path: str, payload: dict[str, Any]) -> httpx.Response:
+    async def _post(self, path: str, payload: dict[str, Any]) -> PeerResponse:
         return await self.http.post(
             f"{self.base_url}{path}",
             json=payload,

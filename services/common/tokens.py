@@ -8,11 +8,11 @@ import logging
 import uuid
 from typing import Any, NoReturn, Protocol
 
-import httpx
 import jwt
 
 from .clock import Clock, SystemClock
 from .errors import DependencyUnavailable
+from .http_client import PeerClient, PeerUnreachable
 from .keys import SigningKey
 
 log = logging.getLogger(__name__)
@@ -99,7 +99,7 @@ class RemoteKeys:
 
     def __init__(
         self,
-        http: httpx.AsyncClient,
+        http: PeerClient,
         url: str,
         clock: Clock | None = None,
         min_refetch_seconds: float = 10.0,
@@ -136,17 +136,19 @@ class RemoteKeys:
                 return None
             try:
                 response = await self.http.get(self.url, timeout=5.0)
-            except httpx.HTTPError as error:
-                self._unreachable(now, issuer, type(error).__name__)
+            except PeerUnreachable as error:
+                self._unreachable(now, issuer, str(error))
             if response.status_code >= 500:
                 self._unreachable(now, issuer, f"status {response.status_code}")
             self.failed_at = None
             self.fetched_at = now
+            if not 200 <= response.status_code < 300:
+                log.warning("could not fetch JWKS from %s: status %s", self.url, response.status_code)
+                return None
             try:
-                response.raise_for_status()
                 self.keys = {jwk["kid"]: jwt.PyJWK(jwk) for jwk in response.json()["keys"]}
             # TypeError: a JWKS of the wrong shape (a list, "keys" a string): no keys, never a 500.
-            except (httpx.HTTPError, ValueError, KeyError, TypeError, jwt.PyJWKError) as error:
+            except (ValueError, KeyError, TypeError, jwt.PyJWKError) as error:
                 log.warning("could not fetch JWKS from %s: %s", self.url, type(error).__name__)
                 return None
             return self.keys.get(kid)

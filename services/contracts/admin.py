@@ -9,7 +9,6 @@ import logging
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-import httpx
 from pydantic import Field, StringConstraints, ValidationError
 
 from services.common.errors import (
@@ -21,6 +20,7 @@ from services.common.errors import (
     ServiceError,
     Unauthorized,
 )
+from services.common.http_client import PeerClient, PeerResponse, PeerUnreachable
 from services.common.logging import request_id_var
 from services.common.service_client import ADMIN_CALLER, SERVICE_TOKEN_TTL_SECONDS, SERVICE_TOKEN_TYPE
 from services.common.tokens import TokenIssuer
@@ -225,7 +225,7 @@ class AdminApi:
 
     def __init__(
         self,
-        http: httpx.AsyncClient,
+        http: PeerClient,
         issuer: TokenIssuer,
         *,
         auth_url: str,
@@ -256,9 +256,9 @@ class AdminApi:
                 },
                 timeout=15.0,
             )
-        except httpx.HTTPError as error:
+        except PeerUnreachable as error:
             raise DependencyUnavailable(
-                f"cannot reach {service} at {self.urls[service]}", detail=type(error).__name__
+                f"cannot reach {service} at {self.urls[service]}", detail=str(error)
             ) from error
         if response.status_code in REFUSALS:
             raise REFUSALS[response.status_code](_message(response, service))
@@ -331,7 +331,7 @@ class AdminApi:
         return await self._call(SESSIONS_REVOKE, request)
 
 
-def _message(response: httpx.Response, service: str) -> str:
+def _message(response: PeerResponse, service: str) -> str:
     """The refusal's calm message from the service's JSON body ({error, message})."""
     try:
         body = response.json()

@@ -10,10 +10,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
 
-import httpx
-
 from services.common.clock import random_token
 from services.common.errors import DependencyUnavailable, ServiceError
+from services.common.http_client import PeerClient, PeerUnreachable
 from services.common.keys import b64url
 from services.common.tokens import InvalidToken, TokenIssuer, TokenVerifier
 from services.common.web import _
@@ -65,7 +64,7 @@ def _error_code(value: Any) -> str:
 class TokenEndpoint:
     """auth's token endpoint, reached server to server with client_secret_basic."""
 
-    def __init__(self, http: httpx.AsyncClient, url: str, client_id: str, client_secret: str) -> None:
+    def __init__(self, http: PeerClient, url: str, client_id: str, client_secret: str) -> None:
         self.http = http
         self.url = url
         # RFC 6749 2.3.1: both parts form-encoded before they are joined and base64'd.
@@ -86,10 +85,8 @@ class TokenEndpoint:
                 headers={"authorization": self.authorization, "accept": "application/json"},
                 timeout=10.0,
             )
-        except httpx.HTTPError as error:
-            raise DependencyUnavailable(
-                detail=f"token endpoint unreachable: {type(error).__name__}"
-            ) from error
+        except PeerUnreachable as error:
+            raise DependencyUnavailable(detail=f"token endpoint unreachable: {error}") from error
         if response.status_code >= 500:
             raise DependencyUnavailable(detail=f"token endpoint answered {response.status_code}")
         try:

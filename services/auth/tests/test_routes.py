@@ -33,6 +33,7 @@ from services.auth.store import Client
 from services.auth.throttle_store import ThrottleStore
 from services.common.clock import FrozenClock, random_token
 from services.common.errors import UNAVAILABLE_MESSAGE
+from services.common.http_client import peer_http_client
 from services.common.keys import SigningKey, derived_secret, generate_private_pem, jwks
 from services.common.service_client import SERVICE_TOKEN_TYPE
 from services.common.tokens import TokenIssuer
@@ -220,7 +221,7 @@ async def harness(tmp_path: Path, redis_client: redis.Redis, throttle_prefix: st
     async def fake_state(
         settings: Settings, pages: Pages, signing_key: SigningKey
     ) -> AsyncIterator[AuthState]:
-        async with httpx.AsyncClient(transport=httpx.MockTransport(peers.handle)) as http:
+        async with peer_http_client(httpx.MockTransport(peers.handle)) as http:
             yield build_state(
                 settings,
                 pages,

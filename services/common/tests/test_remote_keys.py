@@ -6,6 +6,7 @@ import pytest
 
 from services.common.clock import FrozenClock
 from services.common.errors import DependencyUnavailable
+from services.common.http_client import peer_http_client
 from services.common.keys import SigningKey, generate_private_pem, jwks
 from services.common.tokens import RemoteKeys
 
@@ -20,7 +21,7 @@ async def test_requests_that_meet_a_new_kid_together_share_one_fetch() -> None:
         await asyncio.sleep(0.05)  # a fetch slow enough for the others to arrive meanwhile
         return httpx.Response(200, json=jwks(key))
 
-    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as http:
+    async with peer_http_client(httpx.MockTransport(answer)) as http:
         keys = RemoteKeys(http, "http://peer/internal/jwks", FrozenClock())
         found = await asyncio.gather(*(keys.key_for(key.kid, "peer") for _ in range(5)))
     assert all(jwk is not None for jwk in found)
@@ -37,7 +38,7 @@ async def test_made_up_kids_do_not_cause_a_fetch_each() -> None:
         return httpx.Response(200, json=jwks(key))
 
     clock = FrozenClock()
-    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as http:
+    async with peer_http_client(httpx.MockTransport(answer)) as http:
         keys = RemoteKeys(http, "http://peer/internal/jwks", clock)
         for n in range(20):
             assert await keys.key_for(f"made-up-{n}", "peer") is None
@@ -60,9 +61,7 @@ async def test_made_up_kids_do_not_cause_a_fetch_each() -> None:
     ],
 )
 async def test_a_jwks_of_the_wrong_shape_is_no_keys_not_a_crash(body: Any) -> None:
-    async with httpx.AsyncClient(
-        transport=httpx.MockTransport(lambda request: httpx.Response(200, json=body))
-    ) as http:
+    async with peer_http_client(httpx.MockTransport(lambda request: httpx.Response(200, json=body))) as http:
         keys = RemoteKeys(http, "http://peer/internal/jwks", FrozenClock())
         assert await keys.key_for("some-kid", "peer") is None
 
@@ -83,7 +82,7 @@ async def test_a_peer_that_cannot_be_asked_is_an_outage_and_is_asked_again_once_
         return httpx.Response(first, json=jwks(key) if first == 200 else {"error": "down"})
 
     clock = FrozenClock()
-    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as http:
+    async with peer_http_client(httpx.MockTransport(answer)) as http:
         keys = RemoteKeys(http, "http://peer/internal/jwks", clock)
         with pytest.raises(DependencyUnavailable):
             await keys.key_for(key.kid, "peer")

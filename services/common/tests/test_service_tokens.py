@@ -9,6 +9,7 @@ from starlette.requests import Request
 
 from services.common.clock import FrozenClock
 from services.common.errors import Unauthorized
+from services.common.http_client import peer_http_client
 from services.common.keys import SigningKey, generate_private_pem, jwks
 from services.common.service_client import (
     SERVICE_TOKEN_RENEW_SECONDS,
@@ -43,7 +44,7 @@ async def tokens_sent(clock: FrozenClock, calls: list[float]) -> list[str]:
         sent.append(request.headers["authorization"].removeprefix("Bearer "))
         return httpx.Response(200, json={})
 
-    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as http:
+    async with peer_http_client(httpx.MockTransport(answer)) as http:
         client = ServiceClient(http, TokenIssuer(KEY, "portal", clock), "http://session.test", "session")
         for advance in calls:
             clock.advance(advance)

@@ -11,6 +11,7 @@ import pytest
 from services.auth.sso_sessions import SsoSessions
 from services.common.clock import FrozenClock
 from services.common.errors import UNAVAILABLE_MESSAGE, DependencyUnavailable
+from services.common.http_client import peer_http_client
 from services.common.keys import SigningKey, generate_private_pem
 from services.common.service_client import ServiceClient
 from services.common.tokens import TokenIssuer
@@ -39,7 +40,7 @@ class Callee:
 
 
 def service_client(callee: Callee, caller: str, audience: str) -> ServiceClient:
-    http = httpx.AsyncClient(transport=httpx.MockTransport(callee))
+    http = peer_http_client(httpx.MockTransport(callee))
     return ServiceClient(http, TokenIssuer(KEY, caller, FrozenClock()), f"http://{audience}.test", audience)
 
 

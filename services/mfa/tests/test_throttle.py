@@ -9,6 +9,7 @@ import pytest
 
 from services.common.clock import FrozenClock
 from services.common.errors import DependencyUnavailable
+from services.common.http_client import peer_http_client
 from services.common.keys import SigningKey, generate_private_pem
 from services.common.service_client import ServiceClient
 from services.common.tokens import TokenIssuer
@@ -24,7 +25,7 @@ def throttle_answering(status: int, body: Any, seen: list[httpx.Request]) -> Aut
         seen.append(request)
         return httpx.Response(status, json=body)
 
-    http = httpx.AsyncClient(transport=httpx.MockTransport(answer))
+    http = peer_http_client(httpx.MockTransport(answer))
     return AuthThrottle(
         AuthInternalClient(ServiceClient(http, TokenIssuer(KEY, "mfa", clock), "http://auth.test/", "auth"))
     )

@@ -9,6 +9,7 @@ import pytest
 
 from services.common.clock import FrozenClock
 from services.common.errors import DependencyUnavailable
+from services.common.http_client import peer_http_client
 from services.common.keys import SigningKey, generate_private_pem, jwks
 from services.common.service_client import ServiceClient
 from services.common.tokens import StaticKeys, TokenIssuer, TokenVerifier
@@ -30,7 +31,7 @@ class Recorder:
 
 
 def store_with(recorder: Recorder, key: SigningKey, clock: FrozenClock) -> SessionServicePortalSessions:
-    http = httpx.AsyncClient(transport=httpx.MockTransport(recorder))
+    http = peer_http_client(httpx.MockTransport(recorder))
     return SessionServicePortalSessions(
         SessionClient(ServiceClient(http, TokenIssuer(key, "portal", clock), SESSION_URL, "session"))
     )
@@ -93,7 +94,7 @@ async def test_a_broken_session_service_is_an_outage(portal_key: SigningKey, sta
 
 async def test_token_endpoint_uses_client_secret_basic_and_pkce() -> None:
     recorder = Recorder(200, {"id_token": "the.id.token"})
-    http = httpx.AsyncClient(transport=httpx.MockTransport(recorder))
+    http = peer_http_client(httpx.MockTransport(recorder))
     endpoint = TokenEndpoint(http, "http://auth/auth/token", "portal", "s3cret:with/odd chars")
 
     id_token = await endpoint.exchange("the-code", "http://gw/portal/callback", "v" * 43)
@@ -118,7 +119,7 @@ async def test_token_endpoint_uses_client_secret_basic_and_pkce() -> None:
     ],
 )
 async def test_token_endpoint_refusals(status: int, body: Any, error: type[Exception]) -> None:
-    http = httpx.AsyncClient(transport=httpx.MockTransport(Recorder(status, body)))
+    http = peer_http_client(httpx.MockTransport(Recorder(status, body)))
     endpoint = TokenEndpoint(http, "http://auth/auth/token", "portal", "secret-value")
 
     with pytest.raises(error):
