@@ -80,6 +80,19 @@ def first_login(customer: Customer, account: Account) -> Page:
     return customer.press_continue(page)
 
 
+def wrong_code_for(secret: str) -> str:
+    """A code of the right shape that is not the current one (nor the one before or after)."""
+    return f"{(int(totp_now(secret, offset_steps=1)) + 123_457) % 1_000_000:06d}"
+
+
+def wrong_codes(customers: Callable[[], Customer], account: Account, count: int) -> list[int]:
+    """`count` wrong codes from a browser unknown to the account: the answers' statuses."""
+    attacker = customers()
+    page = sign_in_to_code_page(attacker, account)
+    wrong = wrong_code_for(account.secret)
+    return [attacker.enter_code(page, wrong).status for _ in range(count)]
+
+
 def mfa_csrf_token(stack: Stack, customer: Customer) -> str:
     """This browser's CSRF token for mfa's forms. mfa keys its tokens with a secret of its own,
     so an attacker gets one only from an mfa page: here, of an account of their own."""

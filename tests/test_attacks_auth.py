@@ -18,7 +18,14 @@ from devstack.stack import Stack
 
 from .customer import Customer, Page
 from .external_tools import totp_now
-from .flows import PASSWORD, Account, add_user, first_login, portal_refuses_soon, sign_in_to_code_page
+from .flows import (
+    PASSWORD,
+    add_user,
+    first_login,
+    portal_refuses_soon,
+    sign_in_to_code_page,
+    wrong_codes,
+)
 
 INVALID = "Invalid username or password."
 
@@ -94,26 +101,18 @@ def test_five_wrong_codes_lock_the_account_for_code_and_password(
     assert (locked.status, error_of(locked)) == (401, INVALID)
 
 
-def wrong_codes(stack: Stack, customers: Callable[[], Customer], account: Account, count: int) -> list[int]:
-    """`count` wrong codes from a browser unknown to the account: the answers' statuses."""
-    attacker = customers()
-    page = sign_in_to_code_page(attacker, account)
-    wrong = f"{(int(totp_now(account.secret, offset_steps=1)) + 123_457) % 1_000_000:06d}"
-    return [attacker.enter_code(page, wrong).status for _ in range(count)]
-
-
 def test_a_right_code_clears_the_code_failures_only_once_continue_is_loaded(
     stack: Stack, customers: Callable[[], Customer]
 ) -> None:
     account = add_user(stack)
     first_login(customers(), account)
-    assert wrong_codes(stack, customers, account, 4) == [401] * 4
+    assert wrong_codes(customers, account, 4) == [401] * 4
     customer = customers()
     page = sign_in_to_code_page(customer, account)
     page = customer.enter_code(page, totp_now(account.secret, offset_steps=1))
     assert (page.status, page.path) == (200, "/auth/login/complete"), page.text[:300]
     # auth has consumed the complete step: the counts are back to zero, five more tries.
-    assert wrong_codes(stack, customers, account, 6) == [401] * 5 + [429]
+    assert wrong_codes(customers, account, 6) == [401] * 5 + [429]
 
 
 def test_a_right_code_whose_continue_page_is_never_loaded_clears_nothing(
@@ -121,7 +120,7 @@ def test_a_right_code_whose_continue_page_is_never_loaded_clears_nothing(
 ) -> None:
     account = add_user(stack)
     first_login(customers(), account)
-    assert wrong_codes(stack, customers, account, 4) == [401] * 4
+    assert wrong_codes(customers, account, 4) == [401] * 4
     customer = customers()
     page = sign_in_to_code_page(customer, account)
     code = totp_now(account.secret, offset_steps=1)
@@ -130,7 +129,7 @@ def test_a_right_code_whose_continue_page_is_never_loaded_clears_nothing(
     )
     assert (right.status_code, right.headers["location"]) == (303, "/auth/login/complete")
     # The right code was the 5th attempt, and nothing cleared it: a 6th locks.
-    assert wrong_codes(stack, customers, account, 1) == [429]
+    assert wrong_codes(customers, account, 1) == [429]
 
 
 def test_a_noisy_address_does_not_lock_out_the_customers_behind_it(

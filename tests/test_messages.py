@@ -23,7 +23,7 @@ from .browsers import keep_screenshot
 from .customer import Customer
 from .customer import Page as Answer
 from .external_tools import totp_now
-from .flows import Account, add_user
+from .flows import Account, add_user, wrong_code_for
 
 FRENCH = "fr-FR,fr;q=0.9,en;q=0.5"
 DESKTOP: dict[str, Any] = {"viewport": {"width": 1280, "height": 800}, "locale": "en-GB"}
@@ -241,10 +241,6 @@ WRONG_CODE = {"en": "That code didn't work.", "fr": "Ce code n'a pas fonctionné
 def error_of(page: Answer) -> str:
     error = page.soup.find(class_="error")
     return error.get_text(" ", strip=True) if error else ""
-
-
-def wrong_code_for(secret: str) -> str:
-    return f"{(int(totp_now(secret, offset_steps=1)) + 123_457) % 1_000_000:06d}"
 
 
 def assert_lock_message(page: Answer, language: str, minutes: int, before: float, after: float) -> None:

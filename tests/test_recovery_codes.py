@@ -14,7 +14,7 @@ from devstack import Stack
 
 from .customer import Customer, Page
 from .external_tools import totp_now
-from .flows import Account, add_user, first_login, sign_in_to_code_page
+from .flows import Account, add_user, first_login, sign_in_to_code_page, wrong_codes
 
 WRONG_RECOVERY = "That recovery code didn't work. Check it and try again."
 WRONG = "That code didn't work. Enter the code your app shows now."
@@ -328,14 +328,6 @@ def test_the_security_page_counts_the_codes_and_makes_new_ones_once(
 
 
 # A right recovery code, and a renewal's right code, clear the code failures as a sign-in's does.
-
-
-def wrong_codes(customers: Callable[[], Customer], account: Account, count: int) -> list[int]:
-    """`count` wrong codes from a browser unknown to the account: the answers' statuses."""
-    attacker = customers()
-    page = sign_in_to_code_page(attacker, account)
-    wrong = f"{(int(totp_now(account.secret, 1)) + 123_457) % 1_000_000:06d}"
-    return [attacker.enter_code(page, wrong).status for _ in range(count)]
 
 
 def test_a_recovery_code_sign_in_clears_the_code_failures(
