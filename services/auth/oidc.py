@@ -134,6 +134,10 @@ def oidc_jwks(
     return {"keys": keys}
 
 
+def _sign(claims: dict[str, Any], key: SigningKey, algorithm: str, *, typ: str) -> str:
+    return jwt.encode(claims, key.private_key, algorithm=algorithm, headers={"kid": key.kid, "typ": typ})
+
+
 class SessionEnder(Protocol):
     async def end(self, *, session_id: str | None = None, sid: str | None = None) -> None: ...
 
@@ -314,21 +318,11 @@ class Provider:
 
     def _sign_id_token(self, claims: dict[str, Any]) -> str:
         # RS256: the one algorithm every OIDC client must accept for id_tokens.
-        return jwt.encode(
-            claims,
-            self.oidc_key.private_key,
-            algorithm="RS256",
-            headers={"kid": self.oidc_key.kid, "typ": "JWT"},
-        )
+        return _sign(claims, self.oidc_key, "RS256", typ="JWT")
 
     def _sign_access_token(self, claims: dict[str, Any]) -> str:
         # ES256: only auth's /userinfo reads it (RFC 9068 allows any asymmetric algorithm).
-        return jwt.encode(
-            claims,
-            self.access_key.private_key,
-            algorithm="ES256",
-            headers={"kid": self.access_key.kid, "typ": "at+jwt"},
-        )
+        return _sign(claims, self.access_key, "ES256", typ="at+jwt")
 
     # userinfo and logout
 

@@ -87,9 +87,14 @@ class LoginSteps:
         it consumes the step (`clear_throttle`, services.contracts.auth); None for a set-up code,
         which auth never counted.
         """
-        if code_accepted_from is not None and step.account is None:
-            # The routes check no code without an account; a step without one clears nothing.
-            raise StepExpired(detail=f"otp step token without account for user_id={step.user.id}")
+        accepted = None
+        if code_accepted_from is not None:
+            if step.account is None:
+                # The routes check no code without an account; a step without one clears nothing.
+                raise StepExpired(detail=f"otp step token without account for user_id={step.user.id}")
+            accepted = CodeAttempt(
+                kind="otp", account=step.account, ip=code_accepted_from, device=step.device
+            )
         if not await self.consumed.consume(step.jti, step.expires_at):
             raise StepReplayed(step.user, step.jti, detail="step token replayed")
         claims: dict[str, Any] = {
@@ -103,9 +108,6 @@ class LoginSteps:
         }
         if recovery_codes_left is not None:
             claims["recovery_codes_left"] = recovery_codes_left
-        if code_accepted_from is not None and step.account is not None:
-            accepted = CodeAttempt(
-                kind="otp", account=step.account, ip=code_accepted_from, device=step.device
-            )
+        if accepted is not None:
             claims[CLEAR_THROTTLE_CLAIM] = accepted.model_dump()
         return self.issuer.issue("auth", self.ttl_seconds, claims)
