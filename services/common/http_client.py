@@ -28,6 +28,9 @@ DEFAULT_TIMEOUT_SECONDS = 5.0
 # this long (the peers, uvicorn, close theirs after 5 s).
 MAX_CONNECTIONS = 100
 KEEPALIVE_SECONDS = 5.0
+# What nginx (the peers proxy, a Kubernetes ingress) answers when the replica it passed a call
+# to dropped the connection before answering: worth one more try for a call that may be repeated.
+PROXY_LOST_THE_CALLEE = 502
 
 
 class PeerUnreachable(Exception):

@@ -10,7 +10,7 @@ from fastapi import Request
 
 from .clock import Clock
 from .errors import DependencyUnavailable, Unauthorized
-from .http_client import PeerClient, PeerResponse, PeerUnreachable
+from .http_client import PROXY_LOST_THE_CALLEE, PeerClient, PeerResponse, PeerUnreachable
 from .keys import public_jwk_from_pem_file
 from .logging import request_id_var
 from .metrics import dependency_failed
@@ -31,9 +31,6 @@ SERVICE_TOKEN_TYPE = "service+jwt"  # noqa: S105 (a token type, not a secret)
 # The caller name of the admin command line (ssoctl): its own key, accepted only under
 # /internal/admin/ (docs/architecture.md, "Admin API").
 ADMIN_CALLER = "admin"
-# What nginx (the peers proxy, a Kubernetes ingress) answers when the replica it passed a call
-# to dropped the connection before answering.
-PROXY_LOST_THE_CALLEE = 502
 
 
 class ServiceClient:
