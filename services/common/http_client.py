@@ -12,14 +12,17 @@ The same PeerClient runs over an httpx transport where a test fakes the network
 
 import functools
 import json as jsonlib
+import logging
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
 from typing import Any, Self
 from urllib.parse import urlencode
 
 import aiohttp
 import httpx
+
+log = logging.getLogger(__name__)
 
 # What every call waits for at most, each of: a connection (from the pool, or a new one) and
 # each read of the answer, as httpx's per-phase timeouts did; no bound on the whole call.
@@ -59,6 +62,21 @@ class PeerResponse:
     def json(self) -> Any:
         """The body as JSON; ValueError when it is not."""
         return jsonlib.loads(self.content)
+
+
+async def once_more_if_unanswered(send: Callable[[], Awaitable[PeerResponse]], what: str) -> PeerResponse:
+    """The answer to a call that may be repeated, sent once more when the first try got no answer
+    (PeerUnreachable, or the proxy's 502 for a replica that went away with it): one replica
+    restarting is not an outage. Raises PeerUnreachable when the second try gets none either."""
+    try:
+        response = await send()
+    except PeerUnreachable as error:
+        log.warning("%s got no answer (%s): once more", what, error)
+    else:
+        if response.status_code != PROXY_LOST_THE_CALLEE:
+            return response
+        log.warning("%s answered %s: once more", what, response.status_code)
+    return await send()
 
 
 def _json_body(value: Any) -> bytes:

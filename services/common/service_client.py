@@ -1,7 +1,7 @@
 """JSON calls between services, each carrying a short-lived JWT signed with the caller's key."""
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +10,7 @@ from fastapi import Request
 
 from .clock import Clock
 from .errors import DependencyUnavailable, Unauthorized
-from .http_client import PROXY_LOST_THE_CALLEE, PeerClient, PeerResponse, PeerUnreachable
+from .http_client import PeerClient, PeerResponse, PeerUnreachable, once_more_if_unanswered
 from .keys import public_jwk_from_pem_file
 from .logging import request_id_var
 from .metrics import dependency_failed
@@ -59,25 +59,24 @@ class ServiceClient:
         connection error, or a 502 from the proxy in front of the replicas (one of them went away
         with the request). Any other call is sent once: the callee may have acted on it.
         """
-        for attempt in (1, 2):
-            try:
-                response = await self._post(path, payload)
-            except PeerUnreachable as error:
-                if idempotent and attempt == 1:
-                    log.warning("call to %s%s failed (%s): once more", self.audience, path, error)
-                    continue
-                log.error("call to %s%s failed: %s", self.audience, path, error)
-                dependency_failed(self.audience)
-                raise DependencyUnavailable(detail=f"{self.audience} unreachable") from error
-            if response.status_code == PROXY_LOST_THE_CALLEE and idempotent and attempt == 1:
-                log.warning("call to %s%s answered %s: once more", self.audience, path, response.status_code)
-                continue
-            if response.status_code >= 300 and response.status_code != 404:
-                log.error("call to %s%s answered %s", self.audience, path, response.status_code)
-                dependency_failed(self.audience)
-                raise DependencyUnavailable(detail=f"{self.audience} answered {response.status_code}")
-            return response
-        raise AssertionError("unreachable: the second try returns or raises")
+
+        def send() -> Awaitable[PeerResponse]:
+            return self._post(path, payload)
+
+        try:
+            if idempotent:
+                response = await once_more_if_unanswered(send, f"call to {self.audience}{path}")
+            else:
+                response = await send()
+        except PeerUnreachable as error:
+            log.error("call to %s%s failed: %s", self.audience, path, error)
+            dependency_failed(self.audience)
+            raise DependencyUnavailable(detail=f"{self.audience} unreachable") from error
+        if response.status_code >= 300 and response.status_code != 404:
+            log.error("call to %s%s answered %s", self.audience, path, response.status_code)
+            dependency_failed(self.audience)
+            raise DependencyUnavailable(detail=f"{self.audience} answered {response.status_code}")
+        return response
 
     async def _post(self, path: str, payload: dict[str, Any]) -> PeerResponse:
         return await self.http.post(

@@ -12,7 +12,7 @@ import jwt
 
 from .clock import Clock, SystemClock
 from .errors import DependencyUnavailable
-from .http_client import PROXY_LOST_THE_CALLEE, PeerClient, PeerResponse, PeerUnreachable
+from .http_client import PeerClient, PeerResponse, PeerUnreachable, once_more_if_unanswered
 from .keys import SigningKey
 
 log = logging.getLogger(__name__)
@@ -149,26 +149,15 @@ class RemoteKeys:
             return self.keys.get(kid)
 
     async def _fetch(self, now: float, issuer: str) -> PeerResponse:
-        # Asked once more when the first try never got the peer's answer (refused, or a 502 from
-        # the proxy in front of its replicas: the one reached went away), as ServiceClient does
-        # for its idempotent calls: one replica restarting is not an outage.
-        for attempt in (1, 2):
-            try:
-                response = await self.http.get(self.url, timeout=5.0)
-            except PeerUnreachable as error:
-                if attempt == 1:
-                    log.warning("could not fetch JWKS from %s (%s): once more", self.url, error)
-                    continue
-                self._unreachable(now, issuer, str(error))
-            if response.status_code == PROXY_LOST_THE_CALLEE and attempt == 1:
-                log.warning(
-                    "could not fetch JWKS from %s (status %s): once more", self.url, response.status_code
-                )
-                continue
-            if response.status_code >= 500:
-                self._unreachable(now, issuer, f"status {response.status_code}")
-            return response
-        raise AssertionError("unreachable: the second try returns or raises")
+        try:
+            response = await once_more_if_unanswered(
+                lambda: self.http.get(self.url, timeout=5.0), f"JWKS fetch from {self.url}"
+            )
+        except PeerUnreachable as error:
+            self._unreachable(now, issuer, str(error))
+        if response.status_code >= 500:
+            self._unreachable(now, issuer, f"status {response.status_code}")
+        return response
 
     def _unreachable(self, now: float, issuer: str, why: str) -> NoReturn:
         # Not counted as a fetch: once the peer is back, the very next token is checked.
