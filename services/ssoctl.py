@@ -25,6 +25,7 @@ from services.common.service_client import ADMIN_CALLER
 from services.common.settings import FileSettings
 from services.common.tokens import TokenIssuer
 from services.contracts.admin import (
+    ID_TOKEN_ALGS,
     ROLES,
     AddClient,
     AddUser,
@@ -186,6 +187,7 @@ class Commands:
                 client_id=args.name,
                 redirect_uris=args.redirect_uris,
                 post_logout_redirect_uris=args.post_logout_uris,
+                id_token_signed_response_alg=args.id_token_alg,
                 replace=args.replace,
             )
         )
@@ -233,6 +235,13 @@ def parser() -> argparse.ArgumentParser:
     client_add.add_argument("--redirect-uri", action="append", required=True, dest="redirect_uris")
     client_add.add_argument(
         "--post-logout-redirect-uri", action="append", default=[], dest="post_logout_uris"
+    )
+    client_add.add_argument(
+        "--id-token-signed-response-alg",
+        choices=ID_TOKEN_ALGS,
+        default="RS256",
+        dest="id_token_alg",
+        help="how its id_tokens are signed: RS256 (the OIDC default) or ES256 (the portal)",
     )
     client_add.add_argument("--replace", action="store_true", help="update an existing client, new secret")
     return top

@@ -263,7 +263,8 @@ def portal_clock() -> FrozenClock:
 
 @pytest.fixture
 def fake_auth(portal_clock: FrozenClock) -> FakeAuth:
-    return FakeAuth(SigningKey.from_pem(generate_private_pem("rsa")), portal_clock)
+    # ES256: the alg the portal's client is registered with (PORTAL_ID_TOKEN_SIGNED_RESPONSE_ALG).
+    return FakeAuth(SigningKey.from_pem(generate_private_pem("ec")), portal_clock)
 
 
 @pytest.fixture

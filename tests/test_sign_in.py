@@ -272,16 +272,23 @@ def test_the_sso_session_key_lives_exactly_twelve_hours_in_redis(
     assert 43200 - 60 <= ttl <= 43200, ttl
 
 
+# Without the setting a client gets RS256, what a standard client expects; with it, ES256.
+@pytest.mark.parametrize(
+    "alg_option", [(), ("--id-token-signed-response-alg", "ES256")], ids=["RS256", "ES256"]
+)
 def test_a_client_added_with_ssoctl_signs_in_with_a_standard_oidc_library(
-    stack: Stack, customers: Callable[[], Customer], enrolled: Account
+    stack: Stack, customers: Callable[[], Customer], enrolled: Account, alg_option: tuple[str, ...]
 ) -> None:
     redirect_uri = "http://127.0.0.1:9/oidc/callback"
-    result = stack.ssoctl("client", "add", f"app{secrets.token_hex(3)}", "--redirect-uri", redirect_uri)
+    result = stack.ssoctl(
+        "client", "add", f"app{secrets.token_hex(3)}", "--redirect-uri", redirect_uri, *alg_option
+    )
     assert result.returncode == 0, result.stderr
     registered = json.loads(result.stdout)
     customer = customers()
     discovery = customer.http.get("/auth/.well-known/openid-configuration").json()
     assert discovery["code_challenge_methods_supported"] == ["S256"]
+    assert discovery["id_token_signing_alg_values_supported"] == ["RS256", "ES256"]
 
     client = OAuth2Client(
         registered["client_id"],
@@ -321,6 +328,7 @@ def test_a_client_added_with_ssoctl_signs_in_with_a_standard_oidc_library(
         },
     )
     claims.validate()
+    assert claims.header["alg"] == (alg_option[-1] if alg_option else "RS256")
     assert claims["preferred_username"] == enrolled.name
     assert claims["amr"] == ["pwd", "otp"]
 

@@ -118,7 +118,11 @@ class UserAdmin:
 
     async def add_client(self, request: AddClient) -> ClientCredentials:
         secret = await self.clients.register(
-            request.client_id, request.redirect_uris, request.post_logout_redirect_uris, request.replace
+            request.client_id,
+            request.redirect_uris,
+            request.post_logout_redirect_uris,
+            request.replace,
+            request.id_token_signed_response_alg,
         )
         await self.audit.record(
             "client.added",

@@ -30,7 +30,7 @@ from .audit import AuditLog
 from .clients import Clients
 from .device_cookies import DeviceCookies
 from .login_flow import LoginFlow
-from .oidc import Provider, oidc_jwks
+from .oidc import Provider, access_token_jwks, oidc_jwks
 from .password_change import PasswordChanges
 from .passwords import Passwords
 from .routes import internal, router
@@ -106,7 +106,8 @@ def build_state(
         ),
         sso_sessions=sso_sessions,
         access_tokens=TokenVerifier(
-            StaticKeys(public_jwks),
+            # Only the access-token keys: an ES256 id_token, by another key, is refused here.
+            StaticKeys(access_token_jwks(oidc_key, settings.oidc_published_key_files)),
             issuers={settings.issuer},
             audience=f"{settings.issuer}/userinfo",
             # Access tokens are ES256, with the key derived from the OIDC key (oidc.access_token_key).

@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 
 from services.common.clock import Clock, random_token
 from services.common.errors import BadRequest, Conflict
+from services.contracts.admin import ID_TOKEN_ALGS
 
 from .store import AuthStore, Client
 
@@ -73,16 +74,24 @@ class Clients:
         redirect_uris: list[str],
         post_logout_redirect_uris: list[str],
         replace: bool,
+        id_token_signed_response_alg: str = "RS256",  # noqa: S107 (an algorithm, not a secret)
     ) -> str:
-        """Saves the client and returns its new secret, shown this once only."""
+        """Saves the client and returns its new secret, shown this once only.
+
+        id_token_signed_response_alg: RS256 (the OIDC default, what a standard client expects)
+        or ES256 (a client that says so, like the portal); a replaced client gets what is given.
+        """
         if not redirect_uris:
             raise BadRequest("at least one redirect URI is needed")
+        if id_token_signed_response_alg not in ID_TOKEN_ALGS:
+            raise BadRequest(f"id_token_signed_response_alg must be one of {', '.join(ID_TOKEN_ALGS)}")
         secret = random_token()
         client = Client(
             client_id=client_id,
             secret_hash=hash_client_secret(secret),
             redirect_uris=[_check_uri(uri) for uri in redirect_uris],
             post_logout_redirect_uris=[_check_uri(uri) for uri in post_logout_redirect_uris],
+            id_token_signed_response_alg=id_token_signed_response_alg,
         )
         if not await self.store.save_client(client, replace):
             raise Conflict(f"a client named {client_id!r} already exists (use --replace)")

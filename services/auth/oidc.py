@@ -107,31 +107,63 @@ def access_token_key(oidc_key: SigningKey) -> SigningKey:
     Only auth verifies access tokens (its /userinfo; OIDC clients treat them as opaque), so they
     need not be RS256, which costs ten times the CPU of ES256 to sign. Derived like the device
     cookie's secret (services.common.keys.derived_secret): nothing more to mount, every replica
-    derives the same key, and a new OIDC key brings a new one. 320 bits reduced mod n-1, plus 1
-    (FIPS 186-4, B.4.1): a uniform private scalar. Its public half is in auth's JWKS.
+    derives the same key, and a new OIDC key brings a new one. Its public half is in auth's JWKS.
     """
-    extra_bits = (
-        derived_secret(oidc_key, "access-token-es256/1")
-        + derived_secret(oidc_key, "access-token-es256/2")[:8]
-    )
+    return _derived_p256_key(oidc_key, "access-token-es256")
+
+
+def id_token_es256_key(oidc_key: SigningKey) -> SigningKey:
+    """The ES256 key that signs the id_tokens of a client registered with ES256 (the portal).
+
+    Derived like the access-token key, but another key (RFC 8725 §3.12: one key per kind of
+    token): /userinfo accepts only access-token keys, so an id_token is never taken for one.
+    """
+    return _derived_p256_key(oidc_key, "id-token-es256")
+
+
+def _derived_p256_key(oidc_key: SigningKey, purpose: str) -> SigningKey:
+    """A P-256 key for one purpose: 320 bits reduced mod n-1, plus 1 (FIPS 186-4, B.4.1), a
+    uniform private scalar."""
+    extra_bits = derived_secret(oidc_key, f"{purpose}/1") + derived_secret(oidc_key, f"{purpose}/2")[:8]
     scalar = int.from_bytes(extra_bits, "big") % (P256_ORDER - 1) + 1
     private_key = ec.derive_private_key(scalar, ec.SECP256R1())
     return SigningKey(private_key, thumbprint(public_jwk(private_key.public_key())), "ES256")
 
 
-def oidc_jwks(
-    oidc_key: SigningKey, published_key_files: list[Path] | tuple[Path, ...] = ()
-) -> dict[str, Any]:
-    """auth's public JWKS: the OIDC key, the access-token key derived from it, the published
-    keys, and the access-token key of each published key given as a private key (the previous
-    key during a rotation: docs/operations.md), so its access tokens stay good to their end."""
-    keys: list[dict[str, Any]] = jwks(oidc_key, published_key_files)["keys"]
-    keys.append(access_token_key(oidc_key).public_jwk())
+def _oidc_private_keys(
+    oidc_key: SigningKey, published_key_files: list[Path] | tuple[Path, ...]
+) -> list[SigningKey]:
+    """The OIDC key and each published key given as a private key (the previous key during a
+    rotation: docs/operations.md): the keys whose derived keys are published."""
+    keys = [oidc_key]
     for path in published_key_files:
         data = path.read_bytes()
         if b"PRIVATE KEY" in data:
-            keys.append(access_token_key(SigningKey.from_pem(data)).public_jwk())
+            keys.append(SigningKey.from_pem(data))
+    return keys
+
+
+def oidc_jwks(
+    oidc_key: SigningKey, published_key_files: list[Path] | tuple[Path, ...] = ()
+) -> dict[str, Any]:
+    """auth's public JWKS: the OIDC key, the published keys, and the keys derived from the OIDC
+    key and from each published private key (access tokens, ES256 id_tokens), so that what the
+    previous key signed stays good to its end."""
+    keys: list[dict[str, Any]] = jwks(oidc_key, published_key_files)["keys"]
+    for key in _oidc_private_keys(oidc_key, published_key_files):
+        keys += [access_token_key(key).public_jwk(), id_token_es256_key(key).public_jwk()]
     return {"keys": keys}
+
+
+def access_token_jwks(
+    oidc_key: SigningKey, published_key_files: list[Path] | tuple[Path, ...] = ()
+) -> dict[str, Any]:
+    """The access-token keys of oidc_jwks only: what /userinfo verifies with."""
+    return {
+        "keys": [
+            access_token_key(key).public_jwk() for key in _oidc_private_keys(oidc_key, published_key_files)
+        ]
+    }
 
 
 def _sign(claims: dict[str, Any], key: SigningKey, algorithm: str, *, typ: str) -> str:
@@ -157,6 +189,8 @@ class Provider:
         self.clients = clients
         self.oidc_key = oidc_key
         self.access_key = access_token_key(oidc_key)
+        # By each algorithm a client may register (its id_token_signed_response_alg).
+        self.id_token_keys = {"RS256": oidc_key, "ES256": id_token_es256_key(oidc_key)}
         self.clock = clock
         self.sso_sessions = sso_sessions
         self.issuer = settings.issuer
@@ -272,6 +306,7 @@ class Provider:
         # Profile claims only for clients that asked for the profile scope.
         profile = {"preferred_username": code.username} if "profile" in code.scope.split() else {}
         id_token = self._sign_id_token(
+            client.id_token_signed_response_alg,
             {
                 **common,
                 "aud": client.client_id,
@@ -283,7 +318,7 @@ class Provider:
                 "acr": "urn:orange-business:2fa" if "otp" in code.amr else "urn:orange-business:1fa",
                 **profile,
                 **({"nonce": code.nonce} if code.nonce else {}),
-            }
+            },
         )
         access_token = self._sign_access_token(
             {
@@ -316,9 +351,10 @@ class Provider:
             )
         await self.sso_sessions.end(sid=code.sid)
 
-    def _sign_id_token(self, claims: dict[str, Any]) -> str:
-        # RS256: the one algorithm every OIDC client must accept for id_tokens.
-        return _sign(claims, self.oidc_key, "RS256", typ="JWT")
+    def _sign_id_token(self, algorithm: str, claims: dict[str, Any]) -> str:
+        # The client's registered algorithm, never another: RS256 unless it registered ES256
+        # (a client checks the alg it expects, and a standard one expects RS256).
+        return _sign(claims, self.id_token_keys[algorithm], algorithm, typ="JWT")
 
     def _sign_access_token(self, claims: dict[str, Any]) -> str:
         # ES256: only auth's /userinfo reads it (RFC 9068 allows any asymmetric algorithm).
@@ -335,10 +371,15 @@ class Provider:
     def read_id_token_hint(self, token: str) -> dict[str, Any] | None:
         """Our own id_token, even expired (a logout hint may be old); None if not ours."""
         try:
+            # The key by the hint's kid, and only that key's algorithm: never the header's alg.
+            kid = jwt.get_unverified_header(token).get("kid")
+            key = next((key for key in self.id_token_keys.values() if key.kid == kid), None)
+            if key is None:
+                raise jwt.InvalidKeyError("not one of our id_token keys")
             claims: dict[str, Any] = jwt.decode(
                 token,
-                self.oidc_key.private_key.public_key(),
-                algorithms=["RS256"],
+                key.private_key.public_key(),
+                algorithms=[key.algorithm],
                 issuer=self.issuer,
                 options={
                     "verify_exp": False,
@@ -364,7 +405,8 @@ class Provider:
             "response_modes_supported": ["query"],
             "grant_types_supported": ["authorization_code"],
             "subject_types_supported": ["public"],
-            "id_token_signing_alg_values_supported": ["RS256"],
+            # RS256 by default; ES256 for a client registered with it (ssoctl client add).
+            "id_token_signing_alg_values_supported": list(self.id_token_keys),
             "scopes_supported": ["openid", "profile"],
             "claims_supported": [
                 "sub",

@@ -11,7 +11,9 @@ class Settings(ServiceSettings, RedisSettings, AdminApiSettings):
     model_config = SettingsConfigDict(env_prefix="AUTH_", extra="ignore")
 
     database_url: str = "postgresql://postgres@127.0.0.1:5432/sso"
-    # The RS256 key that signs id_tokens (RS256 is the one algorithm every OIDC client must support).
+    # The RS256 key that signs id_tokens (RS256 is the one algorithm every OIDC client must support,
+    # and the default of a client's id_token_signed_response_alg); the ES256 keys of the access
+    # tokens and of an ES256 client's id_tokens are derived from it (services/auth/oidc.py).
     oidc_key_file: Path
     oidc_published_key_files: list[Path] = Field(default_factory=list)
     issuer_url: str | None = None

@@ -41,6 +41,8 @@ class Client:
     secret_hash: str
     redirect_uris: list[str]
     post_logout_redirect_uris: list[str]
+    # RS256 or ES256 (migration 004): what the client registered, checked by Postgres.
+    id_token_signed_response_alg: str = "RS256"  # noqa: S105 (an algorithm, not a secret)
 
 
 @dataclass(frozen=True)
@@ -141,8 +143,8 @@ class AuthStore:
             # No client has one, and Postgres refuses NUL in text (from a Basic header, say).
             return None
         row = await self.pool.fetchrow(
-            "SELECT client_id, secret_hash, redirect_uris, post_logout_redirect_uris "
-            "FROM clients WHERE client_id = $1",
+            "SELECT client_id, secret_hash, redirect_uris, post_logout_redirect_uris, "
+            "id_token_signed_response_alg FROM clients WHERE client_id = $1",
             client_id,
         )
         return Client(**row) if row else None
@@ -150,17 +152,20 @@ class AuthStore:
     async def save_client(self, client: Client, replace: bool) -> bool:
         conflict = (
             "DO UPDATE SET secret_hash = EXCLUDED.secret_hash, redirect_uris = EXCLUDED.redirect_uris, "
-            "post_logout_redirect_uris = EXCLUDED.post_logout_redirect_uris"
+            "post_logout_redirect_uris = EXCLUDED.post_logout_redirect_uris, "
+            "id_token_signed_response_alg = EXCLUDED.id_token_signed_response_alg"
             if replace
             else "DO NOTHING"
         )
         saved = await self.pool.fetchval(
-            "INSERT INTO clients (client_id, secret_hash, redirect_uris, post_logout_redirect_uris) "  # noqa: S608
-            f"VALUES ($1, $2, $3, $4) ON CONFLICT (client_id) {conflict} RETURNING client_id",
+            "INSERT INTO clients (client_id, secret_hash, redirect_uris, post_logout_redirect_uris, "  # noqa: S608
+            "id_token_signed_response_alg) "
+            f"VALUES ($1, $2, $3, $4, $5) ON CONFLICT (client_id) {conflict} RETURNING client_id",
             client.client_id,
             client.secret_hash,
             client.redirect_uris,
             client.post_logout_redirect_uris,
+            client.id_token_signed_response_alg,
         )
         return saved is not None
 

@@ -37,6 +37,11 @@ Username = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 UserId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 ClientId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._-]+$")]
 Uri = Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+# The algorithms auth signs a client's id_tokens with (its `id_token_signed_response_alg`, OIDC
+# Dynamic Client Registration 1.0 §2): RS256, the standard default, or ES256, a sixth of the
+# CPU to sign.
+IdTokenAlg = Literal["RS256", "ES256"]
+ID_TOKEN_ALGS: tuple[IdTokenAlg, ...] = ("RS256", "ES256")
 AUDIT_LIMIT_MAX = 1000
 
 
@@ -101,6 +106,7 @@ class AddClient(Origin):
     client_id: ClientId
     redirect_uris: list[Uri] = Field(min_length=1, max_length=16)
     post_logout_redirect_uris: list[Uri] = Field(default_factory=list, max_length=16)
+    id_token_signed_response_alg: IdTokenAlg = "RS256"  # noqa: S105 (an algorithm, not a secret)
     replace: bool = False
 
 

@@ -77,7 +77,9 @@ async def open_state(
                     id_token_keys,
                     issuers={issuer_url},
                     audience=settings.client_id,
-                    algorithms=("RS256",),
+                    # Exactly the registered alg, never the header's: no none, no HS256 keyed
+                    # with a public key, no RS256 where ES256 is registered (alg confusion).
+                    algorithms=(settings.id_token_signed_response_alg,),
                     clock=clock,
                     required=("exp", "iat", "iss", "aud", "sub"),
                 ),

@@ -6,6 +6,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from services.common.settings import ServiceSettings, read_secret
+from services.contracts.admin import IdTokenAlg
 
 
 class Settings(ServiceSettings):
@@ -16,6 +17,10 @@ class Settings(ServiceSettings):
     client_secret_file: Path | None = None
     # The issuer as the browser sees it, and the id_token's `iss`; default <public>/auth.
     issuer: str | None = None
+    # The algorithm the portal's client is registered with (`ssoctl client add portal
+    # --id-token-signed-response-alg ES256`): the one alg its id_tokens are accepted in. ES256
+    # costs auth a sixth of RS256's CPU to sign; a client registered before it is RS256.
+    id_token_signed_response_alg: IdTokenAlg = "ES256"  # noqa: S105 (an algorithm, not a secret)
     # The support desk (/support/): a support session lasts this long from its sign-in at most,
     # and needs a fresh sign-in after this long without a request.
     support_max_seconds: int = Field(default=8 * 3600, gt=0)

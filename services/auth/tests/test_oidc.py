@@ -1,5 +1,7 @@
 import base64
 import hashlib
+import hmac
+import json
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 from uuid import uuid4
@@ -9,13 +11,22 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from services.auth.clients import Clients
-from services.auth.oidc import AuthorizeError, Provider, TokenError, access_token_key, oidc_jwks
+from services.auth.oidc import (
+    AuthorizeError,
+    Provider,
+    TokenError,
+    access_token_jwks,
+    access_token_key,
+    id_token_es256_key,
+    oidc_jwks,
+)
 from services.auth.settings import Settings
 from services.auth.sso_sessions import SsoSession
 from services.auth.store import Client
 from services.common.clock import FrozenClock
+from services.common.errors import BadRequest
 from services.common.keys import SigningKey, generate_private_pem
-from services.common.tokens import StaticKeys, TokenVerifier
+from services.common.tokens import InvalidToken, StaticKeys, TokenVerifier
 
 from .fakes import FakeAuthStore
 
@@ -273,6 +284,8 @@ def test_discovery_announces_pkce_s256_and_both_client_auth_methods(provider: Pr
         "client_secret_post",
     }
     assert discovery["issuer"] == "https://sso.example/auth"
+    # RS256 first: the default, what a client registered without the setting gets.
+    assert discovery["id_token_signing_alg_values_supported"] == ["RS256", "ES256"]
 
 
 async def test_max_age_asks_for_a_sign_in_no_older_than_it(provider: Provider) -> None:
@@ -325,7 +338,9 @@ def test_the_access_token_key_is_the_same_on_every_replica_and_new_with_a_new_oi
     previous.write_bytes(generate_private_pem("rsa"))
     kids = {jwk["kid"] for jwk in oidc_jwks(oidc_key, [previous])["keys"]}
     assert access_token_key(SigningKey.from_pem(previous.read_bytes())).kid in kids
-    assert len(kids) == 4
+    assert id_token_es256_key(SigningKey.from_pem(previous.read_bytes())).kid in kids
+    # Each of the two: its RSA key, access-token key and ES256 id_token key.
+    assert len(kids) == 6
 
 
 async def test_a_clients_redirect_uris_are_remembered_a_few_seconds_only(
@@ -361,3 +376,113 @@ async def test_the_secret_check_never_uses_remembered_uris(provider: Provider, s
     assert await provider.clients.authenticate("app", secret) is not None
     await provider.clients.register("app", [REDIRECT], [], replace=True)
     assert await provider.clients.authenticate("app", secret) is None
+
+
+async def test_a_client_registered_with_es256_gets_es256_id_tokens_verifiable_with_the_published_key(
+    provider: Provider, store: FakeAuthStore, oidc_key: SigningKey, clock: FrozenClock
+) -> None:
+    await provider.clients.register("app", [REDIRECT], [], replace=True, id_token_signed_response_alg="ES256")
+    client = store.clients["app"]
+    tokens = await provider.exchange_code(client, token_form(await _code(provider)))
+
+    header = jwt.get_unverified_header(tokens["id_token"])
+    published = {jwk["kid"]: jwk for jwk in oidc_jwks(oidc_key)["keys"]}
+    assert header["alg"] == "ES256"
+    assert header["kid"] == id_token_es256_key(oidc_key).kid
+    # Its own key: neither the RSA key nor the access tokens' (RFC 8725 §3.12).
+    assert header["kid"] not in (oidc_key.kid, jwt.get_unverified_header(tokens["access_token"])["kid"])
+    verifier = TokenVerifier(
+        StaticKeys(oidc_jwks(oidc_key)),
+        issuers={"https://sso.example/auth"},
+        audience="app",
+        algorithms=("ES256",),
+        clock=clock,
+        required=("exp", "iat", "iss", "aud", "sub"),
+    )
+    claims = await verifier.verify(tokens["id_token"])
+    assert published[header["kid"]]["alg"] == "ES256"
+    assert (claims["sub"], claims["nonce"], claims["sid"]) == (str(SESSION.user_id), "no", "sid-1")
+    # Not with the RSA key, whatever the alg a verifier would allow.
+    with pytest.raises(jwt.PyJWTError):
+        jwt.decode(tokens["id_token"], oidc_key.private_key.public_key(), algorithms=["RS256"])
+
+
+async def test_the_rs256_client_still_gets_rs256_once_another_registers_es256(
+    provider: Provider, store: FakeAuthStore, oidc_key: SigningKey
+) -> None:
+    await provider.clients.register(
+        "es-app", [REDIRECT], [], replace=False, id_token_signed_response_alg="ES256"
+    )
+    tokens = await provider.exchange_code(store.clients["app"], token_form(await _code(provider)))
+    assert jwt.get_unverified_header(tokens["id_token"])["alg"] == "RS256"
+    assert store.clients["app"].id_token_signed_response_alg == "RS256"
+
+
+async def test_registering_another_id_token_alg_is_refused(provider: Provider) -> None:
+    for algorithm in ("HS256", "none", "RS512", "es256"):
+        with pytest.raises(BadRequest):
+            await provider.clients.register(
+                "app", [REDIRECT], [], replace=True, id_token_signed_response_alg=algorithm
+            )
+
+
+async def test_an_es256_id_token_is_no_access_token_at_userinfo(
+    provider: Provider, store: FakeAuthStore, oidc_key: SigningKey, clock: FrozenClock
+) -> None:
+    await provider.clients.register("app", [REDIRECT], [], replace=True, id_token_signed_response_alg="ES256")
+    tokens = await provider.exchange_code(store.clients["app"], token_form(await _code(provider)))
+    userinfo_verifier = TokenVerifier(
+        StaticKeys(access_token_jwks(oidc_key)),
+        issuers={"https://sso.example/auth"},
+        audience="https://sso.example/auth/userinfo",
+        algorithms=("ES256",),
+        clock=clock,
+    )
+    assert (await provider.userinfo(userinfo_verifier, tokens["access_token"]))["sub"]
+    with pytest.raises(InvalidToken, match="unknown kid"):
+        await provider.userinfo(userinfo_verifier, tokens["id_token"])
+
+
+async def test_a_logout_hint_is_read_with_the_key_of_its_kid_in_that_keys_alg_only(
+    provider: Provider, store: FakeAuthStore, oidc_key: SigningKey
+) -> None:
+    rs256 = (await provider.exchange_code(store.clients["app"], token_form(await _code(provider))))[
+        "id_token"
+    ]
+    await provider.clients.register("app", [REDIRECT], [], replace=True, id_token_signed_response_alg="ES256")
+    es256 = (await provider.exchange_code(store.clients["app"], token_form(await _code(provider))))[
+        "id_token"
+    ]
+    assert (provider.read_id_token_hint(rs256) or {})["sid"] == "sid-1"
+    assert (provider.read_id_token_hint(es256) or {})["sid"] == "sid-1"
+    claims = jwt.decode(rs256, options={"verify_signature": False})
+    public_pem = oidc_key.private_key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    forged = [
+        # HS256 keyed with the published RSA key, under its kid: the classic alg confusion.
+        _hs256_with(public_pem, claims, oidc_key.kid),
+        # alg none, no signature.
+        f"{_b64(json.dumps({'alg': 'none', 'kid': oidc_key.kid}).encode())}.{_b64(json.dumps(claims).encode())}.",
+        # ES256 under the RSA key's kid, by some other P-256 key.
+        jwt.encode(
+            claims,
+            SigningKey.from_pem(generate_private_pem("ec")).private_key,
+            algorithm="ES256",
+            headers={"kid": oidc_key.kid},
+        ),
+    ]
+    for token in forged:
+        assert provider.read_id_token_hint(token) is None
+
+
+def _hs256_with(secret: bytes, claims: dict[str, object], kid: str) -> str:
+    """What PyJWT refuses to build with a PEM as an HMAC secret: header, payload, HMAC by hand."""
+    header = _b64(json.dumps({"alg": "HS256", "typ": "JWT", "kid": kid}).encode())
+    payload = _b64(json.dumps(claims).encode())
+    signature = hmac.new(secret, f"{header}.{payload}".encode(), hashlib.sha256).digest()
+    return f"{header}.{payload}.{_b64(signature)}"
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()

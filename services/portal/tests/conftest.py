@@ -16,7 +16,7 @@ from pydantic import SecretStr
 
 from services.common.clock import FrozenClock, random_token
 from services.common.errors import DependencyUnavailable
-from services.common.keys import SigningKey, generate_private_pem, jwks
+from services.common.keys import SigningKey, generate_private_pem
 from services.common.tokens import TokenIssuer
 from services.portal.app import create_app, open_state
 from services.portal.oidc_login import SignedIn
@@ -37,6 +37,13 @@ def s256(verifier: str) -> str:
 
 @pytest.fixture(scope="session")
 def auth_key() -> SigningKey:
+    # What auth signs the portal's id_tokens with: ES256, the alg the portal's client registered.
+    return SigningKey.from_pem(generate_private_pem("ec"))
+
+
+@pytest.fixture(scope="session")
+def auth_rsa_key() -> SigningKey:
+    # auth's RS256 key, in its JWKS for the other clients' id_tokens: not the portal's alg.
     return SigningKey.from_pem(generate_private_pem("rsa"))
 
 
@@ -46,6 +53,8 @@ class FakeAuth:
 
     key: SigningKey
     clock: FrozenClock
+    # Published in the JWKS beside key, never used by the token endpoint unless a test says so
+    also_published: tuple[SigningKey, ...] = ()
     # code -> what /authorize saw, and who signed in
     codes: dict[str, dict[str, Any]] = field(default_factory=dict)
     token_requests: list[dict[str, Any]] = field(default_factory=list)
@@ -68,7 +77,9 @@ class FakeAuth:
 
     def handle(self, request: httpx.Request) -> httpx.Response:
         if request.url.path == "/auth/jwks":
-            return httpx.Response(200, json=jwks(self.key))
+            return httpx.Response(
+                200, json={"keys": [key.public_jwk() for key in (self.key, *self.also_published)]}
+            )
         if request.url.path == "/internal/audit":
             self.audit_entries.append(json.loads(request.content))
             return httpx.Response(201, json={})
@@ -156,8 +167,8 @@ def clock() -> FrozenClock:
 
 
 @pytest.fixture
-def fake_auth(auth_key: SigningKey, clock: FrozenClock) -> FakeAuth:
-    return FakeAuth(auth_key, clock)
+def fake_auth(auth_key: SigningKey, auth_rsa_key: SigningKey, clock: FrozenClock) -> FakeAuth:
+    return FakeAuth(auth_key, clock, (auth_rsa_key,))
 
 
 @pytest.fixture

@@ -1,16 +1,25 @@
 """Sign-in through auth: what a browser, or someone forging its way back, would see."""
 
+import hashlib
+import hmac
+import json
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import httpx
 import jwt
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from httpx import AsyncClient
 
 from services.common.clock import FrozenClock
-from services.common.keys import SigningKey, generate_private_pem
+from services.common.keys import SigningKey, b64url, generate_private_pem
+from services.portal.app import create_app, open_state
+from services.portal.settings import Settings
 
 from .conftest import (
     ISSUER,
@@ -197,7 +206,7 @@ def signed(key: SigningKey, **overrides: Any) -> Callable[[dict[str, Any]], str]
         payload = {"iss": ISSUER, "aud": "portal", "iat": now, "exp": now + 300, **claims}
         payload.update(overrides)
         payload = {name: value for name, value in payload.items() if value is not None}
-        return jwt.encode(payload, key.private_key, algorithm="RS256", headers={"kid": key.kid})
+        return jwt.encode(payload, key.private_key, algorithm=key.algorithm, headers={"kid": key.kid})
 
     return make
 
@@ -219,7 +228,7 @@ BAD_ID_TOKENS: dict[str, Callable[[SigningKey, FrozenClock], Callable[[dict[str,
     "no amr": lambda key, clock: signed(key, amr=None),
     "alg none": lambda key, clock: unsigned,
     "another key under auth's kid": lambda key, clock: signed(
-        SigningKey(SigningKey.from_pem(generate_private_pem("rsa")).private_key, key.kid, "RS256")
+        SigningKey(SigningKey.from_pem(generate_private_pem("ec")).private_key, key.kid, "ES256")
     ),
 }
 
@@ -253,6 +262,76 @@ async def test_a_good_hand_made_id_token_is_accepted(
     response = await sign_in(browser, fake_auth)
 
     assert response.status_code == 303
+    assert len(fake_sessions.sessions) == 1
+
+
+def hs256_keyed_with(key: SigningKey) -> Callable[[dict[str, Any]], str]:
+    """The classic confusion: HMAC with the public key (anyone can fetch it), under its kid."""
+
+    def make(claims: dict[str, Any]) -> str:
+        now = int(time.time())
+        payload = {"iss": ISSUER, "aud": "portal", "iat": now, "exp": now + 300, **claims}
+        header = {"alg": "HS256", "typ": "JWT", "kid": key.kid}
+        signing_input = f"{b64url(json.dumps(header).encode())}.{b64url(json.dumps(payload).encode())}"
+        public_pem = key.private_key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        mac = hmac.new(public_pem, signing_input.encode(), hashlib.sha256).digest()
+        return f"{signing_input}.{b64url(mac)}"
+
+    return make
+
+
+# The portal's client is registered ES256: an id_token in any other alg is refused, even one
+# that auth's own published RSA key verifies (auth signs other clients' id_tokens with it).
+OTHER_ALG_ID_TOKENS: dict[str, Callable[[FakeAuth], Callable[[dict[str, Any]], str]]] = {
+    "RS256 by auth's published RSA key": lambda auth: signed(auth.also_published[0]),
+    "HS256 keyed with the ES256 key": lambda auth: hs256_keyed_with(auth.key),
+    "HS256 keyed with the RSA key": lambda auth: hs256_keyed_with(auth.also_published[0]),
+    "RS256 under the ES256 key's kid": lambda auth: signed(
+        SigningKey(auth.also_published[0].private_key, auth.key.kid, "RS256")
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(OTHER_ALG_ID_TOKENS))
+async def test_an_id_token_in_another_alg_than_the_registered_one_is_refused(
+    case: str, browser: AsyncClient, fake_auth: FakeAuth, fake_sessions: FakeSessions, clock: FrozenClock
+) -> None:
+    clock.current = time.time()
+    assert isinstance(fake_auth.also_published[0].private_key, rsa.RSAPrivateKey)
+    fake_auth.make_id_token = OTHER_ALG_ID_TOKENS[case](fake_auth)
+
+    response = await sign_in(browser, fake_auth)
+
+    assert response.status_code == 400
+    assert SORRY in response.text
+    assert fake_sessions.sessions == {}
+
+
+async def test_a_portal_registered_rs256_takes_rs256_and_refuses_es256(
+    settings: Settings, clock: FrozenClock, fake_auth: FakeAuth, fake_sessions: FakeSessions
+) -> None:
+    # A portal whose client was registered before ES256 (docs/operations.md, upgrade).
+    clock.current = time.time()
+    rs256_settings = settings.model_copy(update={"id_token_signed_response_alg": "RS256"})
+    application = create_app(
+        rs256_settings,
+        state_opener=partial(
+            open_state, clock=clock, transport=httpx.MockTransport(fake_auth.handle), sessions=fake_sessions
+        ),
+    )
+    async with (
+        application.router.lifespan_context(application),
+        AsyncClient(transport=httpx.ASGITransport(app=application), base_url=PUBLIC_URL) as rs256_browser,
+    ):
+        rs256_browser.cookies.set("browser", "b" * 43 + ".from-auth")
+        refused = await sign_in(rs256_browser, fake_auth)  # the default: ES256 by auth.key
+        fake_auth.make_id_token = signed(fake_auth.also_published[0])
+        accepted = await sign_in(rs256_browser, fake_auth)
+
+    assert refused.status_code == 400
+    assert accepted.status_code == 303
     assert len(fake_sessions.sessions) == 1
 
 
