@@ -92,12 +92,14 @@ class PostgresConsumedStepTokens:
         return reported is not None
 
 
-class ConsumedStepTokens:
-    """Single use of step tokens, for auth and mfa alike.
+def kept_until(exp: int) -> datetime:
+    """How long a used jti is kept: as long as a verifier could still accept its token, `exp`
+    plus the verification leeway. A sweep that forgot it at `exp` would let the token through again."""
+    return datetime.fromtimestamp(exp + LEEWAY_SECONDS, UTC)
 
-    A used jti is kept as long as a verifier could still accept its token, `exp` plus the
-    verification leeway: a sweep that forgot it at `exp` would let the token through again.
-    """
+
+class ConsumedStepTokens:
+    """Single use of step tokens, for auth and mfa alike (each jti kept until `kept_until`)."""
 
     def __init__(self, rows: ConsumedStepTokenRows, clock: Clock) -> None:
         self.rows = rows
@@ -105,9 +107,8 @@ class ConsumedStepTokens:
 
     async def consume(self, jti: str, exp: int) -> bool:
         """True the first time; False when the token's step already succeeded."""
-        expires_at = datetime.fromtimestamp(exp + LEEWAY_SECONDS, UTC)
         return await self.rows.consume_step_token(
-            jti, expires_at, datetime.fromtimestamp(self.clock.now(), UTC)
+            jti, kept_until(exp), datetime.fromtimestamp(self.clock.now(), UTC)
         )
 
     async def is_consumed(self, jti: str) -> bool:

@@ -79,6 +79,8 @@ async def open_state(settings: Settings, pages: Pages, signing_key: SigningKey) 
                     step_verifier,
                     ConsumedStepTokens(PostgresConsumedStepTokens(pool), clock),
                     settings.step_token_ttl_seconds,
+                    store,
+                    clock,
                 ),
                 audit=AuditTrail(store, clock),
                 recovery=RecoveryCodes(

@@ -52,16 +52,43 @@ class AuditTrail:
     ) -> None:
         """operator and reason: who did an admin action (ssoctl, the support desk), and why."""
         await self.store.add_audit_event(
-            AuditEvent(
-                at=datetime.fromtimestamp(self.clock.now(), UTC),
+            self.row(
+                event,
+                outcome,
                 user_id=user_id,
                 username=username,
-                event=event,
-                outcome=outcome,
-                ip=origin.ip,
-                user_agent=origin.user_agent[:256],
+                origin=origin,
                 operator=operator,
-                reason=reason or None,
+                reason=reason,
             )
         )
+        count_audit_event(event, outcome)
+
+    def row(
+        self,
+        event: str,
+        outcome: str,
+        *,
+        user_id: str | None,
+        username: str | None,
+        origin: Origin,
+        operator: str | None = None,
+        reason: str | None = None,
+    ) -> AuditEvent:
+        """The row `record` writes, for a store statement that writes it along with its own
+        change (MfaStore.record_used_step); `counted` then counts the outcome it wrote."""
+        return AuditEvent(
+            at=datetime.fromtimestamp(self.clock.now(), UTC),
+            user_id=user_id,
+            username=username,
+            event=event,
+            outcome=outcome,
+            ip=origin.ip,
+            user_agent=origin.user_agent[:256],
+            operator=operator,
+            reason=reason or None,
+        )
+
+    @staticmethod
+    def counted(event: str, outcome: str) -> None:
         count_audit_event(event, outcome)

@@ -14,7 +14,7 @@ from services.common.clock import Clock
 
 from .audit import ENROLLMENT, SIGN_IN_OTP, AuditStore, AuditTrail, Origin
 from .secret_box import SecretBox
-from .store import TotpCredential
+from .store import AuditEvent, StepRecords, TotpCredential, UsedStep
 from .throttle import SignInThrottle
 from .totp import TotpVerifier
 
@@ -29,6 +29,8 @@ class Outcome(Enum):
     # The set-up this browser was shown has expired: its QR is no good any more.
     SETUP_EXPIRED = "setup_expired"
     NOT_ENROLLED = "not_enrolled"
+    # A right code, but the sign-in step went on meanwhile (another request consumed its token).
+    STEP_REPLAYED = "step_replayed"
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,16 @@ class User:
 
 
 @dataclass(frozen=True)
+class CodeStep:
+    """The sign-in step a code is checked for: the authenticator as its one SELECT read it, and
+    its step token (jti, kept until), which a right code consumes in the statement that records
+    its TOTP step."""
+
+    credential: TotpCredential | None
+    token: tuple[str, datetime]
+
+
+@dataclass(frozen=True)
 class PendingSetup:
     """What the set-up page shows. The secret is for the user's eyes, never for a log."""
 
@@ -80,7 +92,16 @@ class EnrollmentStore(AuditStore, Protocol):
 
     async def confirm_enrollment(self, user_id: str, secret_ciphertext: bytes, used_step: int) -> bool: ...
 
-    async def record_used_step(self, user_id: str, step: int) -> bool: ...
+    async def record_used_step(
+        self,
+        user_id: str,
+        step: int,
+        audit: AuditEvent,
+        *,
+        refused_outcome: str,
+        step_token: tuple[str, datetime] | None,
+        now: datetime,
+    ) -> UsedStep: ...
 
     async def refuse_step(self, user_id: str, step: int, oldest_kept: int) -> None: ...
 
@@ -110,15 +131,25 @@ class Enrollment:
     async def is_enrolled(self, user: User) -> bool:
         return await self.store.get_credential(user.id) is not None
 
-    async def start_or_resume(self, user: User, origin: Origin, browser: str) -> PendingSetup | Outcome:
+    async def start_or_resume(
+        self, user: User, origin: Origin, browser: str, records: StepRecords | None = None
+    ) -> PendingSetup | Outcome:
         """This browser's set-up in progress (same secret until it expires), or ALREADY_ENROLLED.
 
         `browser` is the step token's binding: another browser with the password gets a set-up
         of its own, so a secret is only ever shown to the browser that will confirm it.
+        records: what the step's SELECT read just now (LoginSteps.read); None reads it afresh.
         """
-        if await self.is_enrolled(user):
+        if records is not None:
+            enrolled, pending = records.credential is not None, records.pending_setup
+        else:
+            enrolled, pending = await self.is_enrolled(user), None
+        if enrolled:
             return Outcome.ALREADY_ENROLLED
-        secret = await self._pending_secret(user, origin, browser)
+        if pending is not None:
+            secret = self.box.open(user.id, pending)
+        else:
+            secret = await self._pending_secret(user, origin, browser)
         return PendingSetup(secret, self.totp.provisioning_uri(secret, user.username))
 
     async def confirm(self, user: User, code: str, origin: Origin, browser: str) -> Outcome | ClockSkew:
@@ -159,6 +190,7 @@ class Enrollment:
         device: str | None = None,
         *,
         clear_now: bool,
+        sign_in: CodeStep | None = None,
     ) -> Outcome | ClockSkew | Locked:
         """Checks a code from the user's bound authenticator; each step is good once.
 
@@ -166,8 +198,11 @@ class Enrollment:
         it: then the code is not even looked at, and the answer is Locked with auth's wait.
         clear_now: a right code is told to auth at once, which clears the failure counts; at
         sign-in (False) the complete step tells it instead, when auth consumes that step.
+        sign_in: the sign-in step the code is for. Its step token is consumed with the right
+        code, in one statement, so OK means the step is spent (LoginSteps.complete_consumed);
+        STEP_REPLAYED if another request spent it meanwhile.
         """
-        credential = await self.store.get_credential(user.id)
+        credential = sign_in.credential if sign_in is not None else await self.store.get_credential(user.id)
         if credential is None:
             return Outcome.NOT_ENROLLED
         decision = await self.throttle.admit(account, origin.ip, device)
@@ -198,18 +233,32 @@ class Enrollment:
             log.warning("totp verify refused for user_id=%s: the code earned a clock-skew hint", user.id)
             await self._record(SIGN_IN_OTP, "hinted", user, origin)
             return Outcome.WRONG_CODE
-        if not await self.store.record_used_step(user.id, check.step):
+        # The replay guard, the audit row and the step's consumption: one statement, one round trip.
+        used = await self.store.record_used_step(
+            user.id,
+            check.step,
+            self._row(SIGN_IN_OTP, "ok", user, origin),
+            refused_outcome="replayed",
+            step_token=sign_in.token if sign_in is not None else None,
+            now=_moment(now),
+        )
+        AuditTrail.counted(SIGN_IN_OTP, "ok" if used is UsedStep.ACCEPTED else "replayed")
+        if used is UsedStep.STEP_USED:
             log.warning("totp verify refused for user_id=%s: code already used", user.id)
-            await self._record(SIGN_IN_OTP, "replayed", user, origin)
             return Outcome.CODE_ALREADY_USED
+        if used is UsedStep.STEP_CONSUMED:
+            log.warning("totp verify refused for user_id=%s: the sign-in step went on meanwhile", user.id)
+            return Outcome.STEP_REPLAYED
         if clear_now:
             await self.throttle.succeeded(account, origin.ip, device)
         log.info("totp verify succeeded for user_id=%s", user.id)
-        await self._record(SIGN_IN_OTP, "ok", user, origin)
         return Outcome.OK
 
     def _skew(self, steps: int) -> ClockSkew:
         return ClockSkew(steps * self.totp.options.period)
+
+    def _row(self, event: str, outcome: str, user: User, origin: Origin) -> AuditEvent:
+        return self.audit.row(event, outcome, user_id=user.id, username=user.username, origin=origin)
 
     async def _record(self, event: str, outcome: str, user: User, origin: Origin) -> None:
         await self.audit.record(event, outcome, user_id=user.id, username=user.username, origin=origin)

@@ -5,13 +5,16 @@ checks what comes in, consumes it once, and issues the next one.
 """
 
 from dataclasses import dataclass
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, Protocol
 
-from services.common.step_tokens import ConsumedStepTokens, StepExpired, verified_step_claims
+from services.common.clock import Clock
+from services.common.step_tokens import ConsumedStepTokens, StepExpired, kept_until, verified_step_claims
 from services.common.tokens import TokenIssuer, TokenVerifier
 from services.contracts.auth import CLEAR_THROTTLE_CLAIM, CodeAttempt
 
-from .enrollment import User
+from .enrollment import CodeStep, User
+from .store import StepRecords
 
 
 class StepReplayed(StepExpired):
@@ -35,6 +38,22 @@ class OtpStep:
     account: str | None = None
     # The browser's device id for the account, when auth knows it (a device cookie).
     device: str | None = None
+    # What the step's routes read before deciding, read with the replay check (LoginSteps.read).
+    records: StepRecords = StepRecords(
+        consumed=False, credential=None, pending_setup=None, recovery_display=None
+    )
+
+    @property
+    def enrolled(self) -> bool:
+        return self.records.credential is not None
+
+    def code_step(self) -> CodeStep:
+        """For Enrollment.verify: a right code consumes this step in the same statement."""
+        return CodeStep(self.records.credential, (self.jti, kept_until(self.expires_at)))
+
+
+class StepRecordStore(Protocol):
+    async def step_records(self, user_id: str, step_jti: str, browser: str, now: datetime) -> StepRecords: ...
 
 
 class LoginSteps:
@@ -44,14 +63,20 @@ class LoginSteps:
         verifier: TokenVerifier,
         consumed: ConsumedStepTokens,
         ttl_seconds: int,
+        records: StepRecordStore,
+        clock: Clock,
     ) -> None:
         self.issuer = issuer
         self.verifier = verifier
         self.consumed = consumed
         self.ttl_seconds = ttl_seconds
+        self.records = records
+        self.clock = clock
 
     async def read(self, token: str | None, binding: str) -> OtpStep:
-        """The otp step, if the token is genuine, live, from auth, and this browser's own."""
+        """The otp step, if the token is genuine, live, from auth, and this browser's own; with the
+        records its routes read (credential, this browser's set-up, the step's recovery codes),
+        in the one SELECT that checks the step is not consumed."""
         claims = await verified_step_claims(self.verifier, token, binding, {"otp": "auth"})
         user_id, username = claims.get("sub"), claims.get("preferred_username")
         if not (isinstance(user_id, str) and user_id and isinstance(username, str)):
@@ -65,10 +90,12 @@ class LoginSteps:
         if device is not None and not (isinstance(device, str) and device):
             raise StepExpired(detail="step token with a malformed device")
         user = User(user_id, username)
+        now = datetime.fromtimestamp(self.clock.now(), UTC)
+        records = await self.records.step_records(user_id, claims["jti"], binding, now)
         # Checked up front, so a used token gets nowhere near a code check.
-        if await self.consumed.is_consumed(claims["jti"]):
+        if records.consumed:
             raise StepReplayed(user, claims["jti"], detail="step token replayed")
-        return OtpStep(user, claims["authz"], claims["jti"], claims["exp"], account, device)
+        return OtpStep(user, claims["authz"], claims["jti"], claims["exp"], account, device, records)
 
     async def complete(
         self,
@@ -87,16 +114,36 @@ class LoginSteps:
         it consumes the step (`clear_throttle`, services.contracts.auth); None for a set-up code,
         which auth never counted.
         """
+        self._throttle_claim_allowed(step, code_accepted_from)
+        if not await self.consumed.consume(step.jti, step.expires_at):
+            raise StepReplayed(step.user, step.jti, detail="step token replayed")
+        return self._complete_token(step, binding, enrolled, recovery_codes_left, code_accepted_from)
+
+    def complete_consumed(self, step: OtpStep, binding: str, code_accepted_from: str) -> str:
+        """The `complete` step after a code from the app, whose statement consumed the otp step
+        already (Enrollment.verify with step.code_step(), Outcome.OK): it is not consumed twice."""
+        self._throttle_claim_allowed(step, code_accepted_from)
+        return self._complete_token(step, binding, False, None, code_accepted_from)
+
+    @staticmethod
+    def _throttle_claim_allowed(step: OtpStep, code_accepted_from: str | None) -> None:
+        if code_accepted_from is not None and step.account is None:
+            # The routes check no code without an account; a step without one clears nothing.
+            raise StepExpired(detail=f"otp step token without account for user_id={step.user.id}")
+
+    def _complete_token(
+        self,
+        step: OtpStep,
+        binding: str,
+        enrolled: bool,
+        recovery_codes_left: int | None,
+        code_accepted_from: str | None,
+    ) -> str:
         accepted = None
-        if code_accepted_from is not None:
-            if step.account is None:
-                # The routes check no code without an account; a step without one clears nothing.
-                raise StepExpired(detail=f"otp step token without account for user_id={step.user.id}")
+        if code_accepted_from is not None and step.account is not None:
             accepted = CodeAttempt(
                 kind="otp", account=step.account, ip=code_accepted_from, device=step.device
             )
-        if not await self.consumed.consume(step.jti, step.expires_at):
-            raise StepReplayed(step.user, step.jti, detail="step token replayed")
         claims: dict[str, Any] = {
             "stage": "complete",
             "bnd": binding,

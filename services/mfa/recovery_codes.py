@@ -91,8 +91,6 @@ class RecoveryCodeStore(AuditStore, Protocol):
         self, user_id: str, step_jti: str, sealed: bytes, expires_at: datetime, now: datetime
     ) -> None: ...
 
-    async def recovery_display(self, user_id: str, step_jti: str, now: datetime) -> bytes | None: ...
-
     async def end_recovery_display(self, user_id: str, step_jti: str, now: datetime) -> bool: ...
 
 
@@ -146,9 +144,9 @@ class RecoveryCodes:
         now = self.clock.now()
         await self.store.hold_recovery_display(user.id, step_jti, sealed, _moment(until), _moment(now))
 
-    async def displayed(self, user: User, step_jti: str) -> list[str] | None:
-        """The codes this step is to show; None once the customer went on (or it expired)."""
-        sealed = await self.store.recovery_display(user.id, step_jti, _moment(self.clock.now()))
+    def displayed(self, user: User, step_jti: str, sealed: bytes | None) -> list[str] | None:
+        """The codes this step is to show, from the sealed display its step's SELECT read
+        (StepRecords.recovery_display); None once the customer went on (or it expired)."""
         if sealed is None:
             return None
         return self.box.open(self._display_owner(user, step_jti), sealed).split("\n")

@@ -184,6 +184,11 @@ async def complete_login(
         recovery_codes_left,
         code_accepted_from=client_ip(request) if counted_code else None,
     )
+    return complete_step_response(state, token)
+
+
+def complete_step_response(state: MfaState, token: str) -> RedirectResponse:
+    """On to auth's Continue page with the `complete` step."""
     response = RedirectResponse("/auth/login/complete", status_code=303)
     set_cookie(
         response,
@@ -198,10 +203,13 @@ async def complete_login(
 @router.get("/", response_class=HTMLResponse)
 async def mfa_start(request: Request, state: State) -> Response:
     step = await read_step(request, state)
-    setup = await state.enrollment.start_or_resume(step.user, origin_of(request), browser_binding(request))
+    # One SELECT read all this page decides on (LoginSteps.read): enrolled, set-up, codes shown.
+    setup = await state.enrollment.start_or_resume(
+        step.user, origin_of(request), browser_binding(request), step.records
+    )
     if isinstance(setup, PendingSetup):
         return setup_page(request, state, setup)
-    if await state.recovery.displayed(step.user, step.jti) is not None:
+    if state.recovery.displayed(step.user, step.jti, step.records.recovery_display) is not None:
         # Back from the recovery codes of this very set-up: they still wait for the tick.
         return RedirectResponse("/mfa/recovery-codes", status_code=303)
     return code_page(request, state)
@@ -240,12 +248,22 @@ async def mfa_verify(
     if step.account is None:
         # auth throttles by account: without one, no code is checked (see the contract).
         raise StepExpired(detail=f"otp step token without account for user_id={step.user.id}")
-    # auth clears the failure counts when it consumes the complete step, not at a call now.
+    # auth clears the failure counts when it consumes the complete step, not at a call now. A
+    # right code consumes the step in the statement that records its TOTP step.
     outcome = await state.enrollment.verify(
-        step.user, step.account, typed_code(code), origin_of(request), step.device, clear_now=False
+        step.user,
+        step.account,
+        typed_code(code),
+        origin_of(request),
+        step.device,
+        clear_now=False,
+        sign_in=step.code_step(),
     )
     if outcome is Outcome.OK:
-        return await complete_login(request, state, step, enrolled=False, counted_code=True)
+        token = state.login_steps.complete_consumed(step, browser_binding(request), client_ip(request))
+        return complete_step_response(state, token)
+    if outcome is Outcome.STEP_REPLAYED:
+        raise StepReplayed(step.user, step.jti, detail="step token consumed during its code check")
     if outcome is Outcome.NOT_ENROLLED:
         return RedirectResponse("/mfa/", status_code=303)
     if isinstance(outcome, Locked):
@@ -268,7 +286,7 @@ async def mfa_verify(
 @router.get("/recovery-codes", response_class=HTMLResponse)
 async def mfa_recovery_codes_show(request: Request, state: State) -> Response:
     step = await read_step(request, state)
-    codes = await state.recovery.displayed(step.user, step.jti)
+    codes = state.recovery.displayed(step.user, step.jti, step.records.recovery_display)
     if codes is None:
         return RedirectResponse("/mfa/", status_code=303)
     return recovery_codes_page(request, state, codes)
@@ -278,7 +296,7 @@ async def mfa_recovery_codes_show(request: Request, state: State) -> Response:
 async def mfa_recovery_codes_download(request: Request, state: State, csrf_token: CsrfField = "") -> Response:
     check_csrf(request, csrf_token)
     step = await read_step(request, state)
-    codes = await state.recovery.displayed(step.user, step.jti)
+    codes = state.recovery.displayed(step.user, step.jti, step.records.recovery_display)
     if codes is None:
         return RedirectResponse("/mfa/", status_code=303)
     return recovery_codes_file(codes)
@@ -291,7 +309,7 @@ async def mfa_recovery_codes_saved(
     check_csrf(request, csrf_token)
     step = await read_step(request, state)
     if saved != "yes":
-        codes = await state.recovery.displayed(step.user, step.jti)
+        codes = state.recovery.displayed(step.user, step.jti, step.records.recovery_display)
         if codes is None:
             return RedirectResponse("/mfa/", status_code=303)
         return recovery_codes_page(request, state, codes, status_code=400, error=TICK_SAVED)
@@ -303,7 +321,7 @@ async def mfa_recovery_codes_saved(
 @router.get("/recovery", response_class=HTMLResponse)
 async def mfa_recovery_start(request: Request, state: State) -> Response:
     step = await read_step(request, state)
-    if not await state.enrollment.is_enrolled(step.user):
+    if not step.enrolled:
         return RedirectResponse("/mfa/", status_code=303)
     return recovery_page(request, state)
 
@@ -316,7 +334,7 @@ async def mfa_recovery_verify(
     step = await read_step(request, state)
     if step.account is None:
         raise StepExpired(detail=f"otp step token without account for user_id={step.user.id}")
-    if not await state.enrollment.is_enrolled(step.user):
+    if not step.enrolled:
         return RedirectResponse("/mfa/", status_code=303)
     outcome = await state.recovery.sign_in(
         step.user, step.account, recovery_code, origin_of(request), step.device

@@ -2,9 +2,12 @@
 
 from dataclasses import dataclass
 from datetime import datetime
+from enum import Enum
 from typing import Any
 
 import asyncpg
+
+from services.common.step_tokens import EXPIRED_TOKENS_PER_SWEEP
 
 
 @dataclass(frozen=True)
@@ -14,6 +17,29 @@ class TotpCredential:
     last_used_step: int | None
     # Steps ahead of ours that a code earned a clock-skew hint for: never accepted later.
     hinted_steps: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class StepRecords:
+    """What a sign-in step reads before it decides, all in one SELECT (MfaStore.step_records)."""
+
+    # The step token's step already succeeded (its jti is in consumed_step_token).
+    consumed: bool
+    credential: TotpCredential | None
+    # This browser's pending set-up secret while it lasts.
+    pending_setup: bytes | None
+    # The sealed recovery codes this very step is to show, while they last.
+    recovery_display: bytes | None
+
+
+class UsedStep(Enum):
+    """What MfaStore.record_used_step made of a right code."""
+
+    ACCEPTED = "accepted"
+    # The TOTP step was used already (or earned a clock-skew hint): the replay guard refused it.
+    STEP_USED = "step_used"
+    # The step token's step succeeded meanwhile (another request with another code).
+    STEP_CONSUMED = "step_consumed"
 
 
 @dataclass(frozen=True)
@@ -51,6 +77,38 @@ class MfaStore:
             return None
         return TotpCredential(
             row["user_id"], row["secret_ciphertext"], row["last_used_step"], tuple(row["hinted_steps"])
+        )
+
+    async def step_records(self, user_id: str, step_jti: str, browser: str, now: datetime) -> StepRecords:
+        """One round trip for what GET /mfa/ and POST /mfa/verify read before deciding."""
+        row = await self.pool.fetchrow(
+            "SELECT EXISTS (SELECT 1 FROM consumed_step_token WHERE jti = $2) AS consumed, "
+            "credential.user_id AS enrolled_user, credential.secret_ciphertext, credential.last_used_step, "
+            "credential.hinted_steps, "
+            "(SELECT secret_ciphertext FROM pending_enrollment "
+            " WHERE user_id = $1 AND browser = $3 AND expires_at > $4) AS pending_setup, "
+            "(SELECT sealed_codes FROM recovery_code_display "
+            " WHERE user_id = $1 AND step_jti = $2 AND expires_at > $4) AS recovery_display "
+            "FROM (VALUES (1)) AS one (row) LEFT JOIN totp_credential AS credential ON credential.user_id = $1",
+            user_id,
+            step_jti,
+            browser,
+            now,
+        )
+        credential = None
+        if row["enrolled_user"] is not None:
+            credential = TotpCredential(
+                row["enrolled_user"],
+                row["secret_ciphertext"],
+                row["last_used_step"],
+                tuple(row["hinted_steps"]),
+            )
+        pending, display = row["pending_setup"], row["recovery_display"]
+        return StepRecords(
+            consumed=bool(row["consumed"]),
+            credential=credential,
+            pending_setup=None if pending is None else bytes(pending),
+            recovery_display=None if display is None else bytes(display),
         )
 
     async def get_or_create_pending(
@@ -107,18 +165,68 @@ class MfaStore:
             await connection.execute("DELETE FROM pending_enrollment WHERE user_id = $1", user_id)
             return True
 
-    async def record_used_step(self, user_id: str, step: int) -> bool:
-        """The replay guard: True only the first time a step is used (or a later one)."""
-        updated = await self.pool.fetchval(
-            "UPDATE totp_credential "
-            "SET last_used_step = $2 "
-            "WHERE user_id = $1 AND (last_used_step IS NULL OR last_used_step < $2) "
-            "AND NOT ($2 = ANY(hinted_steps)) "
-            "RETURNING user_id",
+    async def record_used_step(
+        self,
+        user_id: str,
+        step: int,
+        audit: AuditEvent,
+        *,
+        refused_outcome: str,
+        step_token: tuple[str, datetime] | None,
+        now: datetime,
+    ) -> UsedStep:
+        """The replay guard, the audit row and the step token's consumption in one statement.
+
+        The guard: a TOTP step is accepted only the first time it is used (or a later one), never
+        one that earned a clock-skew hint. The UPDATE's row lock makes a racing second statement
+        with the same step find it used. step_token (jti, kept until): a sign-in's otp step, consumed
+        only with an accepted step; two racing statements with one jti insert it once (the
+        primary key), and the second is STEP_CONSUMED. None outside sign-in (the Security
+        page's renew), where no step goes on. The audit row is `audit` when accepted, and carries
+        refused_outcome otherwise. Expired consumed rows are swept as ConsumedStepTokens does.
+        """
+        jti, kept_until = step_token if step_token is not None else (None, None)
+        what = await self.pool.fetchval(
+            "WITH used AS ("
+            "  UPDATE totp_credential SET last_used_step = $2 "
+            "  WHERE user_id = $1 AND (last_used_step IS NULL OR last_used_step < $2) "
+            "  AND NOT ($2 = ANY(hinted_steps)) RETURNING user_id), "
+            "swept AS ("
+            "  DELETE FROM consumed_step_token WHERE $3::text IS NOT NULL AND jti IN ("
+            "    SELECT jti FROM consumed_step_token WHERE expires_at < $5 LIMIT $6)), "
+            "consumed AS ("
+            "  INSERT INTO consumed_step_token (jti, expires_at) "
+            "  SELECT $3::text, $4::timestamptz FROM used WHERE $3::text IS NOT NULL "
+            "  ON CONFLICT (jti) DO NOTHING RETURNING jti), "
+            "outcome AS ("
+            "  SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM used) THEN $7 "
+            "  WHEN $3::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM consumed) THEN $8 "
+            "  ELSE $9 END AS what), "
+            "audited AS ("
+            "  INSERT INTO audit_event (at, user_id, username, event, outcome, ip, user_agent, operator, reason) "
+            "  SELECT $10, $1, $11, $12, CASE WHEN what = $9 THEN $13 ELSE $14 END, $15, $16, $17, $18 "
+            "  FROM outcome) "
+            "SELECT what FROM outcome",
             user_id,
             step,
+            jti,
+            kept_until,
+            now,
+            EXPIRED_TOKENS_PER_SWEEP,
+            UsedStep.STEP_USED.value,
+            UsedStep.STEP_CONSUMED.value,
+            UsedStep.ACCEPTED.value,
+            audit.at,
+            audit.username,
+            audit.event,
+            audit.outcome,
+            refused_outcome,
+            audit.ip,
+            audit.user_agent,
+            audit.operator,
+            audit.reason,
         )
-        return updated is not None
+        return UsedStep(what)
 
     async def refuse_step(self, user_id: str, step: int, oldest_kept: int) -> None:
         """A code for `step` earned a clock-skew hint: it never signs in. Steps before
@@ -190,16 +298,6 @@ class MfaStore:
                 sealed,
                 expires_at,
             )
-
-    async def recovery_display(self, user_id: str, step_jti: str, now: datetime) -> bytes | None:
-        sealed = await self.pool.fetchval(
-            "SELECT sealed_codes FROM recovery_code_display "
-            "WHERE user_id = $1 AND step_jti = $2 AND expires_at > $3",
-            user_id,
-            step_jti,
-            now,
-        )
-        return None if sealed is None else bytes(sealed)
 
     async def end_recovery_display(self, user_id: str, step_jti: str, now: datetime) -> bool:
         """Deletes the display; True only for the one request that found it live."""

@@ -5,7 +5,7 @@ from datetime import datetime
 from typing import Any
 
 from services.contracts.auth import AttemptDecision
-from services.mfa.store import AuditEvent, TotpCredential
+from services.mfa.store import AuditEvent, StepRecords, TotpCredential, UsedStep
 
 
 class InMemoryStore:
@@ -45,16 +45,39 @@ class InMemoryStore:
         self.pending = {key: setup for key, setup in self.pending.items() if key[0] != user_id}
         return True
 
-    async def record_used_step(self, user_id: str, step: int) -> bool:
+    async def step_records(self, user_id: str, step_jti: str, browser: str, now: datetime) -> StepRecords:
+        return StepRecords(
+            consumed=step_jti in self.consumed,
+            credential=self.credentials.get(user_id),
+            pending_setup=await self.live_pending(user_id, browser, now),
+            recovery_display=await self.recovery_display(user_id, step_jti, now),
+        )
+
+    async def record_used_step(
+        self,
+        user_id: str,
+        step: int,
+        audit: AuditEvent,
+        *,
+        refused_outcome: str,
+        step_token: tuple[str, datetime] | None,
+        now: datetime,
+    ) -> UsedStep:
+        """One statement on Postgres: the guard, the step token's consumption, the audit row."""
         credential = self.credentials.get(user_id)
-        if credential is None or (
-            credential.last_used_step is not None and credential.last_used_step >= step
+        if (
+            credential is None
+            or (credential.last_used_step is not None and credential.last_used_step >= step)
+            or step in credential.hinted_steps
         ):
-            return False
-        if step in credential.hinted_steps:
-            return False
-        self.credentials[user_id] = replace(credential, last_used_step=step)
-        return True
+            used = UsedStep.STEP_USED
+        else:
+            self.credentials[user_id] = replace(credential, last_used_step=step)
+            used = UsedStep.ACCEPTED
+            if step_token is not None and not await self.consume_step_token(*step_token, now):
+                used = UsedStep.STEP_CONSUMED
+        self.audit.append(audit if used is UsedStep.ACCEPTED else replace(audit, outcome=refused_outcome))
+        return used
 
     async def refuse_step(self, user_id: str, step: int, oldest_kept: int) -> None:
         credential = self.credentials.get(user_id)

@@ -31,6 +31,7 @@ from services.mfa.recovery_codes import RecoveryCodeHasher, RecoveryCodes, recov
 from services.mfa.secret_box import SecretBox
 from services.mfa.settings import Settings
 from services.mfa.state import MfaState
+from services.mfa.store import StepRecords
 from services.mfa.totp import TotpVerifier
 
 from .fakes import FakeThrottle, InMemoryStore
@@ -122,7 +123,12 @@ async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
             pages,
             Enrollment(store, box, TotpVerifier("Orange Business"), clock, throttle),
             LoginSteps(
-                TokenIssuer(signing_key, "mfa", clock), verifier, ConsumedStepTokens(store, clock), 600
+                TokenIssuer(signing_key, "mfa", clock),
+                verifier,
+                ConsumedStepTokens(store, clock),
+                600,
+                store,
+                clock,
             ),
             AuditTrail(store, clock),
             RecoveryCodes(
@@ -464,3 +470,23 @@ async def test_a_used_step_token_is_refused_before_any_code_is_checked(harness: 
     assert harness.throttle.calls == []
     # Three replays, one audit row: a loop of replays must not fill the audit trail.
     assert harness.store.outcomes("sign_in.otp") == ["ok", "replayed"]
+
+
+async def test_a_step_consumed_while_its_code_is_checked_signs_in_nothing(harness: Harness) -> None:
+    """Another request with another right code consumed the step between this one's read and its
+    code: the statement that records the TOTP step finds the step token spent."""
+    secret = await enrolled_secret(harness)
+    step = harness.otp_step()
+    jti = jwt.decode(step, options={"verify_signature": False})["jti"]
+    read = harness.store.step_records
+
+    async def read_then_spent(user_id: str, step_jti: str, browser: str, now: datetime) -> StepRecords:
+        records = await read(user_id, step_jti, browser, now)
+        harness.store.consumed[jti] = now
+        return records
+
+    harness.store.step_records = read_then_spent  # type: ignore[method-assign]
+    refused = await harness.post("/mfa/verify", step, code=harness.code(secret))
+    assert refused.status_code == 400 and EXPIRED in refused.text
+    assert "set-cookie" not in refused.headers or "login_step=" not in refused.headers["set-cookie"]
+    assert harness.store.outcomes("sign_in.otp")[-1] == "replayed"
