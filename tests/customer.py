@@ -113,7 +113,8 @@ class Customer:
         return self.get(str(login["href"]))
 
     def enter_username(self, page: Page, username: str) -> Page:
-        assert page.path == "/auth/login", f"expected the username page, got {page.path}"
+        # authorize's own answer at the start, /auth/login after a refresh or a language switch
+        assert page.path in ("/auth/authorize", "/auth/login"), f"expected the username page, got {page.path}"
         return self.submit(page, "/auth/login/username", username=username)
 
     def enter_password(self, page: Page, password: str) -> Page:

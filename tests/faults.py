@@ -84,4 +84,4 @@ def whole_journey(customer: Customer, account: Account) -> None:
     page = customer.submit(customer.get("/portal/"), "/portal/logout-everywhere")
     assert (page.status, page.path) == (200, "/"), page.text[:200]
     page = customer.start_login()
-    assert page.path == "/auth/login" and page.soup.find("input", attrs={"name": "username"}) is not None
+    assert page.path == "/auth/authorize" and page.soup.find("input", attrs={"name": "username"}) is not None

@@ -273,7 +273,7 @@ def test_admin_actions_end_every_session_at_once(
     assert stack.ssoctl(*command, account.name).returncode == 0
     for browser in browsers:
         assert portal_refuses_soon(browser), "the portal session ended within the portal's bound"
-        assert browser.start_login().path == "/auth/login", "the SSO session ended too"
+        assert browser.start_login().path == "/auth/authorize", "the SSO session ended too"
 
 
 # OIDC
@@ -386,7 +386,7 @@ def test_a_reused_code_gets_invalid_grant_and_revokes_the_first_tokens(
     assert httpx.get(userinfo, headers={"authorization": f"Bearer {access_token}"}).status_code == 401
     # A stolen code deserves more: the SSO session it came from is over, and its portal session.
     assert portal_refuses_soon(customer)
-    assert customer.start_login().path == "/auth/login"
+    assert customer.start_login().path == "/auth/authorize"
 
 
 def test_a_leaked_code_without_the_verifier_burns_nothing(
@@ -411,7 +411,7 @@ def test_max_age_asks_for_a_fresh_sign_in(
     assert quiet.status_code == 302
     assert httpx.URL(quiet.headers["location"]).params["error"] == "login_required"
     asked = customer.get_until_outside(authorize_url(oidc_client, max_age="0"), oidc_client["redirect_uri"])
-    assert asked.url.path == "/auth/login", "signed in, but not recently enough: sign in again"
+    assert asked.url.path == "/auth/authorize", "signed in, but not recently enough: sign in again"
 
     recent = customer.get_until_outside(
         authorize_url(oidc_client, prompt="none", max_age="3600"), oidc_client["redirect_uri"]
@@ -448,7 +448,7 @@ def test_logout_redirects_only_to_an_allow_listed_uri(
     )
     response = customer.http.get(f"/auth/logout?{query}", follow_redirects=False)
     assert (response.status_code, response.headers["location"]) == (303, "http://127.0.0.1:9/bye?state=z")
-    assert customer.start_login().path == "/auth/login"
+    assert customer.start_login().path == "/auth/authorize"
 
 
 def test_a_logout_link_with_another_sessions_id_token_signs_no_one_out(
@@ -477,7 +477,7 @@ def test_logout_without_an_id_token_asks_before_signing_out(
     assert page.status == 200 and page.soup.find("form", action="/auth/logout") is not None
     assert customer.start_login().path == "/portal/", "a link alone signs no one out"
     customer.submit(customer.get("/auth/logout"), "/auth/logout")
-    assert customer.start_login().path == "/auth/login"
+    assert customer.start_login().path == "/auth/authorize"
 
 
 # audit

@@ -122,7 +122,7 @@ def test_postgres_down_then_back(servers: tuple[dict, dict], stack: Stack) -> No
         # username (its audit row) is where the outage shows. Either way the page is calm.
         login = newcomer.get("/portal/login")
         if login.status == 200:
-            assert login.path == "/auth/login", login.text[:300]
+            assert login.path == "/auth/authorize", login.text[:300]
             login = newcomer.enter_username(login, "somebody")
         assert_calm_outage_page(login)
         # A live SSO session still needs its user read from Postgres (a disabled account's
@@ -145,7 +145,7 @@ def test_postgres_down_then_back(servers: tuple[dict, dict], stack: Stack) -> No
 
         datastores.resume_postgres(postgres)
         assert signed_in.get("/portal/login").path == "/portal/"
-        assert newcomer.start_login().path == "/auth/login"
+        assert newcomer.start_login().path == "/auth/authorize"
         assert coder.get("/mfa/").status == 200
         page = coder.get("/mfa/")
         assert code_page.by_id("totp-secret") == page.by_id("totp-secret")

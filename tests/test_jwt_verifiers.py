@@ -129,7 +129,7 @@ def real_steps(stack: Stack) -> Iterator[RealSteps]:
     customer = Customer(stack.gateway_url)
     try:
         page = customer.start_login()
-        assert page.path == "/auth/login"
+        assert page.path == "/auth/authorize"
         username_stage = unverified(customer.http.cookies["login_step"])
         page = customer.enter_password(customer.enter_username(page, account.name), account.password)
         assert page.path == "/mfa/", page.text[:300]

@@ -42,7 +42,7 @@ def test_a_french_browser_signs_in_in_french_from_landing_to_portal(
     assert login is not None and login.get_text(strip=True) == "Connexion"
 
     page = customer.get("/portal/login")
-    assert (page.path, _language(page)) == ("/auth/login", "fr")
+    assert (page.path, _language(page)) == ("/auth/authorize", "fr")
     assert "Nom d'utilisateur" in page.text and "Username" not in page.text
     page = customer.enter_username(page, account.name)
     assert "Saisissez votre mot de passe" in page.text

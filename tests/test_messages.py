@@ -144,7 +144,7 @@ def test_an_expired_set_up_says_so_and_start_again_ends_at_the_portal(
 
     # Start again: the portal's Login, a fresh sign-in, a new QR, and the portal at the end.
     page = customer.get(str(expired.soup.find("a", id="start-again")["href"]))
-    assert page.path == "/auth/login"
+    assert page.path == "/auth/authorize"
     page = customer.enter_password(customer.enter_username(page, account.name), account.password)
     new_secret = page.by_id("totp-secret").replace(" ", "")
     assert new_secret != secret, "an expired set-up's QR is never shown again"

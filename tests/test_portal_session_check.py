@@ -156,5 +156,5 @@ def test_sign_out_everywhere_is_refused_on_the_other_device_within_a_second(
     assert after.path == "/" and "signed out on every device" in after.text
 
     assert_refused_within_the_bound(two_portals, ended_at, cookie)
-    assert phone.start_login().path == "/auth/login", "the phone's SSO session ended too"
+    assert phone.start_login().path == "/auth/authorize", "the phone's SSO session ended too"
     assert shows_portal(someone_else), "another customer keeps theirs"

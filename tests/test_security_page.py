@@ -97,7 +97,7 @@ def test_a_changed_password_signs_in_the_old_one_no_more_and_other_devices_are_s
     assert laptop.get("/portal/security").path == "/portal/security"
     response = phone.http.get("/portal/security", follow_redirects=False)
     assert (response.status_code, response.headers["location"]) == (303, "/portal/login")
-    assert phone.get("/portal/login").path == "/auth/login"
+    assert phone.get("/portal/login").path == "/auth/authorize"
     old = password_step(customers(), account, account.password)
     assert (old.status, old.path) == (401, "/auth/login/password"), old.text[:300]
     new = password_step(customers(), account, NEW_PASSWORD)

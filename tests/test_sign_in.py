@@ -34,6 +34,29 @@ def enrolled(stack: Stack, customers: Callable[[], Customer]) -> Account:
     return account
 
 
+def test_login_shows_the_username_page_in_authorizes_own_answer_and_a_refresh_begins_again(
+    customers: Callable[[], Customer], account: Account
+) -> None:
+    customer = customers()  # a first visit: no browser id, no cookie at all
+    page = customer.start_login()
+    # One redirect (the portal's, to authorize), then the page: no 303 on to /auth/login.
+    assert [(answer.status_code, answer.url.path) for answer in page.response.history] == [
+        (302, "/portal/login")
+    ]
+    assert (page.status, page.path) == (200, "/auth/authorize")
+    assert page.response.headers["cache-control"] == "no-store"
+    assert {"browser", "login_step"} <= {cookie.name for cookie in page.response.cookies.jar}
+    first_step = customer.http.cookies.get("login_step", path="/")
+    # A refresh asks authorize again: a new username step, not the one of the first answer.
+    again = customer.get(str(page.response.url))
+    assert (again.status, again.path) == (200, "/auth/authorize")
+    assert customer.http.cookies.get("login_step", path="/") != first_step
+    # The first visit's form posts (its CSRF token and step are the browser id's just set).
+    page = customer.enter_username(again, account.name)
+    assert (page.status, page.path) == (200, "/auth/login") and "password" in page.text.lower()
+    assert customer.enter_password(page, account.password).path == "/mfa/"
+
+
 def test_first_login_sets_up_the_authenticator_from_the_qr_code(
     stack: Stack, customers: Callable[[], Customer], account: Account
 ) -> None:
@@ -169,7 +192,7 @@ def test_sign_out_everywhere_ends_the_sso_session(
     assert "signed out on every device" not in customer.get("/").text, "the notice shows once"
 
     page = customer.start_login()
-    assert page.path == "/auth/login"
+    assert page.path == "/auth/authorize"
     assert page.soup.find("input", attrs={"name": "username"}) is not None
 
 
@@ -190,7 +213,7 @@ def test_sign_out_everywhere_ends_the_sessions_of_every_device(
     # The phone's portal session and its SSO session are gone too: Login asks for the username.
     assert phone.get("/portal/").path == "/"
     page = phone.start_login()
-    assert page.path == "/auth/login" and page.soup.find("input", attrs={"name": "username"}) is not None
+    assert page.path == "/auth/authorize" and page.soup.find("input", attrs={"name": "username"}) is not None
     # Another customer keeps theirs.
     assert someone_else.get("/portal/").path == "/portal/"
     audit = stack.ssoctl("audit", account.name)
@@ -220,7 +243,7 @@ def test_a_disabled_user_cannot_sign_in_and_loses_their_sessions(
 
     assert portal_refuses_soon(signed_in)
     page = signed_in.start_login()
-    assert page.path == "/auth/login", "the SSO session must be gone too"
+    assert page.path == "/auth/authorize", "the SSO session must be gone too"
 
     customer = customers()
     page = customer.enter_username(customer.start_login(), account.name)

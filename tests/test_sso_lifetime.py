@@ -32,7 +32,7 @@ def test_after_the_lifetime_login_asks_for_everything_again(make_stack: Callable
         # The portal session never outlives the SSO session that made it.
         assert customer.get("/portal/").path == "/"
         page = customer.start_login()
-        assert page.path == "/auth/login"
+        assert page.path == "/auth/authorize"
         assert page.soup.find("input", attrs={"name": "username"}) is not None
     finally:
         customer.close()

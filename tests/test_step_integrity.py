@@ -229,7 +229,7 @@ def test_a_planted_browser_id_is_replaced_before_a_sign_in_is_bound_to_it(
     planted = "A" * 43
     customer.http.cookies.set("browser", planted, domain="127.0.0.1", path="/")
     page = customer.start_login()
-    assert page.path == "/auth/login"
+    assert page.path == "/auth/authorize"
     (issued,) = browser_ids(customer)
     assert issued != planted
     claims = jwt.decode(step_cookie(customer), options={"verify_signature": False})

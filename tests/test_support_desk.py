@@ -25,7 +25,7 @@ def add_support_user(stack: Stack) -> Account:
 def support_sign_in(customer: Customer, account: Account) -> Page:
     """/support/ asks for a fresh sign-in: username, password, then the set-up or the code page."""
     page = customer.get("/support/")
-    assert page.path == "/auth/login", page.text[:300]
+    assert page.path == "/auth/authorize", page.text[:300]
     page = customer.enter_password(customer.enter_username(page, account.name), account.password)
     assert page.path == "/mfa/", page.text[:300]
     if page.soup.find(id="totp-secret") is not None:
@@ -103,7 +103,7 @@ def test_support_resets_a_customers_2fa_and_their_next_sign_in_sets_up_again(
     left = desk.submit(desk.get("/support/"), "/support/logout")
     assert left.path == "/"
     assert "support_session" not in desk.cookie_names()
-    assert desk.get("/support/").path == "/auth/login", "leaving the desk ends the support session"
+    assert desk.get("/support/").path == "/auth/authorize", "leaving the desk ends the support session"
 
 
 def test_support_unlocks_disables_and_enables_a_customer(
@@ -201,7 +201,7 @@ def test_the_support_session_ends_when_idle_and_after_its_limit(
     try:
         support_sign_in(desk, staff)
         time.sleep(4)
-        assert desk.get("/support/").path == "/auth/login", "idle: a fresh sign-in is asked"
+        assert desk.get("/support/").path == "/auth/authorize", "idle: a fresh sign-in is asked"
 
         desk = Customer(short.gateway_url)
         page = desk.get("/support/")
@@ -214,6 +214,6 @@ def test_the_support_session_ends_when_idle_and_after_its_limit(
             assert desk.get("/support/").path == "/support/", "busy: still signed in"
             time.sleep(1.0)
         time.sleep(max(0.0, 7.5 - (time.monotonic() - started)))
-        assert desk.get("/support/").path == "/auth/login", "past its limit: a fresh sign-in is asked"
+        assert desk.get("/support/").path == "/auth/authorize", "past its limit: a fresh sign-in is asked"
     finally:
         desk.close()

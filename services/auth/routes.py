@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from markupsafe import Markup
 
 from services.common.errors import BadRequest, Forbidden
-from services.common.i18n import Text
+from services.common.i18n import Text, language_links
 from services.common.step_tokens import StepExpired
 from services.common.tokens import InvalidToken
 from services.common.web import (
@@ -71,8 +71,7 @@ def _secure(state: AuthState) -> bool:
     return state.settings.peers.secure_cookies
 
 
-def _redirect_with_step(state: AuthState, url: str, token: str) -> RedirectResponse:
-    response = RedirectResponse(url, status_code=303)
+def _with_step(state: AuthState, response: Response, token: str) -> None:
     set_cookie(
         response,
         STEP_COOKIE,
@@ -80,6 +79,11 @@ def _redirect_with_step(state: AuthState, url: str, token: str) -> RedirectRespo
         secure=_secure(state),
         max_age=state.settings.step_token_ttl_seconds,
     )
+
+
+def _redirect_with_step(state: AuthState, url: str, token: str) -> RedirectResponse:
+    response = RedirectResponse(url, status_code=303)
+    _with_step(state, response, token)
     return response
 
 
@@ -131,7 +135,11 @@ async def authorize(request: Request, state: State) -> Response:
         login_required = AuthorizeError("login_required", "the user is not signed in", authz)
         return RedirectResponse(state.provider.error_redirect(login_required), status_code=302)
     token = state.flow.issue("username", browser_binding(request), authz.as_claims())
-    return _redirect_with_step(state, "/auth/login", token)
+    # The username page in this answer, as Keycloak does, not a redirect to /auth/login: one
+    # request less per sign-in. Asking this address again (a refresh) begins again, a new step.
+    page = _username_page(request, state)
+    _with_step(state, page, token)
+    return page
 
 
 @router.get("/login")
@@ -147,7 +155,7 @@ def _render_step(
 ) -> HTMLResponse:
     pages = state.pages
     if step.stage == "username":
-        return pages.render(request, "username.html", status_code, error=error)
+        return _username_page(request, state, error, status_code)
     restart_url = "/auth/authorize?" + AuthorizeRequest.from_claims(step.authz).query()
     return pages.render(
         request,
@@ -158,6 +166,21 @@ def _render_step(
         local_time=isinstance(error, Markup),
         login_name=step.claims["login_name"],
         restart_url=restart_url,
+    )
+
+
+def _username_page(
+    request: Request, state: AuthState, error: Text | None = None, status_code: int = 200
+) -> HTMLResponse:
+    # The language switch leads to /auth/login (home_url), which shows the cookie's step again in
+    # the language chosen, whether this page answered /auth/authorize or /auth/login: a link back
+    # to /auth/authorize would begin a new sign-in at each switch.
+    return state.pages.render(
+        request,
+        "username.html",
+        status_code,
+        error=error,
+        language_links=language_links(request, state.pages.home_url, here=False),
     )
 
 

@@ -122,9 +122,12 @@ def negotiate(accept_language: str) -> str | None:
     return chosen
 
 
-def language_links(request: Request, fallback_url: str) -> list[dict[str, str]]:
-    """The switch: a link per other language, back to this page (a GET) or to `fallback_url`."""
-    if request.method == "GET":
+def language_links(request: Request, fallback_url: str, *, here: bool = True) -> list[dict[str, str]]:
+    """The switch: a link per other language, back to this page (a GET) or to `fallback_url`.
+
+    here=False: to `fallback_url` from a GET too, for a page whose own address would not show it
+    again but begin something anew."""
+    if here and request.method == "GET":
         path = request.url.path
         query = [(k, v) for k, v in parse_qsl(request.url.query) if k != LANGUAGE_PARAMETER]
     else:  # a page answering a form: the form's own address would be a GET to a POST route

@@ -92,7 +92,7 @@ class SoakCustomer:
         page = self.patient(lambda: browser.get("/portal/login"))
         if page.path == "/portal/":
             return page
-        assert page.path == "/auth/login", (page.status, page.path, page.text[:200])
+        assert page.path == "/auth/authorize", (page.status, page.path, page.text[:200])
         username, name, password = page, self.account.name, self.account.password
         page = self.patient(lambda: browser.submit(username, "/auth/login/username", username=name))
         password_page = page
@@ -172,7 +172,7 @@ class SoakCustomer:
         page = self.patient(lambda: self.browser.get("/portal/login"))
         if page.path == "/portal/":
             self.tally.count("re-entries")
-        elif page.path == "/auth/login":
+        elif page.path == "/auth/authorize":
             self.tally.problem(f"{self.account.name}: the live SSO session was lost")
         else:
             self.tally.count(f"re-entries answered {page.status}")

@@ -168,7 +168,7 @@ class Harness:
 
     async def to_password_page(self, username: str = "alice") -> httpx.Response:
         started = await self.authorize()
-        assert started.status_code == 303 and started.headers["location"] == "/auth/login"
+        assert started.status_code == 200 and 'name="username"' in started.text
         named = await self.browser.post(
             "/auth/login/username", data={"csrf_token": CSRF, "username": username}
         )
@@ -270,14 +270,64 @@ async def test_an_unknown_client_or_redirect_gets_a_calm_400_page_and_no_redirec
         assert "location" not in page.headers and "Traceback" not in page.text
 
 
-async def test_a_valid_authorize_request_starts_at_the_username_page(harness: Harness) -> None:
+async def test_a_valid_authorize_request_answers_with_the_username_page_itself(harness: Harness) -> None:
     started = await harness.authorize()
-    assert (started.status_code, started.headers["location"]) == (303, "/auth/login")
+    assert started.status_code == 200 and "location" not in started.headers
+    assert 'name="username"' in started.text and f'name="csrf_token" value="{CSRF}"' in started.text
+    assert started.headers["cache-control"] == "no-store"
+    assert "frame-ancestors 'none'" in started.headers["content-security-policy"]
     claims = step_claims(started, harness.auth_key, "auth")
     assert (claims["stage"], claims["bnd"], claims["authz"]["state"]) == ("username", BINDING, "st")
+    # /auth/login shows the same step again (a refresh there, the language switch)
     page = await harness.browser.get("/auth/login")
     assert page.status_code == 200
     assert 'name="username"' in page.text and f'name="csrf_token" value="{CSRF}"' in page.text
+
+
+async def test_the_username_pages_language_links_show_the_same_step_at_the_login_page(
+    harness: Harness,
+) -> None:
+    started = await harness.authorize()
+    links = re.findall(r'<a href="([^"]*)" lang="', started.text)
+    assert links and all(link.startswith("/auth/login?lang=") for link in links), links
+    switched = await harness.browser.get(links[0].replace("&amp;", "&"))
+    assert switched.status_code == 200 and 'name="username"' in switched.text
+    assert "set-cookie" not in switched.headers or "login_step" not in switched.headers["set-cookie"]
+    named = await harness.browser.post("/auth/login/username", data={"csrf_token": CSRF, "username": "alice"})
+    assert (named.status_code, named.headers["location"]) == (303, "/auth/login")
+
+
+async def test_a_first_visit_without_cookies_gets_a_browser_id_and_a_form_that_posts(
+    harness: Harness,
+) -> None:
+    harness.browser.cookies.clear()
+    started = await harness.authorize()
+    assert started.status_code == 200
+    browser_id = started.cookies["browser"]
+    assert browser_id != BROWSER_ID and "login_step" in started.cookies
+    token = re.search(r'name="csrf_token" value="([0-9a-f]+)"', started.text)
+    assert token is not None
+    named = await harness.browser.post(
+        "/auth/login/username", data={"csrf_token": token.group(1), "username": "alice"}
+    )
+    assert (named.status_code, named.headers["location"]) == (303, "/auth/login")
+    claims = step_claims(named, harness.auth_key, "auth")
+    assert (claims["stage"], claims["bnd"]) == ("password", hashlib.sha256(browser_id.encode()).hexdigest())
+
+
+async def test_asking_the_authorize_address_again_begins_again_at_a_new_username_step(
+    harness: Harness,
+) -> None:
+    first = await harness.authorize()
+    await harness.to_password_page()
+    again = await harness.authorize()
+    assert again.status_code == 200 and 'name="username"' in again.text
+    claims = step_claims(again, harness.auth_key, "auth")
+    assert claims["stage"] == "username"
+    assert claims["jti"] != step_claims(first, harness.auth_key, "auth")["jti"]
+    # the password step is replaced: the login page now shows the username page
+    page = await harness.browser.get("/auth/login")
+    assert 'name="username"' in page.text and 'name="password"' not in page.text
 
 
 async def test_a_known_and_an_unknown_name_get_the_same_password_page(harness: Harness) -> None:
@@ -435,7 +485,7 @@ async def test_a_disabled_users_sso_session_counts_for_nothing(harness: Harness)
     await harness.signed_in()
     await harness.store.set_disabled(username_key("alice"), True)
     again = await harness.authorize()
-    assert (again.status_code, again.headers["location"]) == (303, "/auth/login")
+    assert again.status_code == 200 and 'name="username"' in again.text
 
 
 @pytest.mark.parametrize(
@@ -459,7 +509,7 @@ async def test_a_session_service_answer_outside_the_contract_is_a_calm_503(
 async def test_a_cookie_that_is_no_session_id_asks_nobody(harness: Harness) -> None:
     harness.browser.cookies.set("sso", "not a session id!", domain="127.0.0.1", path="/auth")
     started = await harness.authorize()
-    assert started.status_code == 303
+    assert started.status_code == 200 and 'name="username"' in started.text
     assert harness.peers.calls == []
 
 
