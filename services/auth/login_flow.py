@@ -54,9 +54,13 @@ class LoginFlow:
     def issue(
         self, stage: str, binding: str, authz: dict[str, str], audience: str = "auth", **claims: Any
     ) -> str:
-        return self.issuer.issue(
+        token = self.issuer.issue(
             audience, self.ttl_seconds, {"stage": stage, "bnd": binding, "authz": authz, **claims}
         )
+        # The browser brings it back to this process more often than not (the next page, then
+        # its form): its signature need not be checked there. A step for mfa is not kept.
+        self.verifier.remember_signed_here(token)
+        return token
 
     async def read(self, token: str | None, binding: str, stages: set[str]) -> Step:
         """The step the browser is at, if its token is genuine, live, its own, and at one of these stages."""

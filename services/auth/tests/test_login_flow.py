@@ -1,3 +1,6 @@
+from typing import Any
+
+import jwt
 import pytest
 
 from services.auth.login_flow import LoginFlow
@@ -102,3 +105,34 @@ async def test_a_step_token_is_consumed_once(flow: LoginFlow) -> None:
 async def test_a_missing_token_is_an_expired_sign_in(flow: LoginFlow) -> None:
     with pytest.raises(StepExpired):
         await flow.read(None, "b", {"username"})
+
+
+async def test_a_step_signed_here_skips_only_the_signature_check(
+    flow: LoginFlow, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Read back from this process's memory, the step still meets every check of the step."""
+    decodes: list[str] = []
+    real_decode = jwt.decode
+
+    def counting_decode(token: str, *args: Any, **kwargs: Any) -> Any:
+        decodes.append(token)
+        return real_decode(token, *args, **kwargs)
+
+    monkeypatch.setattr(jwt, "decode", counting_decode)
+    token = flow.issue("username", "browser-1", AUTHZ)
+    step = await flow.read(token, "browser-1", {"username"})
+    assert decodes == [] and step.authz == AUTHZ
+    with pytest.raises(StepExpired, match="another browser"):
+        await flow.read(token, "browser-2", {"username"})
+    with pytest.raises(StepExpired, match="stage"):
+        await flow.read(token, "browser-1", {"password"})
+    await flow.consume(step)
+    with pytest.raises(StepExpired, match="replayed"):
+        await flow.consume(await flow.read(token, "browser-1", {"username"}))
+    assert decodes == []
+    clock.advance(600 + 10)
+    with pytest.raises(StepExpired, match="expired"):
+        await flow.read(token, "browser-1", {"username"})
+    # The step for mfa (aud mfa) is not kept: auth would refuse it anyway.
+    flow.issue("otp", "browser-1", AUTHZ, audience="mfa", sub="x")
+    assert list(flow.verifier._signed_here) == []

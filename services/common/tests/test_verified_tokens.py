@@ -147,3 +147,114 @@ async def test_junk_the_key_lookup_reads_past_is_still_refused_by_the_full_decod
     for forged in (f"{header}.{payload[:8]}!{payload[8:]}.{signature}", f"{header}.{payload}==.{signature}"):
         with pytest.raises(InvalidToken):
             await check.verify(forged)
+
+
+# Tokens this process signed itself (remember_signed_here): only the signature check is skipped.
+
+
+def signed_here(clock: FrozenClock, check: TokenVerifier, ttl: int = 60) -> str:
+    token = TokenIssuer(KEY, "auth", clock).issue("mfa", ttl, {"stage": "otp", "bnd": "b"})
+    check.remember_signed_here(token)
+    return token
+
+
+def one_char_changed(token: str, at: int) -> str:
+    swapped = "B" if token[at] != "B" else "C"
+    return token[:at] + swapped + token[at + 1 :]
+
+
+async def test_a_token_signed_here_is_read_without_a_decode_and_gives_its_claims(
+    decodes: list[str],
+) -> None:
+    clock = FrozenClock()
+    check = verifier(clock)
+    token = signed_here(clock, check)
+    first = await check.verify(token)
+    first["stage"] = "changed by a caller"
+    second = await check.verify(token)
+    assert decodes == []
+    assert second == jwt.decode(token, options={"verify_signature": False})
+
+
+async def test_a_token_one_character_off_a_token_signed_here_is_verified_and_refused(
+    decodes: list[str],
+) -> None:
+    clock = FrozenClock()
+    check = verifier(clock)
+    token = signed_here(clock, check)
+    header_end, payload_end = token.index("."), token.rindex(".")
+    # In the header, the claims and the signature (not at a segment's last character, whose
+    # low bits base64 may ignore), and one more character at the end.
+    in_header, in_claims, in_signature = (
+        one_char_changed(token, at)
+        for at in (header_end // 2, (header_end + payload_end) // 2, len(token) - 10)
+    )
+    for forged in (in_header, in_claims, in_signature, token + "A"):
+        with pytest.raises(InvalidToken):
+            await check.verify(forged)
+    # With its header and claims intact, the signature is checked (and fails); a changed header
+    # or claims are refused before that (no such key, not JSON) or by it.
+    assert in_header not in decodes
+    assert decodes[-2:] == [in_signature, token + "A"]
+    # The genuine one is still remembered, and still passes without a decode.
+    count = len(decodes)
+    await check.verify(token)
+    assert len(decodes) == count
+
+
+async def test_a_token_signed_here_is_not_remembered_past_its_exp(decodes: list[str]) -> None:
+    clock = FrozenClock()
+    check = verifier(clock)
+    token = signed_here(clock, check, ttl=60)
+    clock.advance(59)
+    await check.verify(token)
+    assert decodes == []
+    # At exp it is forgotten: what follows is a full verification, with its usual leeway...
+    clock.advance(1)
+    await check.verify(token)
+    assert decodes == [token] and token not in check._signed_here
+    # ...which refuses it past that.
+    clock.advance(LEEWAY_SECONDS + 1)
+    with pytest.raises(InvalidToken, match="expired"):
+        await check.verify(token)
+
+
+async def test_a_token_signed_here_for_another_audience_or_issuer_is_not_kept(decodes: list[str]) -> None:
+    clock = FrozenClock()
+    check = verifier(clock)
+    for audience, issuer in (("auth", "auth"), ("mfa", "mfa")):
+        token = TokenIssuer(KEY, issuer, clock).issue(audience, 60)
+        check.remember_signed_here(token)
+        with pytest.raises(InvalidToken):
+            await check.verify(token)
+    assert check._signed_here == {}
+
+
+async def test_a_token_signed_here_is_refused_once_its_key_is_withdrawn(decodes: list[str]) -> None:
+    clock = FrozenClock()
+    keys = SwappableKeys(jwks(KEY))
+    check = verifier(clock, keys)
+    token = signed_here(clock, check)
+    keys.publish(OTHER_KEY)
+    with pytest.raises(InvalidToken, match="unknown kid"):
+        await check.verify(token)
+    assert token not in check._signed_here
+
+
+async def test_what_a_verifier_remembers_of_its_own_tokens_is_bounded(
+    monkeypatch: pytest.MonkeyPatch, decodes: list[str]
+) -> None:
+    monkeypatch.setattr(tokens, "SIGNED_HERE_MAX", 3)
+    clock = FrozenClock()
+    check = verifier(clock)
+    short = signed_here(clock, check, ttl=1)
+    clock.advance(1)
+    # The expired one goes first; then the oldest, one for each new one.
+    signed = [signed_here(clock, check) for _ in range(5)]
+    assert list(check._signed_here) == signed[2:]
+    for token in signed:
+        await check.verify(token)
+    assert decodes == signed[:2]
+    clock.advance(LEEWAY_SECONDS + 1)
+    with pytest.raises(InvalidToken, match="expired"):
+        await check.verify(short)
