@@ -22,7 +22,7 @@ from services.common.tokens import InvalidToken, TokenVerifier
 from .clients import Clients
 from .settings import Settings
 from .sso_sessions import SsoSession
-from .store import AuthorizationCode, AuthStore, Client
+from .store import AuthorizationCode, AuthStore, Client, CodeRedeemer
 
 log = logging.getLogger(__name__)
 
@@ -239,10 +239,12 @@ class Provider:
             params["state"] = error.redirect.state
         return _with_query(error.redirect.redirect_uri, params)
 
-    async def issue_code(self, request: AuthorizeRequest, session: SsoSession) -> str:
-        """A one-time code for the client; returns the redirect URI that carries it."""
+    async def issue_code(self, request: AuthorizeRequest, session: SsoSession) -> str | None:
+        """A one-time code for the client; returns the redirect URI that carries it. None when
+        the session's account is disabled or removed: its session counts for nothing, and the
+        code's own insert is what checks the account (no code is saved then)."""
         code = random_token()
-        await self.store.save_code(
+        saved = await self.store.save_code(
             _hash_code(code),
             AuthorizationCode(
                 client_id=request.client_id,
@@ -261,6 +263,8 @@ class Provider:
                 access_token_jti=None,
             ),
         )
+        if not saved:
+            return None
         params = {"code": code, "iss": self.issuer}
         if request.state:
             params["state"] = request.state
@@ -274,29 +278,40 @@ class Provider:
         code_value = form.get("code", "")
         if not code_value or len(code_value) > MAX_PARAM_LENGTH:
             raise TokenError("invalid_request", "code is missing")
-        code_hash = _hash_code(code_value)
-        found = await self.store.find_code(code_hash)
+        verifier = form.get("code_verifier", "")
+        access_jti = random_token(16)
+        at = self.clock.now()
+        # One statement redeems the code only if everything below holds, so a request that fails
+        # any check changes nothing: someone holding a leaked code, without the client's
+        # redirect_uri and PKCE verifier, cannot burn it (nor end the session it came from).
+        found = await self.store.redeem_code(
+            _hash_code(code_value),
+            CodeRedeemer(
+                client_id=client.client_id,
+                redirect_uri=form.get("redirect_uri"),
+                code_challenge=_b64url_sha256(verifier) if PKCE_PATTERN.match(verifier) else None,
+                now=datetime.fromtimestamp(at, UTC),
+            ),
+            access_jti,
+        )
         if found is None:
             raise TokenError("invalid_grant", "unknown code")
-        code, used = found
-        # Checked before anything changes: someone holding a leaked code, without the client's
-        # redirect_uri and PKCE verifier, cannot burn it (nor end the session it came from).
+        code = found.code
+        # The same checks again, in this order, on the code as it was: why it was not redeemed.
         if code.client_id != client.client_id:
             raise TokenError("invalid_grant", "code was issued to another client")
         if form.get("redirect_uri") != code.redirect_uri:
             raise TokenError("invalid_grant", "redirect_uri does not match")
-        verifier = form.get("code_verifier", "")
         if not PKCE_PATTERN.match(verifier) or not hmac.compare_digest(
             _b64url_sha256(verifier), code.code_challenge
         ):
             raise TokenError("invalid_grant", "PKCE verification failed")
-        if used:
+        if found.used:
             await self._code_reused(client, code)
             raise TokenError("invalid_grant", "code already used")
-        if code.expires_at.timestamp() < self.clock.now():
-            raise TokenError("invalid_grant", "code expired")
-        access_jti = random_token(16)
-        if not await self.store.redeem_code(code_hash, access_jti):
+        if not found.redeemed:
+            if code.expires_at.timestamp() < at:
+                raise TokenError("invalid_grant", "code expired")
             # Another exchange of the same code won the race: a reuse all the same.
             await self._code_reused(client, code)
             raise TokenError("invalid_grant", "code already used")

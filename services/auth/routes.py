@@ -87,12 +87,17 @@ def _redirect_with_step(state: AuthState, url: str, token: str) -> RedirectRespo
     return response
 
 
-async def _live_sso_session(request: Request, state: AuthState) -> SsoSession | None:
+async def _sso_session(request: Request, state: AuthState) -> SsoSession | None:
+    """The browser's SSO session, its account not checked (the caller checks it)."""
     session_id = request.cookies.get(SSO_COOKIE)
     if not session_id:
         return None
     # A cookie that is no session id (services.contracts.session) is no session; nobody is asked.
-    session = await state.sso_sessions.lookup(session_id)
+    return await state.sso_sessions.lookup(session_id)
+
+
+async def _live_sso_session(request: Request, state: AuthState) -> SsoSession | None:
+    session = await _sso_session(request, state)
     # A session outlives nothing about its user: a disabled account's session counts for nothing.
     if session is None or await state.accounts.active_user(session.user_id) is None:
         return None
@@ -125,12 +130,16 @@ async def authorize(request: Request, state: State) -> Response:
         if error.redirect is None:
             raise BadRequest(_("This sign-in link is not valid."), detail=error.description) from error
         return RedirectResponse(state.provider.error_redirect(error), status_code=302)
-    session = None if authz.prompt == "login" else await _live_sso_session(request, state)
+    session = None if authz.prompt == "login" else await _sso_session(request, state)
     if session is not None and not authz.accepts_sign_in_at(session.auth_time, state.clock.now()):
         log.info("SSO session older than the max_age asked: signing in again")
         session = None
     if session is not None:
-        return RedirectResponse(await state.provider.issue_code(authz, session), status_code=302)
+        # A disabled account's session counts for nothing: the code's own insert checks the
+        # account, and saves no code for one that may not sign in.
+        with_code = await state.provider.issue_code(authz, session)
+        if with_code is not None:
+            return RedirectResponse(with_code, status_code=302)
     if authz.prompt == "none":
         login_required = AuthorizeError("login_required", "the user is not signed in", authz)
         return RedirectResponse(state.provider.error_redirect(login_required), status_code=302)

@@ -61,6 +61,27 @@ class AuthorizationCode:
     access_token_jti: str | None
 
 
+@dataclass(frozen=True)
+class CodeRedeemer:
+    """What a token request brings to redeem a code: the authenticated client, its redirect_uri
+    and the PKCE challenge of its code_verifier (None when either is missing or malformed: it
+    then matches no code), at this moment."""
+
+    client_id: str
+    redirect_uri: str | None
+    code_challenge: str | None
+    now: datetime
+
+
+@dataclass(frozen=True)
+class FoundCode:
+    """A code as it was before a redemption, and whether that redemption won it."""
+
+    code: AuthorizationCode
+    used: bool
+    redeemed: bool
+
+
 def _at(unix_seconds: float) -> datetime:
     return datetime.fromtimestamp(unix_seconds, UTC)
 
@@ -171,11 +192,15 @@ class AuthStore:
 
     # authorization codes
 
-    async def save_code(self, code_hash: str, code: AuthorizationCode) -> None:
-        await self.pool.execute(
+    async def save_code(self, code_hash: str, code: AuthorizationCode) -> bool:
+        """Saves the code if its user is an account that may sign in: False, and nothing saved,
+        for a disabled or removed account. One statement: the account check rides on the insert."""
+        saved = await self.pool.fetchval(
             "INSERT INTO authorization_code (code_hash, client_id, redirect_uri, user_id, username, sid, "
             "nonce, scope, code_challenge, auth_time, amr, expires_at) "
-            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+            "SELECT $1, $2, $3, users.id, $5, $6, $7, $8, $9, $10, $11, $12 "
+            "FROM users WHERE users.id = $4 AND NOT users.disabled "
+            "RETURNING 1",
             code_hash,
             code.client_id,
             code.redirect_uri,
@@ -189,31 +214,41 @@ class AuthStore:
             code.amr,
             code.expires_at,
         )
+        return saved is not None
 
-    async def find_code(self, code_hash: str) -> tuple[AuthorizationCode, bool] | None:
-        """The code and whether it was used already; None for an unknown code. Changes nothing."""
+    async def redeem_code(
+        self, code_hash: str, redeemer: CodeRedeemer, access_token_jti: str
+    ) -> FoundCode | None:
+        """The code as it was before this statement (None for an unknown code), and whether this
+        statement redeemed it: marked it used, with the jti of the access token its exchange
+        issues. Only a redeemer whose client, redirect_uri and PKCE challenge all match redeems,
+        only a live code, and only once across replicas (`used_at IS NULL` in the UPDATE's WHERE:
+        of two exchanges at once, the second waits for the first's row lock and then finds the
+        code used). A request that does not match changes nothing. One statement, one round trip.
+        """
         row = await self.pool.fetchrow(
-            "SELECT client_id, redirect_uri, user_id, username, sid, nonce, scope, code_challenge, "
-            "auth_time, amr, expires_at, access_token_jti, used_at IS NOT NULL AS used "
-            "FROM authorization_code WHERE code_hash = $1",
+            "WITH found AS ("
+            "  SELECT client_id, redirect_uri, user_id, username, sid, nonce, scope, code_challenge, "
+            "  auth_time, amr, expires_at, access_token_jti, used_at IS NOT NULL AS used "
+            "  FROM authorization_code WHERE code_hash = $1), "
+            "redeemed AS ("
+            "  UPDATE authorization_code SET used_at = now(), access_token_jti = $6 "
+            "  WHERE code_hash = $1 AND used_at IS NULL AND client_id = $2 AND redirect_uri = $3 "
+            "  AND code_challenge = $4 AND expires_at >= $5 RETURNING 1) "
+            "SELECT found.*, EXISTS (SELECT 1 FROM redeemed) AS redeemed FROM found",
             code_hash,
+            redeemer.client_id,
+            redeemer.redirect_uri,
+            redeemer.code_challenge,
+            redeemer.now,
+            access_token_jti,
         )
         if row is None:
             return None
         fields = dict(row)
         used = bool(fields.pop("used"))
-        return AuthorizationCode(**fields), used
-
-    async def redeem_code(self, code_hash: str, access_token_jti: str) -> bool:
-        """Marks the code used, with the jti of the access token its exchange issues, atomically:
-        True the first time only (across replicas). A replay finds the jti to revoke."""
-        redeemed = await self.pool.fetchval(
-            "UPDATE authorization_code SET used_at = now(), access_token_jti = $2 "
-            "WHERE code_hash = $1 AND used_at IS NULL RETURNING 1",
-            code_hash,
-            access_token_jti,
-        )
-        return redeemed is not None
+        redeemed = bool(fields.pop("redeemed"))
+        return FoundCode(AuthorizationCode(**fields), used, redeemed)
 
     async def revoke_token(self, jti: str, expires_at: float) -> None:
         await self.pool.execute(

@@ -4,7 +4,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from uuid import UUID, uuid4
 
-from services.auth.store import AuthorizationCode, Client, User
+from services.auth.store import AuthorizationCode, Client, CodeRedeemer, FoundCode, User
 
 
 @dataclass(frozen=True)
@@ -63,18 +63,29 @@ class FakeAuthStore:
         self.clients[client.client_id] = client
         return True
 
-    async def save_code(self, code_hash: str, code: AuthorizationCode) -> None:
-        self.codes[code_hash] = (code, False)
-
-    async def find_code(self, code_hash: str) -> tuple[AuthorizationCode, bool] | None:
-        return self.codes.get(code_hash)
-
-    async def redeem_code(self, code_hash: str, access_token_jti: str) -> bool:
-        code, used = self.codes[code_hash]
-        if used:
+    async def save_code(self, code_hash: str, code: AuthorizationCode) -> bool:
+        user = await self.user_by_id(code.user_id)
+        if user is None or user.disabled:
             return False
-        self.codes[code_hash] = (replace(code, access_token_jti=access_token_jti), True)
+        self.codes[code_hash] = (code, False)
         return True
+
+    async def redeem_code(
+        self, code_hash: str, redeemer: CodeRedeemer, access_token_jti: str
+    ) -> FoundCode | None:
+        if code_hash not in self.codes:
+            return None
+        code, used = self.codes[code_hash]
+        redeemed = (
+            not used
+            and code.client_id == redeemer.client_id
+            and code.redirect_uri == redeemer.redirect_uri
+            and code.code_challenge == redeemer.code_challenge
+            and code.expires_at >= redeemer.now
+        )
+        if redeemed:
+            self.codes[code_hash] = (replace(code, access_token_jti=access_token_jti), True)
+        return FoundCode(code, used, redeemed)
 
     async def revoke_token(self, jti: str, expires_at: float) -> None:
         self.revoked.add(jti)

@@ -22,7 +22,7 @@ from services.auth.oidc import (
 )
 from services.auth.settings import Settings
 from services.auth.sso_sessions import SsoSession
-from services.auth.store import Client
+from services.auth.store import Client, User
 from services.common.clock import FrozenClock
 from services.common.errors import BadRequest
 from services.common.keys import SigningKey, generate_private_pem
@@ -49,6 +49,7 @@ def clock() -> FrozenClock:
 def store() -> FakeAuthStore:
     fake = FakeAuthStore()
     fake.clients["app"] = Client("app", "hash", [REDIRECT], ["https://app.example/"])
+    fake.users["alice"] = User(SESSION.user_id, "alice", "hash", disabled=False)
     return fake
 
 
@@ -150,11 +151,17 @@ async def test_bad_requests_from_a_known_client_go_back_with_an_error(
 async def _code(provider: Provider) -> str:
     request = await provider.validate_authorize(authorize_params())
     location = await provider.issue_code(request, SESSION)
+    assert location is not None
     query = parse_qs(urlsplit(location).query)
     assert location.startswith(REDIRECT + "?")
     assert query["state"] == ["st"]
     assert query["iss"] == ["https://sso.example/auth"]
     return query["code"][0]
+
+
+def code_in(location: str | None) -> str:
+    assert location is not None, "no code issued"
+    return parse_qs(urlsplit(location).query)["code"][0]
 
 
 def token_form(code: str, **overrides: str) -> dict[str, str]:
@@ -191,7 +198,7 @@ async def test_profile_claims_need_the_profile_scope(
     provider: Provider, store: FakeAuthStore, oidc_key: SigningKey
 ) -> None:
     request = await provider.validate_authorize(authorize_params(scope="openid"))
-    code = parse_qs(urlsplit(await provider.issue_code(request, SESSION)).query)["code"][0]
+    code = code_in(await provider.issue_code(request, SESSION))
     tokens = await provider.exchange_code(store.clients["app"], token_form(code))
     claims = jwt.decode(tokens["id_token"], options={"verify_signature": False})
     assert "preferred_username" not in claims
@@ -211,7 +218,7 @@ async def test_userinfo_without_the_profile_scope_tells_only_the_subject(
     answers = {}
     for scope in ("openid", "openid profile"):
         request = await provider.validate_authorize(authorize_params(scope=scope))
-        code = parse_qs(urlsplit(await provider.issue_code(request, SESSION)).query)["code"][0]
+        code = code_in(await provider.issue_code(request, SESSION))
         tokens = await provider.exchange_code(store.clients["app"], token_form(code))
         answers[scope] = await provider.userinfo(verifier, tokens["access_token"])
     assert answers["openid"] == {"sub": str(SESSION.user_id)}
@@ -274,6 +281,15 @@ async def test_a_code_issued_to_one_client_cannot_be_used_by_another(
     other = Client("other", "hash", [REDIRECT], [])
     with pytest.raises(TokenError):
         await provider.exchange_code(other, token_form(await _code(provider)))
+
+
+async def test_no_code_for_a_disabled_or_removed_account(provider: Provider, store: FakeAuthStore) -> None:
+    request = await provider.validate_authorize(authorize_params())
+    await store.set_disabled("alice", True)
+    assert await provider.issue_code(request, SESSION) is None
+    del store.users["alice"]
+    assert await provider.issue_code(request, SESSION) is None
+    assert store.codes == {}
 
 
 def test_discovery_announces_pkce_s256_and_both_client_auth_methods(provider: Provider) -> None:

@@ -486,6 +486,9 @@ async def test_a_disabled_users_sso_session_counts_for_nothing(harness: Harness)
     await harness.store.set_disabled(username_key("alice"), True)
     again = await harness.authorize()
     assert again.status_code == 200 and 'name="username"' in again.text
+    silent = await harness.authorize(prompt="none")
+    assert silent.status_code == 302 and "error=login_required" in silent.headers["location"]
+    assert harness.store.codes == {}, "no code is saved for a disabled account"
 
 
 @pytest.mark.parametrize(
