@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from uuid import UUID
 
 from services.common.metrics import count_audit_event
+from services.common.step_tokens import StepConsumption
 
 from .store import AuthStore
 
@@ -44,6 +45,37 @@ class AuditLog:
         )
         log.info("audit %s %s user_id=%s operator=%s", event, outcome, user_id, operator)
         count_audit_event(event, outcome)
+
+    async def record_consuming(
+        self,
+        step: StepConsumption,
+        event: str,
+        outcome: str,
+        actor: Actor,
+        *,
+        user_id: UUID | str | None = None,
+        username: str | None = None,
+        username_key: str | None = None,
+        even_if_replayed: bool = False,
+    ) -> bool:
+        """Uses up a step and writes its row in one statement (one round trip, not two): True the
+        first time; False on a replay, which writes no row unless `even_if_replayed`.
+        `username_key`: the row names that account if there is one (as record_for_account)."""
+        consumed = await self.store.consume_step_and_record_audit(
+            step,
+            event,
+            outcome,
+            actor.ip,
+            actor.user_agent,
+            user_id=str(user_id) if user_id else None,
+            username=username,
+            username_key=username_key,
+            even_if_replayed=even_if_replayed,
+        )
+        if consumed or even_if_replayed:
+            log.info("audit %s %s user_id=%s operator=%s", event, outcome, user_id, None)
+            count_audit_event(event, outcome)
+        return consumed
 
     async def record_for_account(self, event: str, outcome: str, actor: Actor, username_key: str) -> None:
         """A row naming the account with this key if there is one, else no user (people type

@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from services.common.step_tokens import ConsumedStepTokens, StepExpired, verified_step_claims
+from services.common.step_tokens import ConsumedStepTokens, StepConsumption, StepExpired, verified_step_claims
 from services.common.tokens import TokenIssuer, TokenVerifier
 from services.contracts.auth import CLEAR_THROTTLE_CLAIM, CodeAttempt
 
@@ -70,4 +70,12 @@ class LoginFlow:
 
     async def consume(self, step: Step) -> None:
         if not await self.consumed.consume(step.claims["jti"], step.claims["exp"]):
-            raise StepExpired(detail="step token replayed")
+            raise replayed()
+
+    def consumption(self, step: Step) -> StepConsumption:
+        """What consuming the step writes, for the statement that also audits it (AuditLog.record_consuming)."""
+        return self.consumed.consumption(step.claims["jti"], step.claims["exp"])
+
+
+def replayed() -> StepExpired:
+    return StepExpired(detail="step token replayed")

@@ -46,7 +46,7 @@ from .accounts import username_key
 from .audit import Actor
 from .device_cookies import DEVICE_COOKIE
 from .device_label import device_label
-from .login_flow import Step
+from .login_flow import Step, replayed
 from .oidc import AuthorizeError, AuthorizeRequest, TokenError
 from .sign_in import Locked
 from .sso_sessions import SsoSession
@@ -203,8 +203,7 @@ async def sign_in_username(
     check_csrf(request, csrf_token)
     binding = browser_binding(request)
     step = await state.flow.read(request.cookies.get(STEP_COOKIE), binding, {"username"})
-    await state.flow.consume(step)
-    await state.sign_in.username_given(username, _actor(request))
+    await state.sign_in.username_given(username, _actor(request), state.flow.consumption(step))
     # Every name gets the password page, known or not: nothing here tells which names exist.
     token = state.flow.issue("password", binding, step.authz, login_name=username.strip())
     return _redirect_with_step(state, "/auth/login", token)
@@ -223,7 +222,9 @@ async def sign_in_password(
     login_name = step.claims["login_name"]
     account = username_key(login_name)
     device = state.device_cookies.device_for(request.cookies.get(DEVICE_COOKIE), account)
-    user = await state.sign_in.check_password(login_name, password, _actor(request), device)
+    user = await state.sign_in.check_password(
+        login_name, password, _actor(request), state.flow.consumption(step), device
+    )
     if isinstance(user, Locked):
         # Only a known browser (its device cookie) learns of a lock; to any other it is a wrong password.
         log.info("sign-in refused at the password step: a known browser is locked out")
@@ -235,7 +236,6 @@ async def sign_in_password(
     if user is None:
         log.info("sign-in refused at the password step")
         return _render_step(request, state, step, error=INVALID_CREDENTIALS, status_code=401)
-    await state.flow.consume(step)
     log.info("password accepted user_id=%s", user.id)
     token = state.flow.issue(
         "otp",
@@ -262,9 +262,10 @@ async def sign_in_complete(request: Request, state: State) -> HTMLResponse:
     accepted = step.accepted_code()
     if accepted is not None and accepted.account != username_key(user.username):
         raise StepExpired(detail="complete step clearing another account's failure counts")
-    # The session first, then the step is used up: when the session service is briefly away
-    # (a 503), the customer's try again still finds the step unused. A second use of the step
-    # loses the race to consume and ends the session it made.
+    # The session first, then the step is used up (and the sign-in audited, in the same
+    # statement): when the session service is briefly away (a 503), the customer's try again
+    # still finds the step unused. A second use of the step loses the race to consume, audits
+    # nothing and ends the session it made.
     session_id, session = await state.sso_sessions.create(
         user.id,
         user.username,
@@ -272,11 +273,16 @@ async def sign_in_complete(request: Request, state: State) -> HTMLResponse:
         device=device_label(request.headers.get("user-agent", "")),
         address=client_ip(request),
     )
-    try:
-        await state.flow.consume(step)
-    except StepExpired:
+    if not await state.audit.record_consuming(
+        state.flow.consumption(step),
+        "sign_in.complete",
+        "ok",
+        _actor(request),
+        user_id=user.id,
+        username=user.username,
+    ):
         await state.sso_sessions.end(session_id=session_id)
-        raise
+        raise replayed()
     if accepted is not None:
         # Only now, once: a replayed step lost the race to consume, and clears nothing.
         await state.sign_in.code_step_completed(accepted)
@@ -284,9 +290,6 @@ async def sign_in_complete(request: Request, state: State) -> HTMLResponse:
     if previous:
         # A fresh id at every sign-in: an id planted before sign-in is worth nothing after it.
         await state.sso_sessions.end(session_id=previous)
-    await state.audit.record(
-        "sign_in.complete", "ok", _actor(request), user_id=user.id, username=user.username
-    )
     log.info("sign-in complete user_id=%s enrolled=%s", user.id, bool(step.claims.get("enrolled")))
     continue_url = "/auth/authorize?" + AuthorizeRequest.from_claims(step.authz).query()
     # No language switch here: this page consumed its step, so showing it again would say expired.

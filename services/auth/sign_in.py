@@ -5,10 +5,12 @@ from dataclasses import dataclass
 
 from services.common.errors import REDIS_OUTAGES
 from services.common.metrics import LOCKOUTS
+from services.common.step_tokens import StepConsumption
 from services.contracts.auth import CodeAttempt
 
 from .accounts import Accounts, username_key
 from .audit import Actor, AuditLog
+from .login_flow import replayed
 from .store import User
 from .throttle import AttemptKind, Throttle, Verdict
 
@@ -28,15 +30,23 @@ class SignInSteps:
         self.throttle = throttle
         self.audit = audit
 
-    async def username_given(self, login_name: str, actor: Actor) -> None:
+    async def username_given(self, login_name: str, actor: Actor, step: StepConsumption) -> None:
+        """The username step used up and audited in one statement; a replay writes nothing and
+        is refused (StepExpired)."""
         # Only a name that is an account goes into the audit: people type passwords into name fields.
-        await self.audit.record_for_account("sign_in.username", "submitted", actor, username_key(login_name))
+        if not await self.audit.record_consuming(
+            step, "sign_in.username", "submitted", actor, username_key=username_key(login_name)
+        ):
+            raise replayed()
 
     async def check_password(
-        self, login_name: str, password: str, actor: Actor, device: str | None = None
+        self, login_name: str, password: str, actor: Actor, step: StepConsumption, device: str | None = None
     ) -> User | Locked | None:
         """The user when the password is right and the account may sign in; else None, whatever
         the reason, except for a known browser that is locked out: Locked, with its wait.
+
+        A right password uses up the password `step` in the statement that audits it (the row
+        is written on a replay too: the attempt happened); a replay is then refused (StepExpired).
 
         `device`: this browser's device id for the account (a known browser), or None. Its device
         cookie, which only a completed sign-in of this account earns, is what may learn of a lock;
@@ -49,15 +59,25 @@ class SignInSteps:
             return Locked(verdict.lock_seconds) if device is not None else None
         result = await self.accounts.authenticate(login_name, password)
         await self._address_noisy(verdict, result.known, actor)
-        await self.audit.record(
+        user_id = result.known.id if result.known else None
+        username = result.known.username if result.known else None
+        if result.user is None:
+            await self.audit.record(
+                "sign_in.password", result.outcome, actor, user_id=user_id, username=username
+            )
+            return None
+        consumed = await self.audit.record_consuming(
+            step,
             "sign_in.password",
             result.outcome,
             actor,
-            user_id=result.known.id if result.known else None,
-            username=result.known.username if result.known else None,
+            user_id=user_id,
+            username=username,
+            even_if_replayed=True,
         )
-        if result.user is not None:
-            await self.throttle.succeeded(AttemptKind.PASSWORD, account, actor.ip, device)
+        await self.throttle.succeeded(AttemptKind.PASSWORD, account, actor.ip, device)
+        if not consumed:
+            raise replayed()
         return result.user
 
     async def begin_code_attempt(self, account: str, actor: Actor, device: str | None = None) -> Verdict:

@@ -6,6 +6,8 @@ from uuid import UUID
 
 import asyncpg
 
+from services.common.step_tokens import EXPIRED_TOKENS_PER_SWEEP, STEP_CONSUMPTION_CTES, StepConsumption
+
 
 @dataclass(frozen=True)
 class User:
@@ -303,6 +305,44 @@ class AuthStore:
             user_agent,
         )
         return user_id
+
+    async def consume_step_and_record_audit(
+        self,
+        step: StepConsumption,
+        event: str,
+        outcome: str,
+        ip: str,
+        user_agent: str,
+        *,
+        user_id: str | None = None,
+        username: str | None = None,
+        username_key: str | None = None,
+        even_if_replayed: bool = False,
+    ) -> bool:
+        """Consumes a step token and writes its audit row, in one statement: True the first time,
+        False on a replay, whose row is written only `even_if_replayed`. `username_key`: the row
+        names the account with this key, or none (as record_audit_for_account)."""
+        consumed: bool = await self.pool.fetchval(
+            STEP_CONSUMPTION_CTES + ", audited AS ("  # noqa: S608 (constant SQL)
+            "  INSERT INTO audit_event (event, outcome, user_id, username, ip, user_agent) "
+            "  SELECT $5, $6, COALESCE(users.id::text, $7), COALESCE(users.username, $8), $9, $10 "
+            "  FROM (SELECT 1) AS one LEFT JOIN users ON users.username_key = $11 "
+            "  WHERE $12 OR EXISTS (SELECT 1 FROM consumed)) "
+            "SELECT EXISTS (SELECT 1 FROM consumed)",
+            step.jti,
+            step.expires_at,
+            step.now,
+            EXPIRED_TOKENS_PER_SWEEP,
+            event,
+            outcome,
+            user_id,
+            username,
+            ip,
+            user_agent,
+            username_key,
+            even_if_replayed,
+        )
+        return consumed
 
     async def audit_rows(self, user_id: str, limit: int) -> list[dict[str, object]]:
         """The user's newest `limit` rows, oldest first."""

@@ -4,6 +4,7 @@ and at a stage its issuer may mint; and consume it once.
 Each service then checks the claims its own step needs.
 """
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -56,6 +57,25 @@ class ConsumedStepTokenRows(Protocol):
 # Each consume also clears up to this many expired rows, so the table stays small.
 EXPIRED_TOKENS_PER_SWEEP = 100
 
+# A step token's consumption as the start of a statement ($1 jti, $2 kept until, $3 now, $4
+# EXPIRED_TOKENS_PER_SWEEP): `consumed` holds the jti the first time, no row on a replay. What
+# follows reads it: the jti alone here; auth's audit row rides along (services/auth/store.py).
+STEP_CONSUMPTION_CTES = (
+    "WITH swept AS (DELETE FROM consumed_step_token WHERE jti IN ("
+    "  SELECT jti FROM consumed_step_token WHERE expires_at < $3 LIMIT $4)), "
+    "consumed AS (INSERT INTO consumed_step_token (jti, expires_at) VALUES ($1, $2) "
+    "  ON CONFLICT (jti) DO NOTHING RETURNING jti) "
+)
+
+
+@dataclass(frozen=True)
+class StepConsumption:
+    """What consuming one step token writes: its jti, kept until `expires_at`, swept at `now`."""
+
+    jti: str
+    expires_at: datetime
+    now: datetime
+
 
 class PostgresConsumedStepTokens:
     """The `consumed_step_token` table that auth and mfa each have, in their own schema."""
@@ -71,10 +91,7 @@ class PostgresConsumedStepTokens:
         """True the first time a jti is seen; False on a replay. One statement, one round trip:
         the sweep of expired rows rides along with the insert."""
         consumed = await self.pool.fetchval(
-            "WITH swept AS (DELETE FROM consumed_step_token WHERE jti IN ("
-            "  SELECT jti FROM consumed_step_token WHERE expires_at < $3 LIMIT $4)) "
-            "INSERT INTO consumed_step_token (jti, expires_at) VALUES ($1, $2) "
-            "ON CONFLICT (jti) DO NOTHING RETURNING jti",
+            STEP_CONSUMPTION_CTES + "SELECT jti FROM consumed",  # noqa: S608 (constant SQL)
             jti,
             expires_at,
             now,
@@ -107,8 +124,15 @@ class ConsumedStepTokens:
 
     async def consume(self, jti: str, exp: int) -> bool:
         """True the first time; False when the token's step already succeeded."""
-        return await self.rows.consume_step_token(
-            jti, kept_until(exp), datetime.fromtimestamp(self.clock.now(), UTC)
+        consumption = self.consumption(jti, exp)
+        return await self.rows.consume_step_token(jti, consumption.expires_at, consumption.now)
+
+    def consumption(self, jti: str, exp: int) -> StepConsumption:
+        """What consuming this token writes, for a statement that does more at the same time."""
+        return StepConsumption(
+            jti,
+            kept_until(exp),
+            datetime.fromtimestamp(self.clock.now(), UTC),
         )
 
     async def is_consumed(self, jti: str) -> bool:

@@ -5,6 +5,7 @@ from datetime import datetime
 from uuid import UUID, uuid4
 
 from services.auth.store import AuthorizationCode, Client, CodeRedeemer, FoundCode, User
+from services.common.step_tokens import StepConsumption
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,27 @@ class FakeAuthStore:
         reason: str | None = None,
     ) -> None:
         self.audit.append(AuditRow(event, outcome, user_id, username, ip, user_agent, operator, reason))
+
+    async def consume_step_and_record_audit(
+        self,
+        step: StepConsumption,
+        event: str,
+        outcome: str,
+        ip: str,
+        user_agent: str,
+        *,
+        user_id: str | None = None,
+        username: str | None = None,
+        username_key: str | None = None,
+        even_if_replayed: bool = False,
+    ) -> bool:
+        consumed = await self.consume_step_token(step.jti, step.expires_at, step.now)
+        if consumed or even_if_replayed:
+            user = self.users.get(username_key) if username_key is not None else None
+            if user is not None:
+                user_id, username = str(user.id), user.username
+            await self.record_audit(event, outcome, user_id, username, ip, user_agent)
+        return consumed
 
     async def record_audit_for_account(
         self, event: str, outcome: str, username_key: str, ip: str, user_agent: str

@@ -368,6 +368,26 @@ async def test_the_password_step_cannot_be_used_twice(harness: Harness) -> None:
         "/auth/login/password", data={"csrf_token": CSRF, "password": PASSWORD}
     )
     assert replay.status_code == 400 and EXPIRED in replay.text
+    # The attempt is audited, replay or not: the step is used up in the statement that audits it.
+    assert harness.store.outcomes("sign_in.password") == ["ok", "ok"]
+    assert "set-cookie" not in replay.headers
+
+
+async def test_the_username_step_cannot_be_used_twice_and_its_replay_is_not_audited(
+    harness: Harness,
+) -> None:
+    await harness.authorize()
+    username_step = harness.browser.cookies["login_step"]
+    named = await harness.browser.post("/auth/login/username", data={"csrf_token": CSRF, "username": "alice"})
+    assert named.status_code == 303
+    harness.set_step(username_step)
+    replay = await harness.browser.post(
+        "/auth/login/username", data={"csrf_token": CSRF, "username": "alice"}
+    )
+    assert replay.status_code == 400 and EXPIRED in replay.text
+    assert [(row.outcome, row.user_id) for row in harness.store.audit if row.event == "sign_in.username"] == [
+        ("submitted", harness.user_id)
+    ]
 
 
 async def test_a_form_without_the_right_csrf_token_is_refused(harness: Harness) -> None:
@@ -433,6 +453,7 @@ async def test_a_complete_step_is_used_once_and_only_from_mfa(harness: Harness) 
     harness.set_step(step)
     replay = await harness.browser.get("/auth/login/complete")
     assert replay.status_code == 400 and EXPIRED in replay.text
+    assert harness.store.outcomes("sign_in.complete") == ["ok"], "a replay audits nothing"
     # auth's own key, claiming the stage only mfa may mint
     harness.set_step(harness.complete_step(issuer_key=harness.auth_key, issuer="auth"))
     forged = await harness.browser.get("/auth/login/complete")
