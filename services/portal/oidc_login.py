@@ -146,6 +146,8 @@ class OidcLogin:
                 "code_verifier": transaction.code_verifier,
             },
         )
+        # The callback most often comes back to this process: there it skips the signature check.
+        self.transaction_verifier.remember_signed_here(sealed)
         query = urlencode(
             {
                 "response_type": "code",

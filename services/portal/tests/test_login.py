@@ -155,6 +155,57 @@ async def test_a_login_cookie_signed_by_someone_else_is_refused(
     assert fake_auth.token_requests == []
 
 
+async def test_the_login_cookie_signed_here_comes_back_without_a_signature_check(
+    browser: AsyncClient, fake_auth: FakeAuth, fake_sessions: FakeSessions, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    decoded: list[str] = []
+    real_decode = jwt.decode
+
+    def counting_decode(token: str, *args: Any, **kwargs: Any) -> Any:
+        decoded.append(token)
+        return real_decode(token, *args, **kwargs)
+
+    monkeypatch.setattr(jwt, "decode", counting_decode)
+    location = await start_login(browser)
+    sealed = browser.cookies["portal_login"]
+    code = fake_auth.authorize(location)
+
+    response = await browser.get(
+        "/portal/callback", params={"code": code, "state": query_of(location)["state"]}
+    )
+
+    assert response.status_code == 303 and len(fake_sessions.sessions) == 1
+    assert sealed not in decoded
+
+
+async def test_a_login_cookie_changed_by_one_character_is_checked_in_full_and_refused(
+    browser: AsyncClient, fake_auth: FakeAuth, fake_sessions: FakeSessions, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    decoded: list[str] = []
+    real_decode = jwt.decode
+
+    def counting_decode(token: str, *args: Any, **kwargs: Any) -> Any:
+        decoded.append(token)
+        return real_decode(token, *args, **kwargs)
+
+    monkeypatch.setattr(jwt, "decode", counting_decode)
+    location = await start_login(browser)
+    sealed = browser.cookies["portal_login"]
+    head, claims, signature = sealed.split(".")
+    changed = ".".join([head, claims, ("A" if signature[0] != "A" else "B") + signature[1:]])
+    (login_cookie,) = [cookie for cookie in browser.cookies.jar if cookie.name == "portal_login"]
+    login_cookie.value = changed
+    code = fake_auth.authorize(location)
+
+    response = await browser.get(
+        "/portal/callback", params={"code": code, "state": query_of(location)["state"]}
+    )
+
+    assert response.status_code == 400
+    assert changed in decoded
+    assert fake_auth.token_requests == [] and fake_sessions.sessions == {}
+
+
 async def test_a_login_left_for_more_than_ten_minutes_is_refused(
     browser: AsyncClient, fake_auth: FakeAuth, fake_sessions: FakeSessions, clock: FrozenClock
 ) -> None:
