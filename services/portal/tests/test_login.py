@@ -155,17 +155,23 @@ async def test_a_login_cookie_signed_by_someone_else_is_refused(
     assert fake_auth.token_requests == []
 
 
-async def test_the_login_cookie_signed_here_comes_back_without_a_signature_check(
-    browser: AsyncClient, fake_auth: FakeAuth, fake_sessions: FakeSessions, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    decoded: list[str] = []
+@pytest.fixture
+def decoded(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every token whose signature is checked (jwt.decode), in order."""
+    tokens: list[str] = []
     real_decode = jwt.decode
 
     def counting_decode(token: str, *args: Any, **kwargs: Any) -> Any:
-        decoded.append(token)
+        tokens.append(token)
         return real_decode(token, *args, **kwargs)
 
     monkeypatch.setattr(jwt, "decode", counting_decode)
+    return tokens
+
+
+async def test_the_login_cookie_signed_here_comes_back_without_a_signature_check(
+    browser: AsyncClient, fake_auth: FakeAuth, fake_sessions: FakeSessions, decoded: list[str]
+) -> None:
     location = await start_login(browser)
     sealed = browser.cookies["portal_login"]
     code = fake_auth.authorize(location)
@@ -179,16 +185,8 @@ async def test_the_login_cookie_signed_here_comes_back_without_a_signature_check
 
 
 async def test_a_login_cookie_changed_by_one_character_is_checked_in_full_and_refused(
-    browser: AsyncClient, fake_auth: FakeAuth, fake_sessions: FakeSessions, monkeypatch: pytest.MonkeyPatch
+    browser: AsyncClient, fake_auth: FakeAuth, fake_sessions: FakeSessions, decoded: list[str]
 ) -> None:
-    decoded: list[str] = []
-    real_decode = jwt.decode
-
-    def counting_decode(token: str, *args: Any, **kwargs: Any) -> Any:
-        decoded.append(token)
-        return real_decode(token, *args, **kwargs)
-
-    monkeypatch.setattr(jwt, "decode", counting_decode)
     location = await start_login(browser)
     sealed = browser.cookies["portal_login"]
     head, claims, signature = sealed.split(".")
