@@ -2,18 +2,16 @@
 redemption is one statement that redeems once, and only for the request that matches it."""
 
 import asyncio
-import secrets
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid4
 
-import asyncpg
 import pytest
 
-from devstack.datastores import LOCAL_POSTGRES_URL
 from services.auth.app import MIGRATIONS_DIR
 from services.auth.store import AuthorizationCode, AuthStore, Client, CodeRedeemer
-from services.common import db
+
+from .schemas import migrated_pool
 
 NOW = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
 RIGHT = CodeRedeemer(client_id="app", redirect_uri="https://app/cb", code_challenge="c" * 43, now=NOW)
@@ -21,20 +19,10 @@ RIGHT = CodeRedeemer(client_id="app", redirect_uri="https://app/cb", code_challe
 
 @pytest.fixture
 async def store() -> AsyncIterator[AuthStore]:
-    schema = f"code_test_{secrets.token_hex(4)}"
-    await db.migrate(LOCAL_POSTGRES_URL, schema, MIGRATIONS_DIR)
-    pool = await db.create_pool(LOCAL_POSTGRES_URL, schema, max_size=6)
-    try:
+    async with migrated_pool("code_test", MIGRATIONS_DIR, max_size=6) as pool:
         auth_store = AuthStore(pool)
         await auth_store.save_client(Client("app", "hash", ["https://app/cb"], []), replace=False)
         yield auth_store
-    finally:
-        await pool.close()
-        connection = await asyncpg.connect(LOCAL_POSTGRES_URL)
-        try:
-            await connection.execute(f'DROP SCHEMA "{schema}" CASCADE')
-        finally:
-            await connection.close()
 
 
 def a_code(user_id: UUID) -> AuthorizationCode:

@@ -4,7 +4,6 @@ one statement which accepts a code lets exactly one of two racing verifies throu
 import asyncio
 import base64
 import os
-import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -15,8 +14,6 @@ import asyncpg
 import httpx
 import pyotp
 
-from devstack.datastores import LOCAL_POSTGRES_URL
-from services.common import db
 from services.common.clock import FrozenClock
 from services.common.keys import SigningKey, generate_private_pem
 from services.common.step_tokens import ConsumedStepTokens, PostgresConsumedStepTokens
@@ -34,6 +31,8 @@ from services.mfa.store import AuditEvent, MfaStore, UsedStep
 from services.mfa.tests.fakes import FakeThrottle
 from services.mfa.tests.test_routes import AUTHZ, BINDING, BROWSER_ID, CSRF, MFA_PEM
 from services.mfa.totp import TotpVerifier
+
+from .schemas import migrated_pool
 
 MIGRATIONS = Path(__file__).parent.parent / "services" / "mfa" / "migrations"
 USER_ID, USERNAME = "user-alice", "alice"
@@ -77,79 +76,73 @@ class Mfa:
         )
 
 
-async def counted_pool(schema: str, size: int, sent: list[str]) -> asyncpg.Pool:
-    pool = await db.create_pool(LOCAL_POSTGRES_URL, schema, min_size=size, max_size=size)
+async def log_statements(pool: asyncpg.Pool, size: int, sent: list[str]) -> None:
     # The pool keeps its connections (no reset, no expiry here): a logger on each counts them all.
     held = [await pool.acquire() for _ in range(size)]
     for connection in held:
         connection.add_query_logger(lambda record: sent.append(record.query))
     for connection in held:
         await pool.release(connection)
-    return pool
 
 
 @asynccontextmanager
 async def mfa_on_postgres(tmp_path: Path, connections: int) -> AsyncIterator[Mfa]:
-    schema = f"mfa_statements_{secrets.token_hex(4)}"
-    await db.migrate(LOCAL_POSTGRES_URL, schema, MIGRATIONS)
-    sent: list[str] = []
-    pool = await counted_pool(schema, connections, sent)
-    clock = FrozenClock()
-    store = MfaStore(pool)
-    auth_key = SigningKey.from_pem(generate_private_pem("ec"))
-    key_file = tmp_path / "mfa.pem"
-    key_file.write_bytes(MFA_PEM)
-    settings = Settings(
-        signing_key_file=key_file,
-        encryption_key=base64.b64encode(os.urandom(32)).decode(),  # type: ignore[arg-type]
-    )
-    box = SecretBox(settings.encryption_key_bytes())
-    secret = pyotp.random_base32()
-    await store.confirm_enrollment(USER_ID, box.seal(USER_ID, secret), used_step=0)
-    throttle = FakeThrottle(max_failures=100)
-
-    @asynccontextmanager
-    async def state_on_postgres(
-        settings: Settings, pages: Pages, signing_key: SigningKey
-    ) -> AsyncIterator[MfaState]:
-        verifier = TokenVerifier(
-            PeerKeys({"auth": StaticKeys({"keys": [auth_key.public_jwk()]})}), {"auth"}, "mfa", clock=clock
+    async with migrated_pool(
+        "mfa_statements", MIGRATIONS, min_size=connections, max_size=connections
+    ) as pool:
+        sent: list[str] = []
+        await log_statements(pool, connections, sent)
+        clock = FrozenClock()
+        store = MfaStore(pool)
+        auth_key = SigningKey.from_pem(generate_private_pem("ec"))
+        key_file = tmp_path / "mfa.pem"
+        key_file.write_bytes(MFA_PEM)
+        settings = Settings(
+            signing_key_file=key_file,
+            encryption_key=base64.b64encode(os.urandom(32)).decode(),  # type: ignore[arg-type]
         )
-        yield MfaState(
-            settings,
-            pages,
-            Enrollment(store, box, TotpVerifier("Orange Business"), clock, throttle),
-            LoginSteps(
-                TokenIssuer(signing_key, "mfa", clock),
-                verifier,
-                ConsumedStepTokens(PostgresConsumedStepTokens(pool), clock),
-                600,
-                store,
-                clock,
-            ),
-            AuditTrail(store, clock),
-            RecoveryCodes(
-                store,
-                RecoveryCodeHasher(recovery_code_key(settings.encryption_key_bytes())),
-                box,
-                clock,
-                throttle,
-            ),
-        )
+        box = SecretBox(settings.encryption_key_bytes())
+        secret = pyotp.random_base32()
+        await store.confirm_enrollment(USER_ID, box.seal(USER_ID, secret), used_step=0)
+        throttle = FakeThrottle(max_failures=100)
 
-    app = create_app(settings, state_opener=state_on_postgres)
-    try:
+        @asynccontextmanager
+        async def state_on_postgres(
+            settings: Settings, pages: Pages, signing_key: SigningKey
+        ) -> AsyncIterator[MfaState]:
+            verifier = TokenVerifier(
+                PeerKeys({"auth": StaticKeys({"keys": [auth_key.public_jwk()]})}),
+                {"auth"},
+                "mfa",
+                clock=clock,
+            )
+            yield MfaState(
+                settings,
+                pages,
+                Enrollment(store, box, TotpVerifier("Orange Business"), clock, throttle),
+                LoginSteps(
+                    TokenIssuer(signing_key, "mfa", clock),
+                    verifier,
+                    ConsumedStepTokens(PostgresConsumedStepTokens(pool), clock),
+                    600,
+                    store,
+                    clock,
+                ),
+                AuditTrail(store, clock),
+                RecoveryCodes(
+                    store,
+                    RecoveryCodeHasher(recovery_code_key(settings.encryption_key_bytes())),
+                    box,
+                    clock,
+                    throttle,
+                ),
+            )
+
+        app = create_app(settings, state_opener=state_on_postgres)
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
                 yield Mfa(client, store, clock, TokenIssuer(auth_key, "auth", clock), secret, sent)
-    finally:
-        await pool.close()
-        connection = await asyncpg.connect(LOCAL_POSTGRES_URL)
-        try:
-            await connection.execute(f'DROP SCHEMA "{schema}" CASCADE')
-        finally:
-            await connection.close()
 
 
 async def audit_outcomes(mfa: Mfa) -> list[str]:

@@ -1,36 +1,24 @@
 """auth's step consumption and its audit row in one statement, on the real Postgres: the first
 use consumes and writes, a replay writes nothing (or, for the password, the attempt's row only)."""
 
-import secrets
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
-import asyncpg
 import pytest
 
-from devstack.datastores import LOCAL_POSTGRES_URL
 from services.auth.app import MIGRATIONS_DIR
 from services.auth.store import AuthStore
-from services.common import db
 from services.common.step_tokens import StepConsumption
+
+from .schemas import migrated_pool
 
 NOW = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
 
 
 @pytest.fixture
 async def store() -> AsyncIterator[AuthStore]:
-    schema = f"step_audit_test_{secrets.token_hex(4)}"
-    await db.migrate(LOCAL_POSTGRES_URL, schema, MIGRATIONS_DIR)
-    pool = await db.create_pool(LOCAL_POSTGRES_URL, schema, max_size=2)
-    try:
+    async with migrated_pool("step_audit_test", MIGRATIONS_DIR, max_size=2) as pool:
         yield AuthStore(pool)
-    finally:
-        await pool.close()
-        connection = await asyncpg.connect(LOCAL_POSTGRES_URL)
-        try:
-            await connection.execute(f'DROP SCHEMA "{schema}" CASCADE')
-        finally:
-            await connection.close()
 
 
 def step(jti: str, now: datetime = NOW) -> StepConsumption:
