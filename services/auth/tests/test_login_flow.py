@@ -1,12 +1,10 @@
-from typing import Any
-
-import jwt
 import pytest
 
 from services.auth.login_flow import LoginFlow
 from services.common.clock import FrozenClock
 from services.common.keys import SigningKey, generate_private_pem, jwks
 from services.common.step_tokens import ConsumedStepTokens, StepExpired
+from services.common.tests.jwt_decodes import count_decodes
 from services.common.tokens import PeerKeys, StaticKeys, TokenIssuer, TokenVerifier
 
 from .fakes import FakeAuthStore
@@ -111,14 +109,7 @@ async def test_a_step_signed_here_skips_only_the_signature_check(
     flow: LoginFlow, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Read back from this process's memory, the step still meets every check of the step."""
-    decodes: list[str] = []
-    real_decode = jwt.decode
-
-    def counting_decode(token: str, *args: Any, **kwargs: Any) -> Any:
-        decodes.append(token)
-        return real_decode(token, *args, **kwargs)
-
-    monkeypatch.setattr(jwt, "decode", counting_decode)
+    decodes = count_decodes(monkeypatch)
     token = flow.issue("username", "browser-1", AUTHZ)
     step = await flow.read(token, "browser-1", {"username"})
     assert decodes == [] and step.authz == AUTHZ

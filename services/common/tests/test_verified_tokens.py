@@ -1,8 +1,6 @@
 """A verifier decodes a token once: the same token again passes only while it is live and its key
 is still the issuer's; a forged one is checked (and refused) every time."""
 
-from typing import Any
-
 import jwt
 import pytest
 
@@ -16,6 +14,8 @@ from services.common.tokens import (
     TokenIssuer,
     TokenVerifier,
 )
+
+from .jwt_decodes import count_decodes
 
 KEY = SigningKey.from_pem(generate_private_pem("ec"))
 OTHER_KEY = SigningKey.from_pem(generate_private_pem("ec"))
@@ -31,15 +31,7 @@ class SwappableKeys(StaticKeys):
 @pytest.fixture
 def decodes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Each verified decode (signature and claims checked) the verifiers make."""
-    seen: list[str] = []
-    real_decode = jwt.decode
-
-    def counting_decode(token: str, *args: Any, **kwargs: Any) -> Any:
-        seen.append(token)
-        return real_decode(token, *args, **kwargs)
-
-    monkeypatch.setattr(jwt, "decode", counting_decode)
-    return seen
+    return count_decodes(monkeypatch)
 
 
 def verifier(clock: FrozenClock, keys: StaticKeys | None = None) -> TokenVerifier:

@@ -18,6 +18,7 @@ from httpx import AsyncClient
 
 from services.common.clock import FrozenClock
 from services.common.keys import SigningKey, b64url, generate_private_pem
+from services.common.tests.jwt_decodes import count_decodes
 from services.portal.app import create_app, open_state
 from services.portal.settings import Settings
 
@@ -158,15 +159,7 @@ async def test_a_login_cookie_signed_by_someone_else_is_refused(
 @pytest.fixture
 def decoded(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Every token whose signature is checked (jwt.decode), in order."""
-    tokens: list[str] = []
-    real_decode = jwt.decode
-
-    def counting_decode(token: str, *args: Any, **kwargs: Any) -> Any:
-        tokens.append(token)
-        return real_decode(token, *args, **kwargs)
-
-    monkeypatch.setattr(jwt, "decode", counting_decode)
-    return tokens
+    return count_decodes(monkeypatch)
 
 
 async def test_the_login_cookie_signed_here_comes_back_without_a_signature_check(
