@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 from services.common.clock import Clock, random_token
 
-from .store import SessionStore, SsoRecord
+from .store import PortalRefusal, SessionStore, SsoRecord
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,11 @@ class Sessions:
         return await self._live(await self.store.get_sso(session_id))
 
     async def _live(self, record: SsoRecord | None) -> SsoRecord | None:
-        """The session if it may still be used; counts as a use for the idle timeout."""
+        """The session if it may still be used; counts as a use for the idle timeout.
+
+        store.CREATE_PORTAL_SCRIPT makes the same checks inside Redis for start_portal: a change
+        here is one there too.
+        """
         if record is None:
             return None
         now = self._now()
@@ -104,24 +108,26 @@ class Sessions:
 
     async def start_portal(self, sid: str, user_id: str) -> NewPortalSession | None:
         """A portal session under the live SSO session `sid` of this user; None when there is none."""
-        parent = await self._live(await self.store.get_sso_by_sid(sid))
-        if parent is None or parent.user_id != user_id:
-            return None
-        now = self._now()
-        ttl = min(self.portal_lifetime, parent.expires_at - now)
         session_id = self.new_id()
-        created = await self.store.create_portal(
+        # The parent's checks (_live's, and that it is this user's) and the idle timeout's touch
+        # are made in the store's one script with the write: one Redis round trip.
+        outcome = await self.store.create_portal(
             session_id,
-            parent_sid=parent.sid,
+            parent_sid=sid,
+            user_id=user_id,
+            now=self._now(),
+            lifetime_seconds=self.portal_lifetime,
+            idle_timeout_seconds=self.idle_timeout,
             created_at=self.clock.now(),
-            expires_at=now + ttl,
-            ttl_seconds=ttl,
             # At most a few per SSO session, the newest: a loop of Logins fills no memory.
             keep=self.max_portal_sessions,
         )
-        if not created:
+        if outcome is PortalRefusal.PARENT_IDLE:
+            # As _live ends an idle session it meets (rare: only with an idle timeout set).
+            await self.store.end_sso_by_sid(sid)
+        if isinstance(outcome, PortalRefusal):
             return None
-        return NewPortalSession(session_id, now + ttl)
+        return NewPortalSession(session_id, outcome)
 
     async def find_portal(self, session_id: str) -> PortalRecord | None:
         link = await self.store.get_portal(session_id)

@@ -25,6 +25,7 @@ import base64
 import hashlib
 import logging
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
 from redis.exceptions import WatchError
@@ -82,24 +83,44 @@ redis.call('HINCRBY', KEYS[3], ARGV[5], 1)
 return 1
 """
 
-# A portal session, made in one round trip where a WATCH/PTTL/MULTI and a read of the parent
-# took four: only under a parent key that still lives (its PTTL bounds the new key's TTL, which
-# is never extended), then, with a limit, the parent's oldest portal sessions end so that at
-# most that many stay, the new one always among them (oldest by creation time, then field).
-# Scripts run atomically, so no WATCH is needed. Every key it touches is under the store's
-# hash tag (the ended sessions' keys are the prefix ARGV[7] + their ref): one Cluster slot.
-# KEYS: the parent's hash, the new portal key. ARGV: parent sid, ref, expires_at, TTL seconds,
-# creation time (microseconds), how many to keep (0: no limit), the portal keys' prefix.
-# Returns -1 when the parent is gone, otherwise how many older portal sessions ended.
+# A portal session, made in one round trip where a read of the parent (and, with an idle
+# timeout, a touch of it) and this script took two or three: the parent's checks are those of
+# Sessions._live and start_portal, made here on the parent's own fields (a record missing one
+# counts as gone, as store._sso_record reads it), in the same order: gone, expired, idle, then
+# another user's (refused with nothing written: a request naming the wrong user is no use of
+# the session). With an idle timeout, the use is recorded (last_used = now), as _live does. The
+# TTL is min(portal lifetime, the parent's remaining lifetime by its expires_at), and the key's
+# never past the parent key's own PTTL. Then, with a limit, the parent's oldest portal sessions
+# end so that at most that many stay, the new one always among them (oldest by creation time,
+# then field). Scripts run atomically, so no WATCH is needed. Every key it touches is under the
+# store's hash tag (the ended sessions' keys are the prefix ARGV[9] + their ref): one Cluster slot.
+# KEYS: the parent's hash, the new portal key. ARGV: parent sid, ref, user id, now (seconds),
+# portal lifetime (seconds), idle timeout (seconds, 0: none), creation time (microseconds), how
+# many to keep (0: no limit), the portal keys' prefix.
+# Returns the new session's expires_at, or one of PortalRefusal's codes:
+# -1 the parent is gone, -2 it has expired, -3 it was idle too long (the caller ends it),
+# -4 it is another user's.
 CREATE_PORTAL_SCRIPT = f"""
 local parent_ttl_ms = redis.call('PTTL', KEYS[1])
 if parent_ttl_ms <= 0 then return -1 end
-local ttl = math.min(tonumber(ARGV[4]), math.ceil(parent_ttl_ms / 1000))
-redis.call('SET', KEYS[2], ARGV[1] .. ' ' .. ARGV[3], 'EX', ttl)
+local parent = redis.call('HMGET', KEYS[1], '{USER_ID}', '{USERNAME}', '{AMR}', '{AUTH_TIME}', '{EXPIRES_AT}', '{LAST_USED}')
+local user_id, expires_at, last_used = parent[1], tonumber(parent[5]), tonumber(parent[6])
+if not (user_id and parent[2] and parent[3] and tonumber(parent[4]) and expires_at and last_used) then
+  return -1
+end
+local now, idle_timeout = tonumber(ARGV[4]), tonumber(ARGV[6])
+if expires_at <= now then return -2 end
+if idle_timeout > 0 and now - last_used >= idle_timeout then return -3 end
+if user_id ~= ARGV[3] then return -4 end
+if idle_timeout > 0 then redis.call('HSET', KEYS[1], '{LAST_USED}', ARGV[4]) end
+local ttl = math.min(tonumber(ARGV[5]), expires_at - now)
+local portal_expires_at = now + ttl
+redis.call('SET', KEYS[2], ARGV[1] .. ' ' .. string.format('%d', portal_expires_at),
+  'EX', math.min(ttl, math.ceil(parent_ttl_ms / 1000)))
 local own = '{CHILD}' .. ARGV[2]
-redis.call('HSET', KEYS[1], own, ARGV[5])
-local keep = tonumber(ARGV[6])
-if keep <= 0 then return 0 end
+redis.call('HSET', KEYS[1], own, ARGV[7])
+local keep = tonumber(ARGV[8])
+if keep <= 0 then return portal_expires_at end
 local fields = redis.call('HGETALL', KEYS[1])
 local others = {{}}
 for i = 1, #fields, 2 do
@@ -108,19 +129,28 @@ for i = 1, #fields, 2 do
     others[#others + 1] = {{tonumber(fields[i + 1]) or 0, name}}
   end
 end
-if #others < keep then return 0 end
+if #others < keep then return portal_expires_at end
 table.sort(others, function(a, b)
   if a[1] ~= b[1] then return a[1] < b[1] end
   return a[2] < b[2]
 end)
-local ending = #others - keep + 1
-for i = 1, ending do
+for i = 1, #others - keep + 1 do
   local name = others[i][2]
-  redis.call('DEL', ARGV[7] .. string.sub(name, {len(CHILD) + 1}))
+  redis.call('DEL', ARGV[9] .. string.sub(name, {len(CHILD) + 1}))
   redis.call('HDEL', KEYS[1], name)
 end
-return ending
+return portal_expires_at
 """
+
+
+class PortalRefusal(Enum):
+    """Why CREATE_PORTAL_SCRIPT made no portal session: its negative return codes."""
+
+    PARENT_GONE = -1
+    PARENT_EXPIRED = -2
+    # Unused for the idle timeout: the caller ends it, as any other use would (Sessions._live).
+    PARENT_IDLE = -3
+    OTHER_USER = -4
 
 
 def _text(value: bytes | str) -> str:
@@ -379,33 +409,40 @@ class SessionStore:
         session_id: str,
         *,
         parent_sid: str,
-        expires_at: int,
-        ttl_seconds: int,
+        user_id: str,
+        now: int,
+        lifetime_seconds: int,
+        idle_timeout_seconds: int = 0,
         created_at: float = 0,
         keep: int | None = None,
-    ) -> bool:
-        """Stores the portal session under its live parent; False when the parent is gone.
+    ) -> int | PortalRefusal:
+        """Stores the portal session under its parent, if that is live and `user_id`'s; returns
+        its expires_at, or why there is none (CREATE_PORTAL_SCRIPT).
 
         With `keep`, the parent's other portal sessions but the `keep` - 1 newest end in the same
         script: at most `keep` live, this one among them.
         """
         ref = ref_of(session_id)
-        created = await self._create_portal(
-            keys=[self.sso_key(parent_sid), self.portal_key(ref)],
-            args=[
-                parent_sid,
-                ref,
-                expires_at,
-                ttl_seconds,
-                round(created_at * 1_000_000),
-                0 if keep is None else keep,
-                self.portal_key(""),
-            ],
+        outcome = int(
+            await self._create_portal(
+                keys=[self.sso_key(parent_sid), self.portal_key(ref)],
+                args=[
+                    parent_sid,
+                    ref,
+                    user_id,
+                    now,
+                    lifetime_seconds,
+                    idle_timeout_seconds,
+                    round(created_at * 1_000_000),
+                    0 if keep is None else keep,
+                    self.portal_key(""),
+                ],
+            )
         )
-        if int(created) < 0:
-            return False
+        if outcome < 0:
+            return PortalRefusal(outcome)
         await self._replicated()
-        return True
+        return outcome
 
     async def get_portal(self, session_id: str) -> PortalLink | None:
         ref = ref_of(session_id)

@@ -348,3 +348,139 @@ async def test_revoking_a_user_keeps_the_session_asked_to_be_kept(sessions: Sess
 
     assert await sessions.find_sso(here.session_id) is not None
     assert await sessions.find_sso(elsewhere.session_id) is None
+
+
+def idle_sessions(store: SessionStore, clock: FrozenClock, idle_timeout: int = 600) -> Sessions:
+    return Sessions(
+        store,
+        clock,
+        sso_lifetime_seconds=TWELVE_HOURS,
+        portal_lifetime_seconds=TWELVE_HOURS,
+        idle_timeout_seconds=idle_timeout,
+    )
+
+
+@pytest.mark.parametrize("idle_timeout", [0, 600])
+async def test_a_portal_session_for_another_user_is_refused_and_nothing_is_written(
+    store: SessionStore, redis: Redis, key_prefix: str, clock: FrozenClock, idle_timeout: int
+) -> None:
+    sessions = idle_sessions(store, clock, idle_timeout)
+    sso = await sessions.start_sso("user-1", "alice", ["pwd", "otp"])
+    clock.advance(300)
+    before = await everything_stored(redis, key_prefix)
+
+    assert await sessions.start_portal(sso.sid, "user-2") is None
+
+    # Not even the idle timeout's touch: naming the wrong user is no use of the session.
+    assert await everything_stored(redis, key_prefix) == before
+    assert await all_keys(redis, store.portal_key("")) == []
+
+
+async def test_an_expired_parent_is_refused_and_left_to_redis(
+    store: SessionStore, redis: Redis, key_prefix: str, clock: FrozenClock
+) -> None:
+    sessions = idle_sessions(store, clock)
+    sso = await sessions.start_sso("user-1", "alice", ["pwd", "otp"])
+    # Past its expires_at, and idle too: expiry is checked first, so it is not ended but left to
+    # its TTL, as a lookup leaves it. Its key is still in Redis, whose clock is the real one.
+    clock.advance(TWELVE_HOURS)
+    assert await redis.exists(store.sso_key(sso.sid))
+    before = await everything_stored(redis, key_prefix)
+
+    assert await sessions.start_portal(sso.sid, "user-1") is None
+
+    assert await everything_stored(redis, key_prefix) == before
+    assert await all_keys(redis, store.portal_key("")) == []
+
+
+async def test_an_idle_parent_is_refused_and_ended(
+    store: SessionStore, redis: Redis, key_prefix: str, clock: FrozenClock
+) -> None:
+    sessions = idle_sessions(store, clock)
+    sso = await sessions.start_sso("user-1", "alice", ["pwd", "otp"])
+    clock.advance(600)
+
+    assert await sessions.start_portal(sso.sid, "user-1") is None
+
+    # Ended as a lookup would end it: the session, its place in the user's index, its live count.
+    assert await all_keys(redis, key_prefix) == []
+    assert await sessions.find_sso(sso.session_id) is None
+
+
+async def test_a_new_portal_session_counts_as_a_use_of_its_parent(
+    store: SessionStore, redis: Redis, clock: FrozenClock
+) -> None:
+    sessions = idle_sessions(store, clock)
+    sso = await sessions.start_sso("user-1", "alice", ["pwd", "otp"])
+    clock.advance(500)
+
+    portal = await sessions.start_portal(sso.sid, "user-1")
+
+    assert portal is not None
+    assert await redis.hget(store.sso_key(sso.sid), "l") == str(int(clock.now()))
+    # 1000 s after sign-in, 500 after the portal session: still live only thanks to that touch.
+    clock.advance(500)
+    assert await sessions.find_sso(sso.session_id) is not None
+
+
+async def test_without_an_idle_timeout_a_new_portal_session_touches_nothing(
+    sessions: Sessions, store: SessionStore, redis: Redis, clock: FrozenClock
+) -> None:
+    sso = await sessions.start_sso("user-1", "alice", ["pwd", "otp"])
+    clock.advance(500)
+
+    assert await sessions.start_portal(sso.sid, "user-1") is not None
+
+    assert await redis.hget(store.sso_key(sso.sid), "l") == str(sso.auth_time)
+
+
+@pytest.mark.parametrize(
+    "broken", [{"drop": "n"}, {"drop": "u"}, {"drop": "l"}, {"set": ("e", "soon")}, {"set": ("t", "x")}]
+)
+async def test_a_parent_record_that_is_not_whole_is_no_parent(
+    sessions: Sessions, store: SessionStore, redis: Redis, key_prefix: str, broken: dict[str, Any]
+) -> None:
+    sso = await sessions.start_sso("user-1", "alice", ["pwd", "otp"])
+    key = store.sso_key(sso.sid)
+    if "drop" in broken:
+        await redis.hdel(key, broken["drop"])
+    else:
+        await redis.hset(key, *broken["set"])
+    # The lookup reads it as no session at all; so does the portal session's script.
+    assert await store.get_sso_by_sid(sso.sid) is None
+    before = await everything_stored(redis, key_prefix)
+
+    assert await sessions.start_portal(sso.sid, "user-1") is None
+
+    assert await everything_stored(redis, key_prefix) == before
+
+
+async def test_keeping_the_newest_portal_sessions_with_an_idle_timeout(
+    store: SessionStore, redis: Redis, clock: FrozenClock
+) -> None:
+    sessions = Sessions(
+        store,
+        clock,
+        sso_lifetime_seconds=TWELVE_HOURS,
+        portal_lifetime_seconds=HOUR,
+        idle_timeout_seconds=600,
+        max_portal_sessions_per_sso=2,
+    )
+    sso = await sessions.start_sso("user-1", "alice", ["pwd", "otp"])
+    made = []
+    for _ in range(4):
+        clock.advance(300)  # each one keeps the parent from idling out
+        portal = await sessions.start_portal(sso.sid, "user-1")
+        assert portal is not None and portal.expires_at == int(clock.now()) + HOUR
+        made.append(portal)
+
+    assert [await sessions.find_portal(portal.session_id) is not None for portal in made] == [
+        False,
+        False,
+        True,
+        True,
+    ]
+    assert len(await all_keys(redis, store.portal_key(""))) == 2
+    for portal in made[2:]:
+        stored = await redis.get(store.portal_key(ref_of(portal.session_id)))
+        assert stored == f"{sso.sid} {portal.expires_at}"
