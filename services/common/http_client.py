@@ -79,7 +79,7 @@ async def once_more_if_unanswered(send: Callable[[], Awaitable[PeerResponse]], w
     return await send()
 
 
-def _json_body(value: Any) -> bytes:
+def json_body(value: Any) -> bytes:
     # As httpx encoded its json= bodies: compact, UTF-8, no NaN.
     return jsonlib.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
 
@@ -100,7 +100,7 @@ class PeerClient(ABC):
         """One of json (sent as application/json), data (a form) or content (as it is)."""
         sent = dict(headers or {})
         if json is not None:
-            body = _json_body(json)
+            body = json_body(json)
             sent.setdefault("content-type", "application/json")
         elif data is not None:
             body = urlencode(data).encode()

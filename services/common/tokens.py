@@ -49,6 +49,13 @@ def _unverified_header_and_claims(token: str) -> tuple[dict[str, Any], Any]:
     return header, payload
 
 
+def _of_type(claims: dict[str, Any], typ: Any, token_type: str | None) -> dict[str, Any]:
+    """The claims, if the token's typ is the one wanted (any, when none is)."""
+    if token_type is not None and typ != token_type:
+        raise InvalidToken(f"not a {token_type} token")
+    return claims
+
+
 def _base64url_decode(segment: str) -> bytes:
     return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
 
@@ -196,13 +203,16 @@ class TokenVerifier:
         self.algorithms = algorithms
         self.clock = clock or SystemClock()
         self.required = required
-        # token -> (kid, issuer, the key that verified it, its claims)
-        self._verified: dict[str, tuple[str, str, jwt.PyJWK, dict[str, Any]]] = {}
+        # token -> (kid, issuer, the key that verified it, its claims, its header's typ)
+        self._verified: dict[str, tuple[str, str, jwt.PyJWK, dict[str, Any], Any]] = {}
         # token -> (header, claims) of the tokens this process signed itself, oldest first
         self._signed_here: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
 
-    async def verify(self, token: str) -> dict[str, Any]:
+    async def verify(self, token: str, token_type: str | None = None) -> dict[str, Any]:
         """The claims of a genuine, live token meant for this audience; InvalidToken otherwise.
+
+        token_type: the `typ` its header must carry (RFC 8725 3.11), read from the header this
+        verification parses anyway and checked on every use, remembered or not.
 
         A token verified before (the very same string) is not decoded again: it passes while it
         is live by this verifier's clock and its kid still finds the same key (a key the issuer
@@ -215,14 +225,15 @@ class TokenVerifier:
         if signed_here is not None:
             claims = await self._signed_here_claims(token, *signed_here)
             if claims is not None:
-                return claims
+                return _of_type(claims, signed_here[0].get("typ"), token_type)
         known = self._verified.get(token)
         if known is not None:
-            kid, issuer, key, claims = known
+            kid, issuer, key, claims, typ = known
             if not self.expired(claims["exp"]) and await self.keys.key_for(kid, issuer) is key:
-                return dict(claims)
+                return _of_type(dict(claims), typ, token_type)
             del self._verified[token]
-        return await self._verify_signed(token)
+        claims, typ = await self._verify_signed(token)
+        return _of_type(claims, typ, token_type)
 
     def remember_signed_here(self, token: str) -> None:
         """Remember a token that this process has just signed with its own key, so that its next
@@ -300,7 +311,8 @@ class TokenVerifier:
             raise InvalidToken("kid and algorithm disagree")
         return kid, claimed_issuer, key
 
-    async def _verify_signed(self, token: str) -> dict[str, Any]:
+    async def _verify_signed(self, token: str) -> tuple[dict[str, Any], Any]:
+        """The claims and the header's typ of a token whose signature and claims pass."""
         # Header and claims read once, unverified, only to pick the key: the decode below
         # checks the signature and the claims.
         header, payload = _unverified_header_and_claims(token)
@@ -322,10 +334,12 @@ class TokenVerifier:
         # exp is checked against the injected clock, not the wall clock, so tests can freeze time.
         if not isinstance(claims.get("exp"), int) or self.expired(claims["exp"]):
             raise InvalidToken("token expired")
-        self._remember(token, (kid, claimed_issuer, key, claims))
-        return dict(claims)
+        # The header read above is the one the signature just covered.
+        typ = header.get("typ")
+        self._remember(token, (kid, claimed_issuer, key, claims, typ))
+        return dict(claims), typ
 
-    def _remember(self, token: str, verified: tuple[str, str, jwt.PyJWK, dict[str, Any]]) -> None:
+    def _remember(self, token: str, verified: tuple[str, str, jwt.PyJWK, dict[str, Any], Any]) -> None:
         if len(self._verified) >= VERIFIED_TOKENS_MAX:
             self._verified = {
                 t: seen for t, seen in self._verified.items() if not self.expired(seen[3]["exp"])

@@ -31,9 +31,9 @@ class CountingVerifier(TokenVerifier):
         super().__init__(StaticKeys(jwks(KEY)), issuers={"portal"}, audience="session", clock=clock)
         self.verified = 0
 
-    async def verify(self, token: str) -> dict[str, Any]:
+    async def verify(self, token: str, token_type: str | None = None) -> dict[str, Any]:
         self.verified += 1
-        return await super().verify(token)
+        return await super().verify(token, token_type)
 
 
 async def tokens_sent(clock: FrozenClock, calls: list[float]) -> list[str]:
@@ -97,3 +97,25 @@ async def test_a_refused_token_is_refused_every_time_and_checks_do_not_share() -
     )
     with pytest.raises(Unauthorized):
         await other(bearer(token))
+
+
+async def test_the_type_is_checked_on_every_use_from_the_header_the_verification_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The check reads typ from the header it parsed for the key, not with a second parse.
+    monkeypatch.setattr(jwt, "get_unverified_header", None)
+    clock = FrozenClock()
+    verifier = TokenVerifier(StaticKeys(jwks(KEY)), issuers={"portal"}, audience="session", clock=clock)
+    check = CallerCheck(verifier)
+    issuer = TokenIssuer(KEY, "portal", clock)
+    service_token = issuer.issue("session", 60, token_type="service+jwt")
+    assert await check(bearer(service_token)) == "portal"
+    # A step token the verifier already let pass (remembered, or signed here) is no service token.
+    remembered = issuer.issue("session", 60)
+    signed_here = issuer.issue("session", 60)
+    await verifier.verify(remembered)
+    verifier.remember_signed_here(signed_here)
+    for token in (remembered, signed_here, remembered):
+        with pytest.raises(Unauthorized):
+            await check(bearer(token))
+        assert (await verifier.verify(token))["iss"] == "portal"

@@ -13,6 +13,7 @@ from services.common.clock import FrozenClock
 from services.common.errors import UNAVAILABLE_MESSAGE, DependencyUnavailable
 from services.common.http_client import peer_http_client
 from services.common.keys import SigningKey, generate_private_pem
+from services.common.logging import request_id_var
 from services.common.service_client import ServiceClient
 from services.common.tokens import TokenIssuer
 from services.contracts.auth import AuthInternalClient
@@ -67,6 +68,25 @@ async def test_a_lookup_answer_in_the_contract_is_a_session() -> None:
     assert session is not None
     assert (str(session.user_id), session.username, session.sid) == (body["user_id"], "alice", "P" * 43)
     assert callee.sent() == [("/internal/sso-sessions/lookup", {"session_id": SESSION_ID})]
+
+
+async def test_a_request_is_sent_as_compact_utf8_json_with_its_token_and_request_id() -> None:
+    # The body comes straight from model_dump_json: the bytes json.dumps of model_dump(mode="json")
+    # sent before, no null for a field left out, the content type and each call's request id.
+    callee = Callee(201, {"session_id": SESSION_ID, "sid": "P" * 43, "auth_time": 1, "expires_at": 2})
+    client = session_client(callee)
+    token = request_id_var.set("req-1")
+    try:
+        await client.start_sso("u-1", "zoë", ["pwd"], device="Firefox")
+    finally:
+        request_id_var.reset(token)
+    [request] = callee.requests
+    assert request.content == (
+        b'{"user_id":"u-1","username":"zo\xc3\xab","amr":["pwd"],"device":"Firefox","address":""}'
+    )
+    assert request.headers["content-type"] == "application/json"
+    assert request.headers["x-request-id"] == "req-1"
+    assert request.headers["authorization"] == f"Bearer {client.client.service_token()}"
 
 
 @pytest.mark.parametrize(
