@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 from services.common.clock import Clock, random_token
 
-from .store import PortalRefusal, SessionStore, SsoRecord
+from .store import PortalLookupRefusal, PortalRefusal, SessionStore, SsoRecord, SsoRefusal
 
 
 @dataclass(frozen=True)
@@ -79,25 +79,20 @@ class Sessions:
         )
 
     async def find_sso(self, session_id: str) -> SsoRecord | None:
-        return await self._live(await self.store.get_sso(session_id))
+        """The session if it may still be used: not expired, nor idle too long when an idle timeout
+        is set, and each lookup then counts as a use of it.
 
-    async def _live(self, record: SsoRecord | None) -> SsoRecord | None:
-        """The session if it may still be used; counts as a use for the idle timeout.
-
-        store.CREATE_PORTAL_SCRIPT makes the same checks inside Redis for start_portal: a change
-        here is one there too.
+        The checks and the idle timeout's touch are made inside Redis with the read, in one round
+        trip: store.FIND_SSO_SCRIPT; FIND_PORTAL_SCRIPT and CREATE_PORTAL_SCRIPT make the same
+        checks on a portal session's parent, so a change here is one there too.
         """
-        if record is None:
-            return None
-        now = self._now()
-        if record.expires_at <= now:
-            return None
-        if self.idle_timeout:
-            if now - record.last_used >= self.idle_timeout:
-                await self.store.end_sso_by_ref(record.ref)
-                return None
-            await self.store.touch_sso(record.ref, now)
-        return record
+        found = await self.store.find_live_sso(
+            session_id, now=self._now(), idle_timeout_seconds=self.idle_timeout
+        )
+        if found is SsoRefusal.IDLE:
+            # An idle session ends at its next lookup (rare: only with an idle timeout set).
+            await self.store.end_sso(session_id)
+        return found if isinstance(found, SsoRecord) else None
 
     async def end_sso(self, *, session_id: str | None = None, sid: str | None = None) -> bool:
         if session_id is not None:
@@ -109,7 +104,7 @@ class Sessions:
     async def start_portal(self, sid: str, user_id: str) -> NewPortalSession | None:
         """A portal session under the live SSO session `sid` of this user; None when there is none."""
         session_id = self.new_id()
-        # The parent's checks (_live's, and that it is this user's) and the idle timeout's touch
+        # The parent's checks (find_sso's, and that it is this user's) and the idle timeout's touch
         # are made in the store's one script with the write: one Redis round trip.
         outcome = await self.store.create_portal(
             session_id,
@@ -123,22 +118,28 @@ class Sessions:
             keep=self.max_portal_sessions,
         )
         if outcome is PortalRefusal.PARENT_IDLE:
-            # As _live ends an idle session it meets (rare: only with an idle timeout set).
+            # As find_sso ends an idle session it meets (rare: only with an idle timeout set).
             await self.store.end_sso_by_sid(sid)
         if isinstance(outcome, PortalRefusal):
             return None
         return NewPortalSession(session_id, outcome)
 
     async def find_portal(self, session_id: str) -> PortalRecord | None:
-        link = await self.store.get_portal(session_id)
-        if link is None or link.expires_at <= self._now():
-            return None
         # The parent is checked on every lookup, and must still list this session: ending
-        # either ends it at once.
-        parent = await self.store.get_sso_by_sid(link.parent_sid)
-        if parent is None or link.ref not in parent.children or await self._live(parent) is None:
+        # either ends it at once. The portal session's checks, then its parent's (find_sso's),
+        # and the idle timeout's touch of the parent are made in one Redis round trip:
+        # store.FIND_PORTAL_SCRIPT.
+        found = await self.store.find_live_portal(
+            session_id, now=self._now(), idle_timeout_seconds=self.idle_timeout
+        )
+        if found.refusal is PortalLookupRefusal.PARENT_IDLE:
+            # As find_sso ends an idle session it meets.
+            await self.store.end_sso_by_sid(found.parent_sid)
+        if found.refusal is not None:
             return None
-        return PortalRecord(link.parent_sid, parent.user_id, parent.username, parent.sid, link.expires_at)
+        return PortalRecord(
+            found.parent_sid, found.user_id, found.username, found.parent_sid, found.expires_at
+        )
 
     async def end_portal(self, session_id: str) -> bool:
         return await self.store.end_portal(session_id)

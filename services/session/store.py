@@ -48,16 +48,6 @@ REF_LENGTH = 22
 # The live count's buckets: sessions are counted to the minute of their expiry.
 LIVE_BUCKET_SECONDS = 60
 
-# Only touches a session that still exists: a plain HSET would bring an ended one back,
-# without a TTL.
-TOUCH_SCRIPT = f"""
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  redis.call('HSET', KEYS[1], '{LAST_USED}', ARGV[1])
-  return 1
-end
-return 0
-"""
-
 # One session fewer in its minute of the live count; a minute at zero goes, so no key is left
 # behind once every session has ended.
 UNCOUNT_SCRIPT = """
@@ -85,10 +75,10 @@ return 1
 
 # A portal session, made in one round trip where a read of the parent (and, with an idle
 # timeout, a touch of it) and this script took two or three: the parent's checks are those of
-# Sessions._live and start_portal, made here on the parent's own fields (a record missing one
+# Sessions.find_sso and start_portal, made here on the parent's own fields (a record missing one
 # counts as gone, as store._sso_record reads it), in the same order: gone, expired, idle, then
 # another user's (refused with nothing written: a request naming the wrong user is no use of
-# the session). With an idle timeout, the use is recorded (last_used = now), as _live does. The
+# the session). With an idle timeout, the use is recorded (last_used = now), as find_sso does. The
 # TTL is min(portal lifetime, the parent's remaining lifetime by its expires_at), and the key's
 # never past the parent key's own PTTL. Then, with a limit, the parent's oldest portal sessions
 # end so that at most that many stay, the new one always among them (oldest by creation time,
@@ -143,12 +133,109 @@ return portal_expires_at
 """
 
 
+# A field's integer, as Python's int() reads the stored ones (digits, maybe a sign), else nil:
+# what the lookups' scripts accept is what store._sso_record and get_portal accept.
+_LUA_INT = """
+local function int(value)
+  if value and string.match(value, '^[-+]?%d+$') then return tonumber(value) end
+end
+"""
+
+# An SSO session's lookup (POST /internal/sso-sessions/lookup), in one round trip where a read
+# and, with an idle timeout, a touch took two: the checks Sessions._live made in Python, on the
+# session's own fields, in its order: gone (no key, or a record missing a field, as store._sso_record reads
+# it), expired (by its expires_at), idle too long (the caller then ends it). With
+# an idle timeout, a live session's use is recorded (last_used = now); without one there is
+# nothing to write and SessionStore.find_live_sso reads the hash with a plain HGETALL instead.
+# A lookup, a read, waits for no replica either way.
+# KEYS: the session's hash. ARGV: now (seconds), idle timeout (seconds, 0: none).
+# Returns the hash's fields and values as HGETALL read them (before the touch), or one of
+# SsoRefusal's codes: -1 gone, -2 expired, -3 idle too long.
+FIND_SSO_SCRIPT = f"""
+{_LUA_INT}
+local fields = redis.call('HGETALL', KEYS[1])
+local record = {{}}
+for i = 1, #fields, 2 do record[fields[i]] = fields[i + 1] end
+local expires_at, last_used = int(record['{EXPIRES_AT}']), int(record['{LAST_USED}'])
+if not (record['{USER_ID}'] and record['{USERNAME}'] and record['{AMR}'] and int(record['{AUTH_TIME}'])
+    and expires_at and last_used) then
+  return -1
+end
+local now, idle_timeout = tonumber(ARGV[1]), tonumber(ARGV[2])
+if expires_at <= now then return -2 end
+if idle_timeout > 0 then
+  if now - last_used >= idle_timeout then return -3 end
+  redis.call('HSET', KEYS[1], '{LAST_USED}', ARGV[1])
+end
+return fields
+"""
+
+# A portal session's lookup (POST /internal/portal-sessions/lookup, the portal's session check),
+# in one round trip where a GET of the portal key, a read of its parent and, with an idle
+# timeout, a touch of the parent took two or three. The checks of Sessions.find_portal, in its
+# order: the portal session gone (no key, or a value not "<sid> <expires_at>"), expired (by its
+# expires_at), its parent gone (as FIND_SSO_SCRIPT's), no longer listing it (its field p<ref>:
+# ending either ends it), then find_sso's on the parent: expired, idle too long (the caller ends
+# the parent). With an idle timeout, the parent's use is recorded (last_used = now). The
+# parent's key is the prefix ARGV[4] + its sid, under the store's hash tag: one Cluster slot.
+# KEYS: the portal key. ARGV: the portal session's ref, now (seconds), idle timeout (seconds,
+# 0: none), the SSO keys' prefix.
+# Returns {{0, parent sid, user id, username, the portal session's expires_at}} when live, else
+# {{code, parent sid ('' when unread)}} with one of PortalLookupRefusal's codes: -1 gone,
+# -2 expired, -3 the parent gone, -4 not listed by it, -5 the parent expired, -6 it was idle
+# too long.
+FIND_PORTAL_SCRIPT = f"""
+{_LUA_INT}
+local link = redis.call('GET', KEYS[1])
+if not link then return {{-1, ''}} end
+local parent_sid, link_expires_at = string.match(link, '^([^ ]*) ([^ ]*)$')
+local expires_at = int(link_expires_at)
+if not expires_at then return {{-1, ''}} end
+local now, idle_timeout = tonumber(ARGV[2]), tonumber(ARGV[3])
+if expires_at <= now then return {{-2, parent_sid}} end
+local parent_key = ARGV[4] .. parent_sid
+local parent = redis.call('HMGET', parent_key, '{USER_ID}', '{USERNAME}', '{AMR}', '{AUTH_TIME}', '{EXPIRES_AT}', '{LAST_USED}', '{CHILD}' .. ARGV[1])
+local parent_expires_at, last_used = int(parent[5]), int(parent[6])
+if not (parent[1] and parent[2] and parent[3] and int(parent[4]) and parent_expires_at and last_used) then
+  return {{-3, parent_sid}}
+end
+if not parent[7] then return {{-4, parent_sid}} end
+if parent_expires_at <= now then return {{-5, parent_sid}} end
+if idle_timeout > 0 then
+  if now - last_used >= idle_timeout then return {{-6, parent_sid}} end
+  redis.call('HSET', parent_key, '{LAST_USED}', ARGV[2])
+end
+return {{0, parent_sid, parent[1], parent[2], link_expires_at}}
+"""
+
+
+class SsoRefusal(Enum):
+    """Why FIND_SSO_SCRIPT found no live SSO session: its return codes."""
+
+    GONE = -1
+    EXPIRED = -2
+    # The caller ends it (Sessions.find_sso).
+    IDLE = -3
+
+
+class PortalLookupRefusal(Enum):
+    """Why FIND_PORTAL_SCRIPT found no live portal session: its return codes."""
+
+    GONE = -1
+    EXPIRED = -2
+    PARENT_GONE = -3
+    NOT_LISTED = -4
+    PARENT_EXPIRED = -5
+    # The caller ends the parent (Sessions.find_portal).
+    PARENT_IDLE = -6
+
+
 class PortalRefusal(Enum):
     """Why CREATE_PORTAL_SCRIPT made no portal session: its negative return codes."""
 
     PARENT_GONE = -1
     PARENT_EXPIRED = -2
-    # Unused for the idle timeout: the caller ends it, as any other use would (Sessions._live).
+    # Unused for the idle timeout: the caller ends it, as any other use would (Sessions.find_sso).
     PARENT_IDLE = -3
     OTHER_USER = -4
 
@@ -212,6 +299,18 @@ class PortalLink:
     expires_at: int
 
 
+@dataclass(frozen=True)
+class PortalLookup:
+    """What FIND_PORTAL_SCRIPT answered: the live portal session's parent and who it is for, or
+    why there is none (with the parent's sid, for the caller to end an idle one)."""
+
+    refusal: PortalLookupRefusal | None
+    parent_sid: str
+    user_id: str = ""
+    username: str = ""
+    expires_at: int = 0
+
+
 def _sso_record(sid: str, fields: dict[str, str]) -> SsoRecord | None:
     try:
         return SsoRecord(
@@ -238,7 +337,8 @@ class SessionStore:
         self.prefix = key_prefix_for(key_prefix)
         self.wait_replicas = wait_replicas
         self.wait_timeout_ms = wait_timeout_ms
-        self._touch = redis.register_script(TOUCH_SCRIPT)
+        self._find_sso = redis.register_script(FIND_SSO_SCRIPT)
+        self._find_portal = redis.register_script(FIND_PORTAL_SCRIPT)
         self._create_sso = redis.register_script(CREATE_SSO_SCRIPT)
         self._create_portal = redis.register_script(CREATE_PORTAL_SCRIPT)
 
@@ -333,8 +433,25 @@ class SessionStore:
     # By its ref, which is its sid.
     get_sso_by_ref = get_sso_by_sid
 
-    async def touch_sso(self, ref: str, now: int) -> None:
-        await self._touch(keys=[self.sso_key(ref)], args=[now])
+    async def find_live_sso(
+        self, session_id: str, *, now: int, idle_timeout_seconds: int = 0
+    ) -> SsoRecord | SsoRefusal:
+        """The SSO session if it may still be used, its use recorded with an idle timeout; or why
+        not (FIND_SSO_SCRIPT). A read: waits for no replica."""
+        sid = ref_of(session_id)
+        if not idle_timeout_seconds:
+            # Nothing to write, so the one round trip is a plain HGETALL, cheaper for Redis than
+            # the script (bench/session_store.py's sso_check: 80 -> 100 us through it), with the
+            # script's other checks here.
+            record = await self.get_sso_by_sid(sid)
+            if record is None:
+                return SsoRefusal.GONE
+            return SsoRefusal.EXPIRED if record.expires_at <= now else record
+        reply = await self._find_sso(keys=[self.sso_key(sid)], args=[now, idle_timeout_seconds])
+        if isinstance(reply, int):
+            return SsoRefusal(reply)
+        record = _sso_record(sid, _hash(dict(zip(reply[::2], reply[1::2], strict=True))))
+        return SsoRefusal.GONE if record is None else record
 
     async def end_sso(self, session_id: str) -> bool:
         return await self.end_sso_by_sid(ref_of(session_id))
@@ -443,6 +560,21 @@ class SessionStore:
             return PortalRefusal(outcome)
         await self._replicated()
         return outcome
+
+    async def find_live_portal(
+        self, session_id: str, *, now: int, idle_timeout_seconds: int = 0
+    ) -> PortalLookup:
+        """The portal session's parent and who it is for if it may still be used, the parent's
+        use recorded with an idle timeout; or why not (FIND_PORTAL_SCRIPT). A read: waits for no
+        replica."""
+        ref = ref_of(session_id)
+        code, parent_sid, *found = await self._find_portal(
+            keys=[self.portal_key(ref)], args=[ref, now, idle_timeout_seconds, self.sso_key("")]
+        )
+        if int(code) < 0:
+            return PortalLookup(PortalLookupRefusal(int(code)), _text(parent_sid))
+        user_id, username, expires_at = (_text(value) for value in found)
+        return PortalLookup(None, _text(parent_sid), user_id, username, int(expires_at))
 
     async def get_portal(self, session_id: str) -> PortalLink | None:
         ref = ref_of(session_id)

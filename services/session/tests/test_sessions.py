@@ -8,7 +8,7 @@ from redis.asyncio import Redis
 
 from services.common.clock import FrozenClock
 from services.session.sessions import Sessions
-from services.session.store import SessionStore, ref_of
+from services.session.store import PortalLookupRefusal, SessionStore, SsoRefusal, ref_of
 
 from .conftest import TWELVE_HOURS, all_keys, everything_stored
 
@@ -484,3 +484,228 @@ async def test_keeping_the_newest_portal_sessions_with_an_idle_timeout(
     for portal in made[2:]:
         stored = await redis.get(store.portal_key(ref_of(portal.session_id)))
         assert stored == f"{sso.sid} {portal.expires_at}"
+
+
+async def portal_under(sessions: Sessions, user_id: str = "user-1") -> tuple[str, str]:
+    """A new SSO session and a portal session made from it: their (sid, portal session id)."""
+    sso = await sessions.start_sso(user_id, "alice", ["pwd", "otp"])
+    portal = await sessions.start_portal(sso.sid, user_id)
+    assert portal is not None
+    return sso.sid, portal.session_id
+
+
+async def break_link(redis: Redis, store: SessionStore, sid: str, portal_id: str) -> None:
+    await redis.set(store.portal_key(ref_of(portal_id)), sid)
+
+
+async def expire_parent(redis: Redis, store: SessionStore, sid: str, now: int) -> None:
+    await redis.hset(store.sso_key(sid), "e", now)
+
+
+@pytest.mark.parametrize(
+    ("spoil", "refusal"),
+    [
+        (lambda redis, store, sid, portal_id, now: redis.delete(store.portal_key(ref_of(portal_id))), "GONE"),
+        (lambda redis, store, sid, portal_id, now: break_link(redis, store, sid, portal_id), "GONE"),
+        (lambda redis, store, sid, portal_id, now: redis.delete(store.sso_key(sid)), "PARENT_GONE"),
+        (lambda redis, store, sid, portal_id, now: redis.hdel(store.sso_key(sid), "n"), "PARENT_GONE"),
+        (
+            lambda redis, store, sid, portal_id, now: redis.hset(store.sso_key(sid), "l", "soon"),
+            "PARENT_GONE",
+        ),
+        (
+            lambda redis, store, sid, portal_id, now: redis.hdel(store.sso_key(sid), f"p{ref_of(portal_id)}"),
+            "NOT_LISTED",
+        ),
+        (lambda redis, store, sid, portal_id, now: expire_parent(redis, store, sid, now), "PARENT_EXPIRED"),
+    ],
+)
+async def test_each_refused_portal_lookup_says_why_and_writes_nothing(
+    store: SessionStore, redis: Redis, key_prefix: str, clock: FrozenClock, spoil: Any, refusal: str
+) -> None:
+    sessions = idle_sessions(store, clock)
+    sid, portal_id = await portal_under(sessions)
+    clock.advance(300)
+    await spoil(redis, store, sid, portal_id, int(clock.now()))
+    before = await everything_stored(redis, key_prefix)
+
+    found = await store.find_live_portal(portal_id, now=int(clock.now()), idle_timeout_seconds=600)
+
+    assert found.refusal is PortalLookupRefusal[refusal]
+    assert await sessions.find_portal(portal_id) is None
+    # Not even the idle timeout's touch of the parent.
+    assert await everything_stored(redis, key_prefix) == before
+
+
+async def test_an_expired_portal_session_is_refused_before_its_idle_parent_is_ended(
+    store: SessionStore, redis: Redis, key_prefix: str, clock: FrozenClock
+) -> None:
+    sessions = Sessions(
+        store,
+        clock,
+        sso_lifetime_seconds=TWELVE_HOURS,
+        portal_lifetime_seconds=HOUR,
+        idle_timeout_seconds=600,
+    )
+    sid, portal_id = await portal_under(sessions)
+    clock.advance(HOUR)
+    before = await everything_stored(redis, key_prefix)
+
+    found = await store.find_live_portal(portal_id, now=int(clock.now()), idle_timeout_seconds=600)
+
+    assert found.refusal is PortalLookupRefusal.EXPIRED and found.parent_sid == sid
+    assert await sessions.find_portal(portal_id) is None
+    assert await everything_stored(redis, key_prefix) == before
+
+
+async def test_a_portal_session_its_idle_parent_no_longer_lists_leaves_the_parent(
+    store: SessionStore, redis: Redis, key_prefix: str, clock: FrozenClock
+) -> None:
+    sessions = idle_sessions(store, clock)
+    sid, portal_id = await portal_under(sessions)
+    await redis.hdel(store.sso_key(sid), f"p{ref_of(portal_id)}")
+    clock.advance(600)
+    before = await everything_stored(redis, key_prefix)
+
+    assert await sessions.find_portal(portal_id) is None
+
+    # Checked before the parent's idle timeout, as before: the parent is left for its own lookup.
+    assert await everything_stored(redis, key_prefix) == before
+
+
+async def test_a_portal_lookup_under_an_idle_parent_ends_the_parent(
+    store: SessionStore, redis: Redis, key_prefix: str, clock: FrozenClock
+) -> None:
+    sessions = idle_sessions(store, clock)
+    sid, portal_id = await portal_under(sessions)
+    clock.advance(600)
+
+    found = await store.find_live_portal(portal_id, now=int(clock.now()), idle_timeout_seconds=600)
+    assert found.refusal is PortalLookupRefusal.PARENT_IDLE and found.parent_sid == sid
+    assert await sessions.find_portal(portal_id) is None
+
+    # Ended as an SSO lookup ends it: the session, its portal sessions, its index, its count.
+    assert await all_keys(redis, key_prefix) == []
+
+
+@pytest.mark.parametrize("idle_timeout", [0, 600])
+async def test_a_portal_lookup_counts_as_a_use_of_its_parent_only_with_an_idle_timeout(
+    store: SessionStore, redis: Redis, key_prefix: str, clock: FrozenClock, idle_timeout: int
+) -> None:
+    sessions = idle_sessions(store, clock, idle_timeout)
+    sid, portal_id = await portal_under(sessions)
+    signed_in = int(clock.now())
+    clock.advance(500)
+    before = await everything_stored(redis, key_prefix)
+
+    found = await sessions.find_portal(portal_id)
+
+    assert found is not None
+    assert (found.parent_ref, found.sid, found.user_id, found.username) == (sid, sid, "user-1", "alice")
+    assert found.expires_at == signed_in + TWELVE_HOURS
+    if idle_timeout:
+        assert await redis.hget(store.sso_key(sid), "l") == str(int(clock.now()))
+        # 1000 s after sign-in, 500 after the portal lookup: still live only thanks to that touch.
+        clock.advance(500)
+        assert await sessions.find_portal(portal_id) is not None
+    else:
+        assert await everything_stored(redis, key_prefix) == before
+
+
+@pytest.mark.parametrize(
+    "broken", [{"drop": "u"}, {"drop": "a"}, {"drop": "t"}, {"set": ("e", "soon")}, {"set": ("l", "1.5")}]
+)
+@pytest.mark.parametrize("idle_timeout", [0, 600])
+async def test_an_sso_record_that_is_not_whole_is_no_session_and_is_not_touched(
+    store: SessionStore,
+    redis: Redis,
+    key_prefix: str,
+    clock: FrozenClock,
+    broken: dict[str, Any],
+    idle_timeout: int,
+) -> None:
+    sessions = idle_sessions(store, clock, idle_timeout)
+    sso = await sessions.start_sso("user-1", "alice", ["pwd", "otp"])
+    key = store.sso_key(sso.sid)
+    if "drop" in broken:
+        await redis.hdel(key, broken["drop"])
+    else:
+        await redis.hset(key, *broken["set"])
+    clock.advance(300)
+    before = await everything_stored(redis, key_prefix)
+
+    found = await store.find_live_sso(sso.session_id, now=int(clock.now()), idle_timeout_seconds=idle_timeout)
+
+    assert found is SsoRefusal.GONE
+    assert await sessions.find_sso(sso.session_id) is None
+    assert await everything_stored(redis, key_prefix) == before
+
+
+@pytest.mark.parametrize("idle_timeout", [0, 600])
+async def test_an_expired_sso_session_is_refused_and_left_to_redis(
+    store: SessionStore, redis: Redis, key_prefix: str, clock: FrozenClock, idle_timeout: int
+) -> None:
+    sessions = idle_sessions(store, clock, idle_timeout)
+    sso = await sessions.start_sso("user-1", "alice", ["pwd", "otp"])
+    # Past its expires_at, and idle too: expiry is checked first, so it is not ended.
+    clock.advance(TWELVE_HOURS)
+    before = await everything_stored(redis, key_prefix)
+
+    found = await store.find_live_sso(sso.session_id, now=int(clock.now()), idle_timeout_seconds=idle_timeout)
+
+    assert found is SsoRefusal.EXPIRED
+    assert await sessions.find_sso(sso.session_id) is None
+    assert await everything_stored(redis, key_prefix) == before
+
+
+async def test_an_idle_sso_session_is_refused_and_ended(
+    store: SessionStore, redis: Redis, key_prefix: str, clock: FrozenClock
+) -> None:
+    sessions = idle_sessions(store, clock)
+    sid, portal_id = await portal_under(sessions)
+    session_id = (await sessions.start_sso("user-1", "alice", ["pwd", "otp"])).session_id
+    clock.advance(600)
+
+    found = await store.find_live_sso(session_id, now=int(clock.now()), idle_timeout_seconds=600)
+    assert found is SsoRefusal.IDLE
+    assert await sessions.find_sso(session_id) is None
+
+    # Only that one ended (the other SSO session and its portal session are still stored).
+    assert not await redis.exists(store.sso_key(ref_of(session_id)))
+    assert await redis.exists(store.sso_key(sid), store.portal_key(ref_of(portal_id))) == 2
+
+
+@pytest.mark.parametrize("idle_timeout", [0, 600])
+async def test_an_sso_lookup_returns_the_whole_record_and_touches_it_only_with_an_idle_timeout(
+    store: SessionStore, redis: Redis, key_prefix: str, clock: FrozenClock, idle_timeout: int
+) -> None:
+    sessions = idle_sessions(store, clock, idle_timeout)
+    sso = await sessions.start_sso(
+        "user-1", "alice", ["pwd", "otp"], device="Firefox on Linux", address="192.0.2.1"
+    )
+    portal = await sessions.start_portal(sso.sid, "user-1")
+    assert portal is not None
+    clock.advance(500)
+    before = await everything_stored(redis, key_prefix)
+
+    found = await sessions.find_sso(sso.session_id)
+
+    # Every field as the hash was read, before the touch.
+    assert found is not None
+    assert (found.sid, found.user_id, found.username, found.amr) == (
+        sso.sid,
+        "user-1",
+        "alice",
+        ["pwd", "otp"],
+    )
+    assert (found.auth_time, found.expires_at, found.last_used) == (
+        sso.auth_time,
+        sso.expires_at,
+        sso.auth_time,
+    )
+    assert found.children == (ref_of(portal.session_id),)
+    assert (found.device, found.address) == ("Firefox on Linux", "192.0.2.1")
+    if idle_timeout:
+        assert await redis.hget(store.sso_key(sso.sid), "l") == str(int(clock.now()))
+    else:
+        assert await everything_stored(redis, key_prefix) == before
