@@ -430,9 +430,6 @@ class SessionStore:
     async def get_sso_by_sid(self, sid: str) -> SsoRecord | None:
         return _sso_record(sid, _hash(await self.redis.hgetall(self.sso_key(sid))))
 
-    # By its ref, which is its sid.
-    get_sso_by_ref = get_sso_by_sid
-
     async def find_live_sso(
         self, session_id: str, *, now: int, idle_timeout_seconds: int = 0
     ) -> SsoRecord | SsoRefusal:
@@ -480,8 +477,6 @@ class SessionStore:
                 await self._replicated()
                 return record is not None
         raise RuntimeError("SSO session kept changing while being ended")
-
-    end_sso_by_ref = end_sso_by_sid
 
     async def count_live_sso(self, now: int) -> int:
         """How many SSO sessions have not expired (to the minute): forgets past minutes, counts the rest."""
