@@ -268,8 +268,9 @@ class Stack:
             "AUTH_REDIS_KEY_PREFIX": f"{self.redis_prefix}auth:",
             "PORTAL_SIGNING_KEY_FILE": str(secret / "portal.pem"),
             "PORTAL_CLIENT_ID": "portal",
-            # As _register_portal_client registers it.
-            "PORTAL_ID_TOKEN_SIGNED_RESPONSE_ALG": "ES256",
+            # Narrowed to the alg _register_portal_client registers (the default also takes
+            # RS256, for a client registered before): a portal client left RS256 fails here.
+            "PORTAL_ID_TOKEN_SIGNED_RESPONSE_ALGS": json.dumps(["ES256"]),
             "PORTAL_CLIENT_SECRET_FILE": str(secret / "portal-client-secret"),
             **{
                 f"{name.upper()}_ADMIN_PUBLIC_KEY_FILES": json.dumps([str(secret / "admin.pub.pem")])
@@ -331,7 +332,7 @@ class Stack:
             "client", "add", "portal", "--operator", "devstack",
             "--redirect-uri", f"{public}/portal/callback", "--redirect-uri", f"{public}/support/callback",
             "--post-logout-redirect-uri", f"{public}/", "--replace",
-            # ES256 id_tokens, a sixth of RS256's signing CPU (PORTAL_ID_TOKEN_SIGNED_RESPONSE_ALG).
+            # ES256 id_tokens, a sixth of RS256's signing CPU (PORTAL_ID_TOKEN_SIGNED_RESPONSE_ALGS).
             "--id-token-signed-response-alg", "ES256",
             env=self.ssoctl_env(direct),
         )  # fmt: skip

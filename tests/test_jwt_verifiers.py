@@ -263,7 +263,7 @@ def portal_clock() -> FrozenClock:
 
 @pytest.fixture
 def fake_auth(portal_clock: FrozenClock) -> FakeAuth:
-    # ES256: the alg the portal's client is registered with (PORTAL_ID_TOKEN_SIGNED_RESPONSE_ALG).
+    # ES256: the alg devstack registers the portal's client with (PORTAL_ID_TOKEN_SIGNED_RESPONSE_ALGS).
     return FakeAuth(SigningKey.from_pem(generate_private_pem("ec")), portal_clock)
 
 

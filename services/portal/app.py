@@ -77,9 +77,10 @@ async def open_state(
                     id_token_keys,
                     issuers={issuer_url},
                     audience=settings.client_id,
-                    # Exactly the registered alg, never the header's: no none, no HS256 keyed
-                    # with a public key, no RS256 where ES256 is registered (alg confusion).
-                    algorithms=(settings.id_token_signed_response_alg,),
+                    # The configured asymmetric algs only, never the header's choice: no none,
+                    # no HS256 keyed with a public key; the kid's key must be of the header
+                    # alg's type (TokenVerifier), so RS256 never verifies under the EC key.
+                    algorithms=settings.id_token_signed_response_algs,
                     clock=clock,
                     required=("exp", "iat", "iss", "aud", "sub"),
                 ),

@@ -17,10 +17,13 @@ class Settings(ServiceSettings):
     client_secret_file: Path | None = None
     # The issuer as the browser sees it, and the id_token's `iss`; default <public>/auth.
     issuer: str | None = None
-    # The algorithm the portal's client is registered with (`ssoctl client add portal
-    # --id-token-signed-response-alg ES256`): the one alg its id_tokens are accepted in. ES256
-    # costs auth a sixth of RS256's CPU to sign; a client registered before it is RS256.
-    id_token_signed_response_alg: IdTokenAlg = "ES256"  # noqa: S105 (an algorithm, not a secret)
+    # The algorithms the portal accepts its id_tokens in (JSON list): both asymmetric ones auth
+    # signs with, each verified only with the key of auth's JWKS that the kid names and whose
+    # type is that alg's. Both by default, so that an upgrade needs no step: a portal client
+    # registered before id_token_signed_response_alg is RS256, one registered with
+    # `--id-token-signed-response-alg ES256` (a sixth of RS256's CPU for auth to sign) ES256.
+    # Narrow it to ["ES256"] once the client is registered ES256. Never none or HS*.
+    id_token_signed_response_algs: tuple[IdTokenAlg, ...] = Field(default=("ES256", "RS256"), min_length=1)
     # The support desk (/support/): a support session lasts this long from its sign-in at most,
     # and needs a fresh sign-in after this long without a request.
     support_max_seconds: int = Field(default=8 * 3600, gt=0)

@@ -7,6 +7,8 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
+from services.portal.settings import Settings as PortalSettings
+
 from .manifests import (
     CRD_KINDS,
     KUBERNETES_VERSION,
@@ -170,6 +172,16 @@ def test_the_base_configmap_carries_the_peers_as_cluster_service_names(overlay: 
     assert data["SSO_AUTH_URL"] == "http://auth:8101"
     assert data["SSO_SESSION_URL"] == "http://session:8103"
     assert data["SSO_PUBLIC_URL"].startswith("https://"), "Secure cookies behind TLS"
+
+
+def test_the_base_configmap_lets_an_upgraded_portal_take_its_clients_rs256_id_tokens(
+    overlay: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A portal client registered before id_token_signed_response_alg is RS256: no upgrade step.
+    data = find_prefixed(build(overlay), "ConfigMap", "sso-config")["data"]
+    monkeypatch.setenv("PORTAL_ID_TOKEN_SIGNED_RESPONSE_ALGS", data["PORTAL_ID_TOKEN_SIGNED_RESPONSE_ALGS"])
+    algs = PortalSettings(signing_key_file=tmp_path / "portal.pem").id_token_signed_response_algs
+    assert set(algs) == {"ES256", "RS256"}
 
 
 def test_migrations_run_before_auth_and_mfa_serve(overlay: str) -> None:

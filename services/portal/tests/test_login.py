@@ -4,7 +4,8 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -324,25 +325,55 @@ def hs256_keyed_with(key: SigningKey) -> Callable[[dict[str, Any]], str]:
     return make
 
 
-# The portal's client is registered ES256: an id_token in any other alg is refused, even one
-# that auth's own published RSA key verifies (auth signs other clients' id_tokens with it).
-OTHER_ALG_ID_TOKENS: dict[str, Callable[[FakeAuth], Callable[[dict[str, Any]], str]]] = {
+# By default the portal takes an id_token in either asymmetric alg auth signs with, each only
+# with the key of auth's JWKS that its kid names and whose type is that alg's: the RSA key for
+# RS256 (a portal client registered before ES256), the EC key for ES256.
+ACCEPTED_ID_TOKENS: dict[str, Callable[[FakeAuth], Callable[[dict[str, Any]], str]]] = {
+    "ES256 by auth's EC key": lambda auth: signed(auth.key),
     "RS256 by auth's published RSA key": lambda auth: signed(auth.also_published[0]),
+}
+
+# Refused whatever the settings say: no symmetric alg (nor none: BAD_ID_TOKENS), and no
+# signature in one alg under the kid of the other alg's key.
+REFUSED_ID_TOKENS: dict[str, Callable[[FakeAuth], Callable[[dict[str, Any]], str]]] = {
     "HS256 keyed with the ES256 key": lambda auth: hs256_keyed_with(auth.key),
     "HS256 keyed with the RSA key": lambda auth: hs256_keyed_with(auth.also_published[0]),
     "RS256 under the ES256 key's kid": lambda auth: signed(
         SigningKey(auth.also_published[0].private_key, auth.key.kid, "RS256")
     ),
+    "ES256 under the RSA key's kid": lambda auth: signed(
+        SigningKey(auth.key.private_key, auth.also_published[0].kid, "ES256")
+    ),
+    "another RSA key under auth's RSA kid": lambda auth: signed(
+        SigningKey(
+            SigningKey.from_pem(generate_private_pem("rsa")).private_key, auth.also_published[0].kid, "RS256"
+        )
+    ),
 }
 
 
-@pytest.mark.parametrize("case", sorted(OTHER_ALG_ID_TOKENS))
-async def test_an_id_token_in_another_alg_than_the_registered_one_is_refused(
+@pytest.mark.parametrize("case", sorted(ACCEPTED_ID_TOKENS))
+async def test_an_id_token_in_either_asymmetric_alg_is_accepted_by_default(
+    case: str, browser: AsyncClient, fake_auth: FakeAuth, fake_sessions: FakeSessions, clock: FrozenClock
+) -> None:
+    # An upgrade needs no step: the portal client registered before is RS256, a new one ES256.
+    clock.current = time.time()
+    assert isinstance(fake_auth.also_published[0].private_key, rsa.RSAPrivateKey)
+    fake_auth.make_id_token = ACCEPTED_ID_TOKENS[case](fake_auth)
+
+    response = await sign_in(browser, fake_auth)
+
+    assert response.status_code == 303
+    assert len(fake_sessions.sessions) == 1
+
+
+@pytest.mark.parametrize("case", sorted(REFUSED_ID_TOKENS))
+async def test_an_id_token_in_a_symmetric_alg_or_the_other_keys_alg_is_refused(
     case: str, browser: AsyncClient, fake_auth: FakeAuth, fake_sessions: FakeSessions, clock: FrozenClock
 ) -> None:
     clock.current = time.time()
     assert isinstance(fake_auth.also_published[0].private_key, rsa.RSAPrivateKey)
-    fake_auth.make_id_token = OTHER_ALG_ID_TOKENS[case](fake_auth)
+    fake_auth.make_id_token = REFUSED_ID_TOKENS[case](fake_auth)
 
     response = await sign_in(browser, fake_auth)
 
@@ -351,30 +382,53 @@ async def test_an_id_token_in_another_alg_than_the_registered_one_is_refused(
     assert fake_sessions.sessions == {}
 
 
-async def test_a_portal_registered_rs256_takes_rs256_and_refuses_es256(
+@asynccontextmanager
+async def portal_with(
     settings: Settings, clock: FrozenClock, fake_auth: FakeAuth, fake_sessions: FakeSessions
-) -> None:
-    # A portal whose client was registered before ES256 (docs/operations.md, upgrade).
-    clock.current = time.time()
-    rs256_settings = settings.model_copy(update={"id_token_signed_response_alg": "RS256"})
+) -> AsyncIterator[AsyncClient]:
+    """A browser at a portal started with these settings instead of the fixture's."""
     application = create_app(
-        rs256_settings,
+        settings,
         state_opener=partial(
             open_state, clock=clock, transport=httpx.MockTransport(fake_auth.handle), sessions=fake_sessions
         ),
     )
     async with (
         application.router.lifespan_context(application),
-        AsyncClient(transport=httpx.ASGITransport(app=application), base_url=PUBLIC_URL) as rs256_browser,
+        AsyncClient(transport=httpx.ASGITransport(app=application), base_url=PUBLIC_URL) as browser,
     ):
-        rs256_browser.cookies.set("browser", "b" * 43 + ".from-auth")
-        refused = await sign_in(rs256_browser, fake_auth)  # the default: ES256 by auth.key
+        browser.cookies.set("browser", "b" * 43 + ".from-auth")
+        yield browser
+
+
+async def test_a_portal_narrowed_to_es256_refuses_rs256_and_takes_es256(
+    settings: Settings, clock: FrozenClock, fake_auth: FakeAuth, fake_sessions: FakeSessions
+) -> None:
+    # Once its client is registered ES256 (docs/operations.md), an operator may narrow the list.
+    clock.current = time.time()
+    narrowed = settings.model_copy(update={"id_token_signed_response_algs": ("ES256",)})
+    async with portal_with(narrowed, clock, fake_auth, fake_sessions) as browser:
         fake_auth.make_id_token = signed(fake_auth.also_published[0])
-        accepted = await sign_in(rs256_browser, fake_auth)
+        refused = await sign_in(browser, fake_auth)
+        fake_auth.make_id_token = signed(fake_auth.key)
+        accepted = await sign_in(browser, fake_auth)
 
     assert refused.status_code == 400
+    assert SORRY in refused.text
     assert accepted.status_code == 303
     assert len(fake_sessions.sessions) == 1
+
+
+def test_the_accepted_algs_are_read_as_a_json_list_of_asymmetric_ones(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert settings.id_token_signed_response_algs == ("ES256", "RS256")
+    monkeypatch.setenv("PORTAL_ID_TOKEN_SIGNED_RESPONSE_ALGS", '["ES256"]')
+    assert Settings(signing_key_file=settings.signing_key_file).id_token_signed_response_algs == ("ES256",)
+    for refused in ('["HS256"]', '["none"]', '["ES256", "HS256"]', "[]", "ES256"):
+        monkeypatch.setenv("PORTAL_ID_TOKEN_SIGNED_RESPONSE_ALGS", refused)
+        with pytest.raises(ValueError):  # pydantic's ValidationError or SettingsError: no start
+            Settings(signing_key_file=settings.signing_key_file)
 
 
 async def test_an_expired_sso_session_is_refused(
