@@ -10,7 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -74,10 +74,15 @@ def process_group(name: str) -> str:
 
 
 @contextmanager
-def bench_stack(root: Path, state_dir: Path) -> Iterator[RunningStack]:
+def bench_stack(
+    root: Path, state_dir: Path, *, python_path: Sequence[Path] = (), env: Mapping[str, str] | None = None
+) -> Iterator[RunningStack]:
     """A stack of the code in `root` (free ports, own database and key prefix), on a Postgres and a
     Redis of its own too, so /proc tells their CPU apart from anyone else's. Started by that
-    tree's own devstack (bench/stack_launcher.py), so its command lines are the tree's."""
+    tree's own devstack (bench/stack_launcher.py), so its command lines are the tree's.
+
+    `python_path` (after `root`) and `env` reach every process of the stack, as the devstack
+    passes its environment on: how bench-routes puts its timing hook into the services."""
     state_dir.mkdir(parents=True)
     postgres = datastores.start_throwaway_postgres(state_dir)
     redis = None
@@ -99,7 +104,11 @@ def bench_stack(root: Path, state_dir: Path) -> Iterator[RunningStack]:
         launcher = subprocess.Popen(
             [sys.executable, str(Path(__file__).with_name("stack_launcher.py")), json.dumps(options)],
             cwd=root,
-            env={**os.environ, "PYTHONPATH": str(root)},
+            env={
+                **os.environ,
+                **(env or {}),
+                "PYTHONPATH": os.pathsep.join(str(path) for path in (root, *python_path)),
+            },
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
