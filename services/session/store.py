@@ -73,10 +73,39 @@ redis.call('HINCRBY', KEYS[3], ARGV[5], 1)
 return 1
 """
 
+# A field's integer, as Python's int() reads the stored ones (digits, maybe a sign), else nil:
+# what the scripts accept is what store._sso_record and get_portal accept.
+_LUA_INT = """
+local function int(value)
+  if value and string.match(value, '^[-+]?%d+$') then return tonumber(value) end
+end
+"""
+
+# The fields of an SSO session every script checks, for its HMGET, in the order sso_times reads
+# them; the portal lookup asks for one more after them (its own child field).
+_SSO_CHECKED_FIELDS = ", ".join(
+    f"'{name}'" for name in (USER_ID, USERNAME, AMR, AUTH_TIME, EXPIRES_AT, LAST_USED)
+)
+
+# An SSO session's expires_at and last_used, when its checked fields (as HMGET read them) make a
+# record store._sso_record reads; nil when one is missing or not an integer: the session is gone.
+# One function for the three scripts below, so that what counts as a session cannot drift apart.
+_LUA_SSO_TIMES = (
+    _LUA_INT
+    + """
+local function sso_times(fields)
+  local expires_at, last_used = int(fields[5]), int(fields[6])
+  if fields[1] and fields[2] and fields[3] and int(fields[4]) and expires_at and last_used then
+    return expires_at, last_used
+  end
+end
+"""
+)
+
 # A portal session, made in one round trip where a read of the parent (and, with an idle
 # timeout, a touch of it) and this script took two or three: the parent's checks are those of
-# Sessions.find_sso and start_portal, made here on the parent's own fields (a record missing one
-# counts as gone, as store._sso_record reads it), in the same order: gone, expired, idle, then
+# Sessions.find_sso and start_portal, made here on the parent's own fields (sso_times: a record
+# missing one, or not an integer where one is stored, is gone), in the same order: gone, expired, idle, then
 # another user's (refused with nothing written: a request naming the wrong user is no use of
 # the session). With an idle timeout, the use is recorded (last_used = now), as find_sso does. The
 # TTL is min(portal lifetime, the parent's remaining lifetime by its expires_at), and the key's
@@ -91,17 +120,16 @@ return 1
 # -1 the parent is gone, -2 it has expired, -3 it was idle too long (the caller ends it),
 # -4 it is another user's.
 CREATE_PORTAL_SCRIPT = f"""
+{_LUA_SSO_TIMES}
 local parent_ttl_ms = redis.call('PTTL', KEYS[1])
 if parent_ttl_ms <= 0 then return -1 end
-local parent = redis.call('HMGET', KEYS[1], '{USER_ID}', '{USERNAME}', '{AMR}', '{AUTH_TIME}', '{EXPIRES_AT}', '{LAST_USED}')
-local user_id, expires_at, last_used = parent[1], tonumber(parent[5]), tonumber(parent[6])
-if not (user_id and parent[2] and parent[3] and tonumber(parent[4]) and expires_at and last_used) then
-  return -1
-end
+local parent = redis.call('HMGET', KEYS[1], {_SSO_CHECKED_FIELDS})
+local expires_at, last_used = sso_times(parent)
+if not expires_at then return -1 end
 local now, idle_timeout = tonumber(ARGV[4]), tonumber(ARGV[6])
 if expires_at <= now then return -2 end
 if idle_timeout > 0 and now - last_used >= idle_timeout then return -3 end
-if user_id ~= ARGV[3] then return -4 end
+if parent[1] ~= ARGV[3] then return -4 end
 if idle_timeout > 0 then redis.call('HSET', KEYS[1], '{LAST_USED}', ARGV[4]) end
 local ttl = math.min(tonumber(ARGV[5]), expires_at - now)
 local portal_expires_at = now + ttl
@@ -133,14 +161,6 @@ return portal_expires_at
 """
 
 
-# A field's integer, as Python's int() reads the stored ones (digits, maybe a sign), else nil:
-# what the lookups' scripts accept is what store._sso_record and get_portal accept.
-_LUA_INT = """
-local function int(value)
-  if value and string.match(value, '^[-+]?%d+$') then return tonumber(value) end
-end
-"""
-
 # An SSO session's lookup (POST /internal/sso-sessions/lookup), in one round trip where a read
 # and, with an idle timeout, a touch took two: the checks Sessions._live made in Python, on the
 # session's own fields, in its order: gone (no key, or a record missing a field, as store._sso_record reads
@@ -152,15 +172,13 @@ end
 # Returns the hash's fields and values as HGETALL read them (before the touch), or one of
 # SsoRefusal's codes: -1 gone, -2 expired, -3 idle too long.
 FIND_SSO_SCRIPT = f"""
-{_LUA_INT}
+{_LUA_SSO_TIMES}
 local fields = redis.call('HGETALL', KEYS[1])
 local record = {{}}
 for i = 1, #fields, 2 do record[fields[i]] = fields[i + 1] end
-local expires_at, last_used = int(record['{EXPIRES_AT}']), int(record['{LAST_USED}'])
-if not (record['{USER_ID}'] and record['{USERNAME}'] and record['{AMR}'] and int(record['{AUTH_TIME}'])
-    and expires_at and last_used) then
-  return -1
-end
+local expires_at, last_used = sso_times({{record['{USER_ID}'], record['{USERNAME}'], record['{AMR}'],
+  record['{AUTH_TIME}'], record['{EXPIRES_AT}'], record['{LAST_USED}']}})
+if not expires_at then return -1 end
 local now, idle_timeout = tonumber(ARGV[1]), tonumber(ARGV[2])
 if expires_at <= now then return -2 end
 if idle_timeout > 0 then
@@ -185,7 +203,7 @@ return fields
 # -2 expired, -3 the parent gone, -4 not listed by it, -5 the parent expired, -6 it was idle
 # too long.
 FIND_PORTAL_SCRIPT = f"""
-{_LUA_INT}
+{_LUA_SSO_TIMES}
 local link = redis.call('GET', KEYS[1])
 if not link then return {{-1, ''}} end
 local parent_sid, link_expires_at = string.match(link, '^([^ ]*) ([^ ]*)$')
@@ -194,11 +212,9 @@ if not expires_at then return {{-1, ''}} end
 local now, idle_timeout = tonumber(ARGV[2]), tonumber(ARGV[3])
 if expires_at <= now then return {{-2, parent_sid}} end
 local parent_key = ARGV[4] .. parent_sid
-local parent = redis.call('HMGET', parent_key, '{USER_ID}', '{USERNAME}', '{AMR}', '{AUTH_TIME}', '{EXPIRES_AT}', '{LAST_USED}', '{CHILD}' .. ARGV[1])
-local parent_expires_at, last_used = int(parent[5]), int(parent[6])
-if not (parent[1] and parent[2] and parent[3] and int(parent[4]) and parent_expires_at and last_used) then
-  return {{-3, parent_sid}}
-end
+local parent = redis.call('HMGET', parent_key, {_SSO_CHECKED_FIELDS}, '{CHILD}' .. ARGV[1])
+local parent_expires_at, last_used = sso_times(parent)
+if not parent_expires_at then return {{-3, parent_sid}} end
 if not parent[7] then return {{-4, parent_sid}} end
 if parent_expires_at <= now then return {{-5, parent_sid}} end
 if idle_timeout > 0 then
@@ -235,7 +251,7 @@ class PortalRefusal(Enum):
 
     PARENT_GONE = -1
     PARENT_EXPIRED = -2
-    # Unused for the idle timeout: the caller ends it, as any other use would (Sessions.find_sso).
+    # The caller ends the parent, as find_sso ends an idle session it meets (Sessions.start_portal).
     PARENT_IDLE = -3
     OTHER_USER = -4
 

@@ -641,6 +641,34 @@ async def test_an_sso_record_that_is_not_whole_is_no_session_and_is_not_touched(
     assert await everything_stored(redis, key_prefix) == before
 
 
+@pytest.mark.parametrize(
+    "broken", [{"drop": "u"}, {"drop": "a"}, {"drop": "t"}, {"set": ("e", "soon")}, {"set": ("l", "1.5")}]
+)
+@pytest.mark.parametrize("idle_timeout", [0, 600])
+async def test_no_portal_session_is_made_under_an_sso_record_that_is_not_whole(
+    store: SessionStore,
+    redis: Redis,
+    key_prefix: str,
+    clock: FrozenClock,
+    broken: dict[str, Any],
+    idle_timeout: int,
+) -> None:
+    """What counts as a session is the lookups' rule (one Lua function): a number Python's int()
+    would not read, such as "1.5", makes no session here either."""
+    sessions = idle_sessions(store, clock, idle_timeout)
+    sso = await sessions.start_sso("user-1", "alice", ["pwd", "otp"])
+    key = store.sso_key(sso.sid)
+    if "drop" in broken:
+        await redis.hdel(key, broken["drop"])
+    else:
+        await redis.hset(key, *broken["set"])
+    clock.advance(300)
+    before = await everything_stored(redis, key_prefix)
+
+    assert await sessions.start_portal(sso.sid, "user-1") is None
+    assert await everything_stored(redis, key_prefix) == before
+
+
 @pytest.mark.parametrize("idle_timeout", [0, 600])
 async def test_an_expired_sso_session_is_refused_and_left_to_redis(
     store: SessionStore, redis: Redis, key_prefix: str, clock: FrozenClock, idle_timeout: int
