@@ -47,8 +47,6 @@ async def verified_step_claims(
 class ConsumedStepTokenRows(Protocol):
     """Where a service keeps the jti of each step token whose step succeeded (in its own schema)."""
 
-    async def is_consumed(self, jti: str) -> bool: ...
-
     async def consume_step_token(self, jti: str, expires_at: datetime, now: datetime) -> bool: ...
 
     async def report_replay(self, jti: str) -> bool: ...
@@ -82,10 +80,6 @@ class PostgresConsumedStepTokens:
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
-
-    async def is_consumed(self, jti: str) -> bool:
-        found = await self.pool.fetchval("SELECT 1 FROM consumed_step_token WHERE jti = $1", jti)
-        return found is not None
 
     async def consume_step_token(self, jti: str, expires_at: datetime, now: datetime) -> bool:
         """True the first time a jti is seen; False on a replay. One statement, one round trip:
@@ -134,9 +128,6 @@ class ConsumedStepTokens:
             kept_until(exp),
             datetime.fromtimestamp(self.clock.now(), UTC),
         )
-
-    async def is_consumed(self, jti: str) -> bool:
-        return await self.rows.is_consumed(jti)
 
     async def first_replay(self, jti: str) -> bool:
         """Whether this replay of a consumed token is its first: the audit records it once, not

@@ -94,9 +94,6 @@ class FakeAuthStore:
     async def token_revoked(self, jti: str) -> bool:
         return jti in self.revoked
 
-    async def is_consumed(self, jti: str) -> bool:
-        return jti in self.consumed
-
     async def consume_step_token(self, jti: str, expires_at: datetime, now: datetime) -> bool:
         if jti in self.consumed:
             return False

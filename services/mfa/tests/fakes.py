@@ -85,9 +85,6 @@ class InMemoryStore:
             kept = tuple(hinted for hinted in credential.hinted_steps if hinted >= oldest_kept)
             self.credentials[user_id] = replace(credential, hinted_steps=(*kept, step))
 
-    async def is_consumed(self, jti: str) -> bool:
-        return jti in self.consumed
-
     async def consume_step_token(self, jti: str, expires_at: datetime, now: datetime) -> bool:
         if jti in self.consumed:
             return False
