@@ -60,7 +60,8 @@ class AuditLog:
     ) -> bool:
         """Uses up a step and writes its row in one statement (one round trip, not two): True the
         first time; False on a replay, which writes no row unless `even_if_replayed`.
-        `username_key`: the row names that account if there is one (as record_for_account)."""
+        `username_key`: the row names that account if there is one, else no user (people type
+        passwords into name fields: an unknown name is never written down)."""
         consumed = await self.store.consume_step_and_record_audit(
             step,
             event,
@@ -76,12 +77,3 @@ class AuditLog:
             log.info("audit %s %s user_id=%s operator=%s", event, outcome, user_id, None)
             count_audit_event(event, outcome)
         return consumed
-
-    async def record_for_account(self, event: str, outcome: str, actor: Actor, username_key: str) -> None:
-        """A row naming the account with this key if there is one, else no user (people type
-        passwords into name fields: an unknown name is never written down)."""
-        user_id = await self.store.record_audit_for_account(
-            event, outcome, username_key, actor.ip, actor.user_agent
-        )
-        log.info("audit %s %s user_id=%s operator=%s", event, outcome, user_id, None)
-        count_audit_event(event, outcome)

@@ -288,24 +288,6 @@ class AuthStore:
             reason,
         )
 
-    async def record_audit_for_account(
-        self, event: str, outcome: str, username_key: str, ip: str, user_agent: str
-    ) -> str | None:
-        """An audit row naming the account with this key, or no account when there is none; the
-        user id it named. One statement: the lookup rides along with the insert."""
-        user_id: str | None = await self.pool.fetchval(
-            "INSERT INTO audit_event (event, outcome, user_id, username, ip, user_agent) "
-            "SELECT $1, $2, users.id::text, users.username, $4, $5 "
-            "FROM (SELECT 1) AS one LEFT JOIN users ON users.username_key = $3 "
-            "RETURNING user_id",
-            event,
-            outcome,
-            username_key,
-            ip,
-            user_agent,
-        )
-        return user_id
-
     async def consume_step_and_record_audit(
         self,
         step: StepConsumption,
@@ -321,7 +303,7 @@ class AuthStore:
     ) -> bool:
         """Consumes a step token and writes its audit row, in one statement: True the first time,
         False on a replay, whose row is written only `even_if_replayed`. `username_key`: the row
-        names the account with this key, or none (as record_audit_for_account)."""
+        names the account with this key, or none (the lookup rides along with the insert)."""
         consumed: bool = await self.pool.fetchval(
             STEP_CONSUMPTION_CTES + ", audited AS ("  # noqa: S608 (constant SQL)
             "  INSERT INTO audit_event (event, outcome, user_id, username, ip, user_agent) "

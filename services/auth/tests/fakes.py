@@ -134,14 +134,6 @@ class FakeAuthStore:
             await self.record_audit(event, outcome, user_id, username, ip, user_agent)
         return consumed
 
-    async def record_audit_for_account(
-        self, event: str, outcome: str, username_key: str, ip: str, user_agent: str
-    ) -> str | None:
-        user = self.users.get(username_key)
-        user_id, username = (str(user.id), user.username) if user else (None, None)
-        await self.record_audit(event, outcome, user_id, username, ip, user_agent)
-        return user_id
-
     def outcomes(self, event: str) -> list[str]:
         return [row.outcome for row in self.audit if row.event == event]
 
