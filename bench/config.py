@@ -8,7 +8,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _env(name: str, default: Any) -> Any:
+def knob(name: str, default: Any) -> Any:
+    """An environment variable as the type of its default; the default when unset or empty."""
     raw = os.environ.get(name)
     if raw is None or raw == "":
         return default
@@ -42,7 +43,7 @@ class BenchConfig:
 
     @classmethod
     def from_env(cls) -> "BenchConfig":
-        values = {f.name: _env(f"BENCH_{f.name.upper()}", f.default) for f in fields(cls)}
+        values = {f.name: knob(f"BENCH_{f.name.upper()}", f.default) for f in fields(cls)}
         config = cls(**values)
         config.check()
         return config

@@ -19,7 +19,7 @@ from typing import Any
 
 from . import load
 from .browser import FIRST_SIGN_IN, LATER_SIGN_IN
-from .config import ROOT
+from .config import ROOT, knob
 from .cpu import CpuMeter
 from .run import (
     SERVICES,
@@ -141,10 +141,10 @@ def table(results: dict[str, Any]) -> str:
 
 
 def main() -> int:
-    sign_ins = int(os.environ.get("BENCH_ROUTES_SIGN_INS") or 60)
+    sign_ins = knob("BENCH_ROUTES_SIGN_INS", 60)
     if sign_ins < 1:
         raise ValueError("BENCH_ROUTES_SIGN_INS must be at least 1")
-    output = Path(os.environ.get("BENCH_ROUTES_OUTPUT") or ROOT / "bench" / "routes.json")
+    output = Path(knob("BENCH_ROUTES_OUTPUT", str(ROOT / "bench" / "routes.json")))
     started = time.perf_counter()
     results: dict[str, Any] = {
         "command": "make bench-routes",
