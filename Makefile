@@ -17,7 +17,7 @@ CATALOGUE := services/common/locale/fr/LC_MESSAGES/messages
 # axe-core from npm, at the version package-lock.json pins.
 AXE := node_modules/axe-core/axe.min.js
 
-.PHONY: help venv catalogues gateway-pages translations system-deps run up down status lint test bench bench-routes soak clean
+.PHONY: help venv catalogues gateway-pages translations system-deps run up down status lint test bench bench-routes bench-floor soak clean
 
 help:
 	@echo "make run      start the stack in the foreground (Ctrl-C stops it)"
@@ -27,6 +27,7 @@ help:
 	@echo "make soak     customers sign in for SOAK_SECONDS (60) while Redis restarts and a replica dies"
 	@echo "make bench    the speed figures of docs/performance.md (a few minutes; not part of make test)"
 	@echo "make bench-routes  main-thread CPU per request by route over BENCH_ROUTES_SIGN_INS (60) sign-ins (under a minute)"
+	@echo "make bench-floor   a sign-in's requests through nginx to routes that do no work, beside argon2 (seconds)"
 	@echo "make translations  add the new strings for people to the French catalogue (.po), to translate"
 	@echo "make gateway-pages  regenerate nginx's own error pages (gateway/pages) from the template and catalogue"
 	@echo "make clean    stop the stack, remove its state and the caches"
@@ -114,6 +115,11 @@ bench: system-deps venv catalogues
 # one customer at a time; prints the table and writes bench/routes.json. BENCH_ROUTES_SIGN_INS (60).
 bench-routes: system-deps venv catalogues
 	$(PYTHON) -m bench.routes
+
+# Not part of `make test` either (its smoke version is): the floor under this design, a later
+# sign-in's requests to routes that do no work (bench/floor_app.py); writes bench/floor.json.
+bench-floor: system-deps venv
+	$(PYTHON) -m bench.floor
 
 # tests/load/test_soak.py, which make test runs for 15 s; SOAK_CUSTOMERS (4) customers at once.
 SOAK_SECONDS ?= 60

@@ -154,19 +154,19 @@ def answered_by(stack: RunningStack) -> dict[str, float]:
     return counts
 
 
-def argon2_cost(stack: "RunningStack") -> tuple[int, int, int]:
-    """The stack's argon2id memory (KiB), iterations and parallelism: its env, else auth's defaults."""
+def argon2_cost(env: Mapping[str, str]) -> tuple[int, int, int]:
+    """A stack's argon2id memory (KiB), iterations and parallelism: its env, else auth's defaults."""
     fields = AuthSettings.model_fields
     return (
-        int(stack.env.get("AUTH_ARGON2_MEMORY_KIB", fields["argon2_memory_kib"].default)),
-        int(stack.env.get("AUTH_ARGON2_ITERATIONS", fields["argon2_iterations"].default)),
-        int(stack.env.get("AUTH_ARGON2_PARALLELISM", fields["argon2_parallelism"].default)),
+        int(env.get("AUTH_ARGON2_MEMORY_KIB", fields["argon2_memory_kib"].default)),
+        int(env.get("AUTH_ARGON2_ITERATIONS", fields["argon2_iterations"].default)),
+        int(env.get("AUTH_ARGON2_PARALLELISM", fields["argon2_parallelism"].default)),
     )
 
 
-def argon2_verify_cpu_ms(stack: "RunningStack", samples: int) -> dict[str, float]:
-    """One argon2id verify at the stack's own parameters, as auth runs it (CPU and wall, median)."""
-    memory_kib, iterations, parallelism = argon2_cost(stack)
+def argon2_verify_cpu_ms(env: Mapping[str, str], samples: int) -> dict[str, float]:
+    """One argon2id verify at a stack's own parameters (its env), as auth runs it (CPU and wall, median)."""
+    memory_kib, iterations, parallelism = argon2_cost(env)
     passwords = Passwords(memory_kib, iterations, parallelism, 1)
     password = secrets.token_urlsafe(16)
     stored = passwords.hasher.hash(password)
@@ -302,7 +302,7 @@ class StackDriver:
     async def finish(self) -> dict[str, Any]:
         """The figures."""
         await close_all(self.later)
-        argon2 = argon2_verify_cpu_ms(self.stack, self.config.argon2_samples)
+        argon2 = argon2_verify_cpu_ms(self.stack.env, self.config.argon2_samples)
         landing, portal = report.pages_summary(self.landing), report.pages_summary(self.portal)
         return {
             "sign_in": {
