@@ -7,8 +7,7 @@ import re
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterable
-from json.encoder import encode_basestring_ascii as _json_string
+from collections.abc import Iterable
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -20,20 +19,11 @@ access_log = logging.getLogger("access")
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per record: ts, level, service, logger, request_id, msg, the record's fields.
-
-    The line is the one json.dumps(entry, default=str) writes for that dict, byte for byte, built
-    from parts: what stays the same for a level and a logger is encoded once, the fields are
-    encoded by the C encoder json.dumps itself calls. A record whose fields are not a plain dict,
-    or name one of the six keys, or that carries an exception, is formatted from the dict.
-    """
-
     def __init__(self, service: str) -> None:
         super().__init__()
         self.service = service
-        self._middles: dict[tuple[str, str], str] = {}
 
-    def entry(self, record: logging.LogRecord) -> dict[str, Any]:
+    def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
             "ts": round(record.created, 3),
             "level": record.levelname.lower(),
@@ -45,61 +35,11 @@ class JsonFormatter(logging.Formatter):
         entry.update(getattr(record, "fields", {}))
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        return entry
-
-    def format(self, record: logging.LogRecord) -> str:
-        fields = getattr(record, "fields", None)
-        if record.exc_info or not (
-            fields is None or (type(fields) is dict and _ENTRY_KEYS.isdisjoint(fields))
-        ):
-            return _ENCODER.encode(self.entry(record))
-        middle = self._middles.get((record.levelname, record.name))
-        if middle is None:
-            middle = self._middle(record.levelname, record.name)
-        rest = ", " + _encode_object(fields)[1:] if fields else "}"
-        return (
-            f'{{"ts": {_timestamp(record.created)}{middle}{_json_string(request_id_var.get())}'
-            f', "msg": {_json_string(record.getMessage())}{rest}'
-        )
-
-    def _middle(self, levelname: str, name: str) -> str:
-        """What comes between the timestamp and the request id: the level, service and logger."""
-        middle = (
-            f', "level": {_json_string(levelname.lower())}, "service": {_json_string(self.service)}'
-            f', "logger": {_json_string(name)}, "request_id": '
-        )
-        if len(self._middles) < 1024:
-            self._middles[(levelname, name)] = middle
-        return middle
+        return _ENCODER.encode(entry)
 
 
 # What json.dumps(entry, default=str) builds on every call, built once.
 _ENCODER = json.JSONEncoder(default=str)
-_ENTRY_KEYS = frozenset(("ts", "level", "service", "logger", "request_id", "msg"))
-_C_MAKE_ENCODER: Callable[..., Callable[[object, int], list[str]]] | None = getattr(
-    json.encoder, "c_make_encoder", None
-)
-
-
-def _encode_object(value: dict[Any, Any]) -> str:
-    """_ENCODER.encode(value): the C encoder it makes for each call (with its own circular check),
-    without its Python frames around it."""
-    if _C_MAKE_ENCODER is None:
-        return _ENCODER.encode(value)
-    encode = _C_MAKE_ENCODER({}, str, _json_string, None, ": ", ", ", False, False, True)
-    return "".join(encode(value, 0))
-
-
-def _timestamp(created: float) -> str:
-    """round(created, 3) as the encoder writes it (repr), in one correctly rounded conversion.
-
-    Below 10**11 the rounded value has at most 14 significant digits, so the shortest repr of the
-    float nearest to it is those digits, less trailing zeros (keeping one after the point).
-    """
-    if type(created) is not float or not 0.0 <= created < 1e11:
-        return _ENCODER.encode(round(created, 3))
-    text = format(created, ".3f").rstrip("0")
-    return text + "0" if text[-1] == "." else text
 
 
 def configure_logging(service: str, level: str = "INFO") -> None:
