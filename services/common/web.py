@@ -209,6 +209,9 @@ class Pages:
             autoescape=True,
             extensions=["jinja2.ext.i18n"],
             undefined=jinja2.StrictUndefined,
+            # Templates are read once per process, not stat-ed on every render: a change shows
+            # after a restart (as a change to the code does).
+            auto_reload=False,
         )
         # Looked up at render time, in the language of the request being rendered.
         self.environment.install_gettext_callables(  # type: ignore[attr-defined]
