@@ -188,6 +188,22 @@ def check_csrf(request: Request, submitted: str | None) -> None:
         )
 
 
+def page_gettext(message: str, **variables: Any) -> Markup:
+    """`_()` and `gettext()` in a template: what Jinja's i18n extension gives with newstyle=True
+    and autoescape (the translation as Markup, %-formatted with the keywords, which are escaped),
+    called directly instead of through its three `Context.call`s. Without keywords and without a
+    `%`, formatting would give the same string: it is skipped."""
+    text = Markup(gettext_now(message))  # noqa: S704 (our catalogue, as Jinja's i18n trusts it)
+    return text % variables if variables or "%" in text else text
+
+
+def page_ngettext(singular: str, plural: str, num: int, **variables: Any) -> Markup:
+    """`ngettext()` in a template, as Jinja's newstyle one: `num` is a keyword too."""
+    variables.setdefault("num", num)
+    text: Markup = Markup(ngettext_now(singular, plural, num)) % variables  # noqa: S704 (our catalogue)
+    return text
+
+
 class Pages:
     """Renders a service's templates, with the common base layout and gettext."""
 
@@ -214,9 +230,8 @@ class Pages:
             auto_reload=False,
         )
         # Looked up at render time, in the language of the request being rendered.
-        self.environment.install_gettext_callables(  # type: ignore[attr-defined]
-            gettext=gettext_now, ngettext=ngettext_now, newstyle=True
-        )
+        self.environment.newstyle_gettext = True  # type: ignore[attr-defined]
+        self.environment.globals.update(_=page_gettext, gettext=page_gettext, ngettext=page_ngettext)
         self.service_name = service_name
 
     def render(self, request: Request, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
