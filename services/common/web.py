@@ -236,7 +236,8 @@ class Pages:
 
     def render(self, request: Request, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
         """context may set language_links=[] for a page that cannot be shown twice."""
-        context.setdefault("language_links", language_links(request, self.home_url))
+        if "language_links" not in context:  # not setdefault: its argument would be computed anyway
+            context["language_links"] = language_links(request, self.home_url)
         html = self.environment.get_template(name).render(
             csrf_token=csrf_token(request) if hasattr(request.state, "browser_id") else "",
             static_url=self.static_url,
