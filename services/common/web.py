@@ -1,5 +1,6 @@
 """What every browser-facing service shares: pages, the browser cookie, CSRF and security headers."""
 
+import functools
 import hashlib
 import hmac
 from datetime import UTC, datetime
@@ -14,7 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .clock import random_token
 from .errors import Forbidden
-from .i18n import Text, current_language, gettext_now, language_links, ngettext_now, scope_cookies
+from .i18n import CATALOGUES, Text, current_language, language_links, ngettext_now, scope_cookies
 from .i18n import _ as _  # re-exported: the pages' modules take `_` from here
 
 COMMON_DIR = Path(__file__).parent
@@ -193,8 +194,13 @@ def page_gettext(message: str, **variables: Any) -> Markup:
     and autoescape (the translation as Markup, %-formatted with the keywords, which are escaped),
     called directly instead of through its three `Context.call`s. Without keywords and without a
     `%`, formatting would give the same string: it is skipped."""
-    text = Markup(gettext_now(message))  # noqa: S704 (our catalogue, as Jinja's i18n trusts it)
+    text = _translated_markup(current_language.get(), message)
     return text % variables if variables or "%" in text else text
+
+
+@functools.lru_cache(maxsize=4096)
+def _translated_markup(language: str, message: str) -> Markup:
+    return Markup(CATALOGUES[language].gettext(message))  # noqa: S704 (our catalogue, as Jinja's i18n trusts it)
 
 
 def page_ngettext(singular: str, plural: str, num: int, **variables: Any) -> Markup:
