@@ -232,8 +232,10 @@ class Pages:
             extensions=["jinja2.ext.i18n"],
             undefined=jinja2.StrictUndefined,
             # Templates are read once per process, not stat-ed on every render: a change shows
-            # after a restart (as a change to the code does).
+            # after a restart (as a change to the code does). Kept in a plain dict (cache_size=-1),
+            # not an LRU behind a lock: a service has a handful.
             auto_reload=False,
+            cache_size=-1,
         )
         # Looked up at render time, in the language of the request being rendered.
         self.environment.newstyle_gettext = True  # type: ignore[attr-defined]
