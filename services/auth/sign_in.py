@@ -75,7 +75,7 @@ class SignInSteps:
             username=username,
             even_if_replayed=True,
         )
-        await self.throttle.succeeded(AttemptKind.PASSWORD, account, actor.ip, device)
+        await self._clear_failures(AttemptKind.PASSWORD, account, actor.ip, device)
         if not consumed:
             raise replayed()
         return result.user
@@ -97,10 +97,16 @@ class SignInSteps:
     async def code_step_completed(self, accepted: CodeAttempt) -> None:
         """The sign-in's right code, from the complete step auth has just consumed: that browser's
         OTP failure counts go. The sign-in goes on if Redis does not answer; the counts stay."""
+        await self._clear_failures(AttemptKind.OTP, accepted.account, accepted.ip, accepted.device)
+
+    async def _clear_failures(self, kind: AttemptKind, account: str, ip: str, device: str | None) -> None:
+        """A right password or code clears its failure counts. Its step is already used up, so a
+        Redis that does not answer must not turn the sign-in into a 503: the customer's try again
+        would find the step spent. The counts stay, which only keeps a lock stricter."""
         try:
-            await self.throttle.succeeded(AttemptKind.OTP, accepted.account, accepted.ip, accepted.device)
+            await self.throttle.succeeded(kind, account, ip, device)
         except REDIS_OUTAGES:
-            log.error("could not clear the failure counts of a completed sign-in; they stay")
+            log.error("could not clear the failure counts (%s) of a sign-in; they stay", kind.value)
 
     async def _address_noisy(self, verdict: Verdict, known: User | None, actor: Actor) -> None:
         # Said once per window, for the alert; the attempt itself goes on to its check.

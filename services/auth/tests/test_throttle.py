@@ -2,16 +2,19 @@
 
 import asyncio
 import secrets
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 import redis.asyncio as redis
 
+from services.auth.accounts import SignIn
 from services.auth.audit import Actor
 from services.auth.settings import Settings
 from services.auth.sign_in import SignInSteps
-from services.auth.throttle import AttemptKind, Throttle
+from services.auth.store import User
+from services.auth.throttle import AttemptKind, Throttle, Verdict
 from services.auth.throttle_store import ThrottleStore
 from services.contracts.auth import CodeAttempt
 
@@ -200,3 +203,50 @@ async def test_a_completed_sign_in_goes_on_when_its_counts_cannot_be_cleared(
             await steps.code_accepted("alice", Actor(ip=IP, user_agent=""))  # mfa's call is told
     finally:
         await gone.aclose()
+
+
+class _RedisGoneAfterBegin:
+    """A throttle whose Redis answers the attempt's count, then goes away before its clearing."""
+
+    def __init__(self) -> None:
+        self.cleared: list[AttemptKind] = []
+
+    async def begin(self, kind: AttemptKind, account: str, ip: str, device: str | None = None) -> Verdict:
+        return Verdict(allowed=True, reason="ok")
+
+    async def succeeded(self, kind: AttemptKind, account: str, ip: str, device: str | None = None) -> None:
+        self.cleared.append(kind)
+        raise redis.ConnectionError("Redis went away")
+
+
+class _RightPassword:
+    def __init__(self, user: User) -> None:
+        self.user = user
+
+    async def authenticate(self, login_name: str, password: str) -> SignIn:
+        return SignIn(user=self.user, known=self.user, outcome="ok")
+
+
+class _ConsumingAudit:
+    def __init__(self) -> None:
+        self.consumed: list[str] = []
+
+    async def record_consuming(
+        self, step: object, event: str, outcome: str, actor: Actor, **fields: object
+    ) -> bool:
+        self.consumed.append(event)
+        return True
+
+
+async def test_a_right_password_goes_on_when_its_counts_cannot_be_cleared(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The step is used up before the counts are cleared: a 503 then would send the customer's
+    # try again to a spent step ("This sign-in has expired"), as the soak once saw.
+    user = User(id=uuid.uuid4(), username="alice", password_hash="", disabled=False)
+    throttle, audit = _RedisGoneAfterBegin(), _ConsumingAudit()
+    steps = SignInSteps(_RightPassword(user), throttle, audit)  # type: ignore[arg-type]
+    signed_in = await steps.check_password("alice", "right", Actor(ip=IP, user_agent=""), object())  # type: ignore[arg-type]
+    assert signed_in == user
+    assert audit.consumed == ["sign_in.password"] and throttle.cleared == [AttemptKind.PASSWORD]
+    assert "could not clear the failure counts (password)" in caplog.text
