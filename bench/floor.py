@@ -13,11 +13,9 @@ FLOOR_CONCURRENCY (6, as make bench), FLOOR_OUTPUT (bench/floor.json).
 import asyncio
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -27,8 +25,9 @@ from typing import Any
 
 import aiohttp
 
-from devstack import free_ports
+from devstack import free_ports, processes
 from devstack.gateway import nginx_binary
+from devstack.stack import http_status
 
 from .config import ROOT, knob
 from .cpu import CpuMeter
@@ -91,19 +90,15 @@ class FloorStack:
     pids: dict[str, list[int]]
 
 
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=1) as answer:  # noqa: S310 (our own loopback URL)
-            return bool(answer.status == 200)
-    except OSError:
-        return False
+# The marker each process's command line holds, for devstack.processes' checks by pid.
+MARKERS = {"service": "bench.floor_app:create_app", "nginx": "nginx"}
 
 
-def _wait_for(url: str, process: subprocess.Popen[bytes], name: str) -> None:
+def _wait_for(url: str, pid: int, marker: str, name: str, log_path: Path) -> None:
     deadline = time.monotonic() + START_TIMEOUT
-    while not _answers(url):
-        if process.poll() is not None:
-            raise RuntimeError(f"{name} exited with {process.returncode}")
+    while http_status(url) != 200:
+        if not processes.is_running(pid, marker):
+            raise RuntimeError(f"{name} exited:\n{processes.log_tail(log_path)}")
         if time.monotonic() > deadline:
             raise RuntimeError(f"{name} did not answer {url} within {START_TIMEOUT:.0f} s")
         time.sleep(0.1)
@@ -116,42 +111,32 @@ def floor_stack(state_dir: Path) -> Iterator[FloorStack]:
     ports = dict(zip(SERVICES, service_ports, strict=True))
     peers = json.dumps({name: f"http://127.0.0.1:{port}" for name, port in ports.items()})
     with ExitStack() as stop:
-        processes: dict[str, subprocess.Popen[bytes]] = {}
+        pids: dict[str, list[int]] = {}
         for name, port in ports.items():
-            log_file = stop.enter_context((state_dir / f"{name}.log").open("wb"))
-            command = [sys.executable, "-m", "uvicorn", "bench.floor_app:create_app", "--factory",
+            command = [sys.executable, "-m", "uvicorn", MARKERS["service"], "--factory",
                        "--host", "127.0.0.1", "--port", str(port), "--no-access-log",
                        "--loop", "uvloop", "--http", "httptools"]  # fmt: skip
             env = {**os.environ, "FLOOR_SERVICE": name, "FLOOR_PEERS": peers}
-            processes[name] = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log_file, stderr=log_file)
-            stop.callback(_stop, processes[name])
+            pid = processes.spawn(command, env=env, log_path=state_dir / f"{name}.log", cwd=ROOT)
+            stop.callback(processes.terminate, pid, MARKERS["service"])
+            pids[name] = [pid]
         for name, port in ports.items():
-            _wait_for(f"http://127.0.0.1:{port}/healthz", processes[name], name)
+            url = f"http://127.0.0.1:{port}/healthz"
+            _wait_for(url, pids[name][0], MARKERS["service"], name, state_dir / f"{name}.log")
         upstreams = "".join(
             f"    upstream {name} {{ server 127.0.0.1:{ports[name]}; keepalive 16; }}\n"
             for name in ("auth", "mfa", "portal")
         )
         config = state_dir / "nginx.conf"
         config.write_text(NGINX_CONFIG.format(dir=state_dir, upstreams=upstreams, gateway_port=gateway_port))
-        nginx_log = stop.enter_context((state_dir / "nginx.out").open("wb"))
         command = [nginx_binary(), "-p", str(state_dir), "-c", str(config), "-g", "daemon off;"]
-        nginx = subprocess.Popen(command, stdout=nginx_log, stderr=nginx_log)
-        stop.callback(_stop, nginx)
+        nginx_log = state_dir / "nginx.out"
+        nginx = processes.spawn(command, env=os.environ, log_path=nginx_log, cwd=state_dir)
+        stop.callback(processes.terminate, nginx, MARKERS["nginx"])
+        pids["nginx"] = [nginx]
         gateway_url = f"http://127.0.0.1:{gateway_port}"
-        _wait_for(f"{gateway_url}/", nginx, "nginx")
-        pids = {name: [process.pid] for name, process in processes.items()}
-        pids["nginx"] = [nginx.pid]
+        _wait_for(f"{gateway_url}/", nginx, MARKERS["nginx"], "nginx", nginx_log)
         yield FloorStack(gateway_url, pids)
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 async def sign_in(client: aiohttp.ClientSession, gateway_url: str) -> None:

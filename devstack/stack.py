@@ -52,7 +52,7 @@ def _write_private(path: Path, data: bytes) -> None:
 _direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
-def _http_status(url: str, timeout: float = 2.0) -> int | None:
+def http_status(url: str, timeout: float = 2.0) -> int | None:
     """The status `url` answers with, or None when nothing answers."""
     try:
         with _direct.open(url, timeout=timeout) as response:
@@ -359,7 +359,7 @@ class Stack:
                     f"{name} exited while starting; last lines of {self.log_path(name)}:\n"
                     + processes.log_tail(self.log_path(name))
                 )
-            status = _http_status(url)
+            status = http_status(url)
             if status is not None and ready(status):
                 return
             if time.monotonic() > deadline:
